@@ -1,0 +1,320 @@
+//! The command line, as clap parses it: every command and global flag of
+//! SPEC §6. Validation beyond syntax happens in the command modules.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// fm — a declarative, lockfile-driven package manager for FlowMason packages.
+#[derive(Debug, Parser)]
+#[command(name = "fm", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command accepts.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Path to fm.toml (default: the nearest fm.toml from the current folder up).
+    #[arg(long, global = true, env = "FM_MANIFEST", value_name = "PATH")]
+    pub manifest_path: Option<PathBuf>,
+    /// Use only what is cached on this machine; never touch the network.
+    #[arg(long, global = true)]
+    pub offline: bool,
+    /// Print nothing but errors (and data on stdout).
+    #[arg(long, short, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more about what fm does.
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    /// When to color output.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+    /// Print data as JSON on stdout (commands whose output is data).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a starter fm.toml in the current folder.
+    Init(InitArgs),
+    /// Add a dependency to fm.toml and re-lock.
+    Add(AddArgs),
+    /// Remove a dependency from fm.toml and re-lock.
+    Remove(RemoveArgs),
+    /// Resolve the dependencies and write fm.lock.
+    Lock(LockArgs),
+    /// Make the install folder hold exactly the locked packages.
+    Sync(SyncArgs),
+    /// Show the locked dependency graph.
+    Tree(TreeArgs),
+    /// Show why a package is in the lock.
+    Why(WhyArgs),
+    /// Compare locked versions with the newest allowed and newest existing.
+    Outdated(OutdatedArgs),
+    /// Show what changed between two locks.
+    Diff(DiffArgs),
+    /// Yank (or un-yank) a published version.
+    Yank(YankArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+    /// Re-hash the installed packages against what `fm sync` recorded.
+    Verify(VerifyArgs),
+    /// Search registries for packages.
+    Search(SearchArgs),
+    /// Install a package and its dependencies without a manifest.
+    Install(InstallArgs),
+    /// Build a reproducible .fmpkg archive from a package folder.
+    Pack(PackArgs),
+    /// Upload an archive (or a package folder, packed first) to a registry.
+    Publish(PublishArgs),
+    /// Manage registries and run a registry server.
+    #[command(subcommand)]
+    Registry(RegistryCommand),
+    /// FlowMason Studio compatibility.
+    #[command(subcommand)]
+    Studio(StudioCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Project name (default: the folder's name).
+    #[arg(long)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The package, optionally with a requirement: `summarizer`, `summarizer@^1.2`.
+    #[arg(value_name = "PKG[@REQ]")]
+    pub package: String,
+    /// Take it from this registry only.
+    #[arg(long)]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// The dependency to remove.
+    pub package: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Ignore the existing lock's versions: take the newest allowed of everything.
+    #[arg(long)]
+    pub upgrade: bool,
+    /// Ignore the existing lock's version of this package (repeatable).
+    #[arg(long, value_name = "P")]
+    pub upgrade_package: Vec<String>,
+    /// Write nothing; exit 1 if fm.lock is stale.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Fail if fm.lock is stale instead of updating it.
+    #[arg(long)]
+    pub locked: bool,
+    /// Install fm.lock as it is, without reading registries' metadata.
+    #[arg(long)]
+    pub frozen: bool,
+    /// Install into this folder instead of .fm/packages.
+    #[arg(long, value_name = "D")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TreeFormat {
+    Text,
+    Json,
+    Dot,
+}
+
+#[derive(Debug, Args)]
+pub struct TreeArgs {
+    /// Show the packages that depend on PKG instead.
+    #[arg(long, value_name = "PKG")]
+    pub invert: Option<String>,
+    /// Show at most N levels.
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+    #[arg(long, value_enum, default_value_t = TreeFormat::Text)]
+    pub format: TreeFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    pub package: String,
+}
+
+#[derive(Debug, Args)]
+pub struct OutdatedArgs {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old lock: a file, or REV:path (default: `git show HEAD:fm.lock`).
+    pub old: Option<String>,
+    /// The new lock (default: the working fm.lock).
+    pub new: Option<String>,
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+    /// Exit 1 when anything changed.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Extra arguments git passes to a diff driver (ignored beyond the files).
+    #[arg(hide = true, trailing_var_arg = true)]
+    pub rest: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct YankArgs {
+    #[arg(value_name = "PKG@VERSION")]
+    pub package: String,
+    /// Un-yank instead.
+    #[arg(long)]
+    pub undo: bool,
+    #[arg(long)]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The install folder to check (default: .fm/packages).
+    #[arg(long, value_name = "D")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Text to look for in names, descriptions and tags.
+    #[arg(value_name = "Q")]
+    pub query: String,
+    #[arg(long)]
+    pub registry: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    pub package: String,
+    /// A version or requirement (default: newest).
+    #[arg(long)]
+    pub version: Option<String>,
+    #[arg(long)]
+    pub registry: Option<String>,
+    /// Where to install (default: .fm/packages in the current folder).
+    #[arg(long, value_name = "D")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PackArgs {
+    /// The package folder (default: the current folder).
+    pub dir: Option<PathBuf>,
+    /// Output file (default: {name}-{version}.fmpkg in the current folder).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// A .fmpkg file, or a package folder to pack first.
+    #[arg(value_name = "FILE|DIR")]
+    pub path: PathBuf,
+    /// A registry name, URL or directory path (default: the default registry).
+    #[arg(long)]
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// List configured registries.
+    List {
+        /// Include disabled registries.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Add a registry to the user configuration.
+    Add {
+        name: String,
+        url: String,
+        #[arg(long)]
+        token: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        priority: i64,
+        /// Make it the default registry for publishing.
+        #[arg(long)]
+        default: bool,
+    },
+    /// Remove a registry from the user configuration.
+    Remove { name: String },
+    /// Make a registry the default for publishing.
+    SetDefault { name: String },
+    /// Show or clear the download cache.
+    Cache {
+        #[arg(long)]
+        clear: bool,
+        /// With --clear: only entries not used for DAYS days.
+        #[arg(long, value_name = "DAYS")]
+        older_than: Option<u64>,
+    },
+    /// Run a registry server.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StudioCommand {
+    /// Run a registry server (alias of `fm registry serve`).
+    Start(ServeArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Where packages are stored.
+    #[arg(long, default_value = "./fm-registry", value_name = "DIR")]
+    pub storage: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8999", value_name = "ADDR")]
+    pub bind: String,
+    /// A token granting publish rights (repeatable).
+    #[arg(long, env = "FM_SERVER_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    pub token: Vec<String>,
+    /// Require a token for reads too.
+    #[arg(long)]
+    pub require_auth: bool,
+}

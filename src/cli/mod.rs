@@ -1,0 +1,146 @@
+//! The `fm` command line: parse (clap), call the library, print.
+//!
+//! One module per command. Every command returns `Result<(), Failure>`;
+//! [`run`] renders failures with miette and maps them to exit codes in one
+//! place: 0 success, 1 a user-facing failure (conflict, stale lock, drift,
+//! not found), 2 a usage error (including commands not built yet).
+
+pub mod args;
+mod manifest_cmds;
+mod pack;
+pub mod shell;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+
+use args::{Cli, Command, RegistryCommand, StudioCommand};
+pub use shell::Shell;
+
+/// A failed command: what to show, and the exit code.
+pub struct Failure {
+    pub report: miette::Report,
+    pub code: u8,
+}
+
+impl Failure {
+    /// A user-facing failure (exit 1).
+    pub fn user(e: impl Into<miette::Report>) -> Failure {
+        Failure {
+            report: e.into(),
+            code: 1,
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>, help: Option<&str>) -> Failure {
+        let message = message.into();
+        let report = match help {
+            Some(h) => miette::miette!(help = h.to_owned(), "{message}"),
+            None => miette::miette!("{message}"),
+        };
+        Failure { report, code: 2 }
+    }
+
+    /// A command whose machinery is not built yet: says so, exits 2.
+    pub fn not_built(command: &str) -> Failure {
+        Failure::usage(
+            format!("`fm {command}` is not implemented in this build of fm yet"),
+            Some("nothing was changed; see README.md for what this build supports"),
+        )
+    }
+}
+
+impl<E: miette::Diagnostic + Send + Sync + 'static> From<E> for Failure {
+    fn from(e: E) -> Failure {
+        Failure::user(miette::Report::new(e))
+    }
+}
+
+/// What every command gets: the parsed global flags and the output.
+pub struct Context {
+    pub shell: Shell,
+    pub global: args::GlobalArgs,
+    pub cwd: PathBuf,
+}
+
+impl Context {
+    /// The manifest path: `--manifest-path`/`FM_MANIFEST`, else the nearest
+    /// `fm.toml` upwards.
+    pub fn manifest_path(&self) -> Result<PathBuf, Failure> {
+        Ok(crate::manifest::find(self.global.manifest_path.as_deref(), &self.cwd)?)
+    }
+}
+
+/// Runs fm with these arguments (the first is the program name).
+pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let shell = Shell::new(cli.global.quiet, cli.global.verbose, cli.global.color);
+    let color = shell.color;
+    miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .terminal_links(false)
+                .width(100)
+                .build(),
+        )
+    }))
+    .ok();
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let ctx = Context {
+        shell,
+        global: cli.global,
+        cwd,
+    };
+    match dispatch(&ctx, cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("{:?}", f.report);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
+    match command {
+        Command::Init(a) => manifest_cmds::init(ctx, a),
+        Command::Add(a) => manifest_cmds::add(ctx, a),
+        Command::Remove(a) => manifest_cmds::remove(ctx, a),
+        Command::Pack(a) => pack::pack(ctx, a),
+        Command::Publish(a) => pack::publish(ctx, a),
+        Command::Completions(a) => {
+            let shell = match a.shell {
+                args::Shell::Bash => clap_complete::Shell::Bash,
+                args::Shell::Zsh => clap_complete::Shell::Zsh,
+                args::Shell::Fish => clap_complete::Shell::Fish,
+                args::Shell::Powershell => clap_complete::Shell::PowerShell,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "fm", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Lock(_) => Err(Failure::not_built("lock")),
+        Command::Sync(_) => Err(Failure::not_built("sync")),
+        Command::Tree(_) => Err(Failure::not_built("tree")),
+        Command::Why(_) => Err(Failure::not_built("why")),
+        Command::Outdated(_) => Err(Failure::not_built("outdated")),
+        Command::Diff(_) => Err(Failure::not_built("diff")),
+        Command::Yank(_) => Err(Failure::not_built("yank")),
+        Command::Verify(_) => Err(Failure::not_built("verify")),
+        Command::Search(_) => Err(Failure::not_built("search")),
+        Command::Install(_) => Err(Failure::not_built("install")),
+        Command::Registry(RegistryCommand::Serve(_)) | Command::Studio(StudioCommand::Start(_)) => {
+            Err(Failure::not_built("registry serve"))
+        }
+        Command::Registry(_) => Err(Failure::not_built("registry")),
+    }
+}

@@ -1,0 +1,121 @@
+//! Small file-system primitives every writer in fm shares: atomic
+//! replacement, exclusive file locks, and hashing.
+//!
+//! Rule kept here: a file that other processes may read is never written in
+//! place. It is written to a temporary file in the same folder, flushed, and
+//! renamed over the old one, so a reader sees the old bytes or the new ones,
+//! never a mix, and a crash leaves the old file intact.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Replaces `path` with `bytes` atomically (temp file + fsync + rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".fm-tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` only if nothing is there yet. Returns `false`
+/// (and writes nothing) when `path` already exists. The bytes appear all at
+/// once: they are written to a temporary file first and linked into place.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".fm-tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(e.error),
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// An exclusive advisory lock on a file, released on drop.
+///
+/// fm takes these on `{registry}/.lock` (publishing), on the cache
+/// (`{cache}/.lock`) and on the project (`.fm/.lock`), always in that order
+/// when more than one is held, so two fm processes cannot deadlock.
+#[derive(Debug)]
+pub struct LockFile {
+    file: File,
+    path: PathBuf,
+}
+
+impl LockFile {
+    /// Blocks until the lock at `path` is held. Calls `on_wait` once if it
+    /// has to wait, so the CLI can say what it is waiting for.
+    pub fn acquire(path: &Path, on_wait: impl FnOnce()) -> io::Result<LockFile> {
+        std::fs::create_dir_all(parent_dir(path))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait();
+                file.lock()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        Ok(LockFile {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The locked file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LockFile {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Hex SHA-256 and length of everything `r` yields.
+pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex::encode(h.finalize()), n))
+}
+
+/// Whether `s` looks like a hex SHA-256 digest (64 lowercase hex digits).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}

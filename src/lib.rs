@@ -1,0 +1,26 @@
+//! fm — a declarative, lockfile-driven package manager for FlowMason
+//! packages (`.fmpkg`).
+//!
+//! The pipeline, and where each step lives:
+//!
+//! 1. [`manifest`] reads `fm.toml`: what the project wants.
+//! 2. [`registry`] fetches package documents and archives from directory
+//!    and HTTP registries, in priority order.
+//! 3. `resolve` picks one version per package with PubGrub.
+//! 4. [`lock`] writes `fm.lock`: exactly what was picked, with digests.
+//! 5. `install` reproduces the lock into `.fm/packages`, verified.
+//!
+//! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
+//! `server` is the registry server, and [`cli`] parses arguments and prints.
+//! Data flows one way along the pipeline; no module reaches back up it.
+
+#![allow(clippy::result_large_err)] // miette diagnostics carry their source text
+
+pub mod archive;
+pub mod cli;
+pub mod fsutil;
+pub mod lock;
+pub mod manifest;
+pub mod names;
+pub mod registry;
+pub mod req;

@@ -1,0 +1,124 @@
+//! A directory registry, read as a client (SPEC §4): `index/{name}.json` and
+//! `packages/{name}/{name}-{version}.fmpkg` under a folder.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use super::document::{PackageDocument, archive_key, index_key};
+use super::{Registry, RegistryError};
+
+/// A registry folder on this machine.
+#[derive(Debug, Clone)]
+pub struct DirectoryRegistry {
+    name: String,
+    url: url::Url,
+    root: PathBuf,
+}
+
+impl DirectoryRegistry {
+    /// A client for the folder `root`, known as `name` at `url`.
+    pub fn new(name: &str, url: url::Url, root: PathBuf) -> DirectoryRegistry {
+        DirectoryRegistry {
+            name: name.to_owned(),
+            url,
+            root,
+        }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &std::path::Path {
+        &self.root
+    }
+
+    /// Where an archive lives.
+    pub fn archive_path(&self, package: &str, version: &str) -> PathBuf {
+        self.root.join(archive_key(package, version))
+    }
+
+    fn io(&self, what: String) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+        move |source| RegistryError::Io {
+            registry: self.name.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Reads a document synchronously.
+    pub fn read_document(&self, package: &str) -> Result<Option<PackageDocument>, RegistryError> {
+        if crate::names::validate(package).is_err() {
+            return Ok(None);
+        }
+        let path = self.root.join(index_key(package));
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !self.root.is_dir() {
+                    return Err(RegistryError::Io {
+                        registry: self.name.clone(),
+                        what: format!("folder {}", self.root.display()),
+                        source: e,
+                    });
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(self.io(path.display().to_string())(e)),
+        };
+        let doc: PackageDocument = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Corrupt {
+            registry: self.name.clone(),
+            package: package.to_owned(),
+            reason: format!("{}: {e}", path.display()),
+        })?;
+        if doc.info.name != package {
+            return Err(RegistryError::Corrupt {
+                registry: self.name.clone(),
+                package: package.to_owned(),
+                reason: format!("{} names package {:?}", path.display(), doc.info.name),
+            });
+        }
+        Ok(Some(doc))
+    }
+}
+
+impl Registry for DirectoryRegistry {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>> {
+        // Local reads are a few hundred microseconds: no need for a thread.
+        async move { Ok(self.read_document(package)?.map(Arc::new)) }.boxed()
+    }
+
+    fn download<'a>(
+        &'a self,
+        package: &'a str,
+        version: &'a str,
+        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        async move {
+            let path = self.archive_path(package, version);
+            let mut file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(RegistryError::MissingArchive {
+                        registry: self.name.clone(),
+                        package: package.to_owned(),
+                        version: version.to_owned(),
+                    });
+                }
+                Err(e) => return Err(self.io(path.display().to_string())(e)),
+            };
+            tokio::io::copy(&mut file, sink)
+                .await
+                .map_err(self.io(path.display().to_string()))
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,123 @@
+//! Registries: where package documents and archives come from (SPEC §4).
+//!
+//! - [`document`]: the JSON documents every registry serves.
+//! - [`storage`]: the directory layout behind a trait with create-if-absent
+//!   and compare-and-swap, shared by `fm publish` and the server.
+//! - [`publish`]: publishing and yanking on a storage.
+//! - [`directory`]: a directory registry as a client reads it.
+//!
+//! Every registry a client reads implements [`Registry`]; the resolver and
+//! installer see nothing else. Methods are async so that HTTP registries can
+//! fetch many documents at once (prefetching) and stream archives.
+
+pub mod directory;
+pub mod document;
+pub mod publish;
+pub mod storage;
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+pub use directory::DirectoryRegistry;
+pub use document::{PackageDocument, PackageInfo, VersionRecord};
+
+/// A source of package documents and archives.
+pub trait Registry: Send + Sync + fmt::Debug {
+    /// The registry's name (from fm.toml or the user config).
+    fn name(&self) -> &str;
+    /// The canonical URL recorded in `fm.lock` (never a mirror, never with
+    /// credentials).
+    fn url(&self) -> &url::Url;
+    /// The `packages/{name}` document, or `None` when the registry does not
+    /// have that package.
+    fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>>;
+    /// Streams the archive of `package@version` into `sink`; returns the
+    /// number of bytes written. The caller verifies the digest.
+    fn download<'a>(
+        &'a self,
+        package: &'a str,
+        version: &'a str,
+        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<u64, RegistryError>>;
+}
+
+/// What can go wrong talking to a registry.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RegistryError {
+    /// Reading a directory registry failed.
+    #[error("registry {registry}: cannot read {what}: {source}")]
+    #[diagnostic(code(fm::registry::io))]
+    Io {
+        registry: String,
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A document the registry served is not valid.
+    #[error("registry {registry} served an invalid document for {package}: {reason}")]
+    #[diagnostic(code(fm::registry::corrupt))]
+    Corrupt {
+        registry: String,
+        package: String,
+        reason: String,
+    },
+    /// The archive is not there.
+    #[error("registry {registry} has no archive for {package}@{version}")]
+    #[diagnostic(code(fm::registry::missing_archive))]
+    MissingArchive {
+        registry: String,
+        package: String,
+        version: String,
+    },
+    /// The registry's URL cannot be used.
+    #[error("registry {registry}: {reason}")]
+    #[diagnostic(code(fm::registry::unsupported))]
+    Unsupported { registry: String, reason: String },
+    /// An HTTP request failed.
+    #[error("registry {registry}: {message}")]
+    #[diagnostic(code(fm::registry::http))]
+    Http {
+        registry: String,
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// `--offline` and the document is not cached.
+    #[error("registry {registry}: {package} is not in the local cache and --offline forbids the network")]
+    #[diagnostic(
+        code(fm::registry::offline),
+        help("run the command once without --offline to fill the cache")
+    )]
+    Offline { registry: String, package: String },
+}
+
+/// Opens a client for a registry by URL. `file://` URLs are directory
+/// registries.
+pub fn open(name: &str, url: &url::Url) -> Result<Arc<dyn Registry>, RegistryError> {
+    match url.scheme() {
+        "file" => {
+            let path = url.to_file_path().map_err(|()| RegistryError::Unsupported {
+                registry: name.to_owned(),
+                reason: format!("{url} is not a local path"),
+            })?;
+            Ok(Arc::new(DirectoryRegistry::new(name, url.clone(), path)))
+        }
+        other => Err(RegistryError::Unsupported {
+            registry: name.to_owned(),
+            reason: format!("{other} registries are not supported by this build of fm yet"),
+        }),
+    }
+}
+
+/// A URL as recorded in `fm.lock` and shown in messages: no user name or
+/// password, no query or fragment.
+pub fn redact_url(url: &url::Url) -> url::Url {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_query(None);
+    u.set_fragment(None);
+    u
+}

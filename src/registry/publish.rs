@@ -1,0 +1,215 @@
+//! Publishing and yanking against a [`Storage`]: the one code path that both
+//! `fm publish` to a directory registry and the server's upload route use.
+//!
+//! Order of writes: the archive first (create-if-absent), then the package
+//! document (compare-and-swap, retried). A reader therefore never sees a
+//! version whose archive is missing. A crash between the two leaves an
+//! archive that no document lists; publishing the same bytes again heals it.
+
+use std::io;
+
+use super::document::{PackageDocument, VersionRecord, archive_key, index_key};
+use super::storage::Storage;
+use crate::archive::{self, ArchiveError, Limits, ValidManifest};
+
+/// Why a publish or yank was refused.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum PublishError {
+    /// The archive is not acceptable.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Archive(#[from] ArchiveError),
+    /// That name and version exist already.
+    #[error("{name}@{version} is already published in {registry}")]
+    #[diagnostic(
+        code(fm::publish::exists),
+        help("published versions are immutable: bump `version` in [package] and publish again")
+    )]
+    Exists {
+        name: String,
+        version: String,
+        registry: String,
+    },
+    /// The given checksum does not match the bytes.
+    #[error("checksum mismatch for {name}@{version}: expected {expected}, the archive's SHA-256 is {actual}")]
+    #[diagnostic(code(fm::publish::checksum))]
+    Checksum {
+        name: String,
+        version: String,
+        expected: String,
+        actual: String,
+    },
+    /// Yank of something that does not exist.
+    #[error("{name}@{version} is not published in {registry}")]
+    #[diagnostic(code(fm::publish::not_found))]
+    NotFound {
+        name: String,
+        version: String,
+        registry: String,
+    },
+    /// A stored document could not be parsed.
+    #[error("the stored document for {name} in {registry} is corrupt: {reason}")]
+    #[diagnostic(code(fm::publish::corrupt))]
+    Corrupt {
+        name: String,
+        registry: String,
+        reason: String,
+    },
+    /// The storage failed.
+    #[error("storage error in {registry}: {source}")]
+    #[diagnostic(code(fm::publish::io))]
+    Io {
+        registry: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a successful publish stored.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub manifest: ValidManifest,
+    pub record: VersionRecord,
+    pub document: PackageDocument,
+}
+
+fn io_err(storage: &dyn Storage) -> impl Fn(io::Error) -> PublishError + '_ {
+    move |source| PublishError::Io {
+        registry: storage.describe(),
+        source,
+    }
+}
+
+/// Reads a package document from storage.
+pub fn read_document(storage: &dyn Storage, name: &str) -> Result<Option<(PackageDocument, String)>, PublishError> {
+    match storage.read(&index_key(name)).map_err(io_err(storage))? {
+        None => Ok(None),
+        Some((bytes, tag)) => {
+            let doc = serde_json::from_slice(&bytes).map_err(|e| PublishError::Corrupt {
+                name: name.to_owned(),
+                registry: storage.describe(),
+                reason: e.to_string(),
+            })?;
+            Ok(Some((doc, tag)))
+        }
+    }
+}
+
+/// Validates `bytes` and publishes them. `checksum`, when given, must equal
+/// the archive's SHA-256. `now` is the `published_at` to record.
+pub fn publish(
+    storage: &dyn Storage,
+    bytes: &[u8],
+    checksum: Option<&str>,
+    limits: &Limits,
+) -> Result<Published, PublishError> {
+    let manifest = archive::read_manifest_from(io::Cursor::new(bytes), limits)?;
+    archive::check_entries(bytes, limits)?;
+    let name = manifest.raw.name.clone();
+    let version = manifest.version.to_string();
+    let sha = crate::fsutil::sha256_hex(bytes);
+    if let Some(expected) = checksum
+        && !expected.trim().eq_ignore_ascii_case(&sha)
+    {
+        return Err(PublishError::Checksum {
+            name,
+            version,
+            expected: expected.trim().to_owned(),
+            actual: sha,
+        });
+    }
+    let exists = || PublishError::Exists {
+        name: name.clone(),
+        version: version.clone(),
+        registry: storage.describe(),
+    };
+    let key = archive_key(&name, &version);
+    if !storage.create(&key, bytes).map_err(io_err(storage))? {
+        // Either published already, or an earlier upload of these exact
+        // bytes stopped before its document update: heal that case.
+        let listed = read_document(storage, &name)?.is_some_and(|(d, _)| d.version(&version).is_some());
+        let same = storage
+            .read(&key)
+            .map_err(io_err(storage))?
+            .is_some_and(|(b, _)| b == bytes);
+        if listed || !same {
+            return Err(exists());
+        }
+    }
+    let record = VersionRecord::from_manifest(&manifest, sha, bytes.len() as u64, now());
+    loop {
+        let current = read_document(storage, &name)?;
+        let (doc, tag) = match current {
+            None => (PackageDocument::new(&name, record.clone()), None),
+            Some((mut doc, tag)) => {
+                if doc.version(&version).is_some() {
+                    return Err(exists());
+                }
+                doc.versions.get_or_insert_with(Vec::new).push(record.clone());
+                doc.refresh_info();
+                (doc, Some(tag))
+            }
+        };
+        let json = to_json(&doc);
+        if storage
+            .swap(&index_key(&name), tag.as_ref(), &json)
+            .map_err(io_err(storage))?
+        {
+            return Ok(Published {
+                manifest,
+                record,
+                document: doc,
+            });
+        }
+    }
+}
+
+/// Sets or clears the `yanked` flag of a version. Returns the new document.
+pub fn set_yanked(
+    storage: &dyn Storage,
+    name: &str,
+    version: &str,
+    yanked: bool,
+) -> Result<PackageDocument, PublishError> {
+    loop {
+        let not_found = || PublishError::NotFound {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            registry: storage.describe(),
+        };
+        let (mut doc, tag) = read_document(storage, name)?.ok_or_else(not_found)?;
+        let record = doc
+            .versions
+            .iter_mut()
+            .flatten()
+            .find(|r| r.version == version)
+            .ok_or_else(not_found)?;
+        if record.yanked == yanked {
+            return Ok(doc);
+        }
+        record.yanked = yanked;
+        doc.refresh_info();
+        if storage
+            .swap(&index_key(name), Some(&tag), &to_json(&doc))
+            .map_err(io_err(storage))?
+        {
+            return Ok(doc);
+        }
+    }
+}
+
+/// Documents are stored pretty-printed with a trailing newline, so a
+/// registry folder diffs well under version control.
+pub fn to_json(doc: &PackageDocument) -> Vec<u8> {
+    let mut v = serde_json::to_vec_pretty(doc).unwrap_or_default();
+    v.push(b'\n');
+    v
+}
+
+/// The current time as `published_at`: RFC 3339, UTC, `Z`.
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .unwrap_or(jiff::Timestamp::now())
+        .to_string()
+}

@@ -1,0 +1,126 @@
+//! Where a registry keeps its bytes: the directory-registry layout (SPEC §4)
+//! behind a small trait with the two writes that matter.
+//!
+//! - [`Storage::create`]: create-if-absent, for archives. Published versions
+//!   are immutable, so a second writer of the same key loses cleanly.
+//! - [`Storage::swap`]: compare-and-swap, for package documents. A writer
+//!   reads a document with its [`Tag`], edits it, and swaps it in only if
+//!   nobody changed it meanwhile; on conflict it re-reads and retries. No
+//!   publish is ever lost, whichever process or replica made it.
+//!
+//! [`DirStorage`] implements both on a local folder with atomic renames; an
+//! object store implements them with conditional puts.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::fsutil::{self, LockFile};
+
+/// An opaque version of a stored value (a content hash for [`DirStorage`],
+/// an ETag or object version for an object store).
+pub type Tag = String;
+
+/// A storage backend.
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// The value at `key` and its tag, or `None`.
+    fn read(&self, key: &str) -> io::Result<Option<(Vec<u8>, Tag)>>;
+    /// Writes `bytes` at `key` unless something is there. `Ok(false)`: it was.
+    fn create(&self, key: &str, bytes: &[u8]) -> io::Result<bool>;
+    /// Replaces the value at `key` if its tag is still `expected` (`None`:
+    /// if it is still absent). `Ok(false)`: somebody else changed it.
+    fn swap(&self, key: &str, expected: Option<&Tag>, bytes: &[u8]) -> io::Result<bool>;
+    /// Keys under `prefix` (e.g. `index/`), sorted.
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// A human description (a folder path or a bucket URL), for messages.
+    fn describe(&self) -> String;
+    /// The local file behind `key`, when there is one (lets the server
+    /// stream archives straight from disk).
+    fn local_path(&self, _key: &str) -> Option<PathBuf> {
+        None
+    }
+}
+
+/// A registry folder: `index/{name}.json`, `packages/{name}/…`, and a
+/// `.lock` file that serialises document swaps across processes.
+#[derive(Debug, Clone)]
+pub struct DirStorage {
+    root: PathBuf,
+}
+
+impl DirStorage {
+    /// A storage rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> DirStorage {
+        DirStorage { root: root.into() }
+    }
+
+    /// The folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        // Keys are built from validated names, but refuse anything that
+        // could leave the root all the same.
+        crate::archive::safe_entry_path(key)
+            .map(|rel| self.root.join(rel))
+            .map_err(|why| io::Error::new(io::ErrorKind::InvalidInput, format!("bad storage key {key:?}: {why}")))
+    }
+}
+
+impl Storage for DirStorage {
+    fn read(&self, key: &str) -> io::Result<Option<(Vec<u8>, Tag)>> {
+        match std::fs::read(self.path(key)?) {
+            Ok(bytes) => {
+                let tag = fsutil::sha256_hex(&bytes);
+                Ok(Some((bytes, tag)))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn create(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        fsutil::write_new(&self.path(key)?, bytes)
+    }
+
+    fn swap(&self, key: &str, expected: Option<&Tag>, bytes: &[u8]) -> io::Result<bool> {
+        let path = self.path(key)?;
+        // The lock makes read-compare-rename one step across processes.
+        let _lock = LockFile::acquire(&self.root.join(".lock"), || {})?;
+        let current = self.read(key)?.map(|(_, tag)| tag);
+        if current.as_ref() != expected {
+            return Ok(false);
+        }
+        fsutil::write_atomic(&path, bytes)?;
+        Ok(true)
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let dir = self.path(prefix.trim_end_matches('/'))?;
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e),
+        };
+        for entry in rd {
+            let entry = entry?;
+            if let Some(name) = entry.file_name().to_str()
+                && !name.starts_with('.')
+                && entry.file_type()?.is_file()
+            {
+                out.push(format!("{}/{name}", prefix.trim_end_matches('/')));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
+    }
+}
