@@ -18,9 +18,11 @@
 
 pub mod archive;
 pub mod cli;
+pub mod config;
 pub mod fsutil;
 pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod registry;
 pub mod req;
+pub mod resolve;

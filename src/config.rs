@@ -1,0 +1,186 @@
+//! The user configuration: `~/.flowmason/registries.json` in FlowMason's
+//! format (SPEC §4), moved by `FM_HOME`; and where fm keeps its cache.
+//!
+//! Rules kept here:
+//! - the file is written atomically, mode 0600 when it holds a token;
+//! - unknown keys in entries are kept (FlowMason may add some);
+//! - tokens are never printed: [`RegistryEntry`]'s `Debug` redacts them.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One configured registry, in FlowMason's field order.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegistryEntry {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub auth_token: Option<String>,
+    #[serde(default = "default_priority")]
+    pub priority: i64,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub is_default: bool,
+    #[serde(default)]
+    pub can_publish: bool,
+    #[serde(default)]
+    pub requires_auth: bool,
+    #[serde(default)]
+    pub description: String,
+    /// fm's addition: fetch metadata and archives from here instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+    /// Keys fm does not know, kept as they were.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for RegistryEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryEntry")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "<redacted>"))
+            .field("priority", &self.priority)
+            .field("enabled", &self.enabled)
+            .field("is_default", &self.is_default)
+            .field("mirror", &self.mirror)
+            .finish_non_exhaustive()
+    }
+}
+
+fn default_priority() -> i64 {
+    crate::manifest::DEFAULT_PRIORITY
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The whole `registries.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UserConfig {
+    #[serde(default)]
+    pub registries: Vec<RegistryEntry>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why the user configuration could not be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ConfigError {
+    #[error("cannot read {}: {source}", path.display())]
+    #[diagnostic(code(fm::config::io))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not valid: {reason}", path.display())]
+    #[diagnostic(
+        code(fm::config::invalid),
+        help("fix the JSON, or move the file away and re-add registries with `fm registry add`")
+    )]
+    Invalid { path: PathBuf, reason: String },
+}
+
+/// `FM_HOME`, else `~/.flowmason`.
+pub fn fm_home() -> PathBuf {
+    if let Some(h) = std::env::var_os("FM_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(h);
+    }
+    dirs::home_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".flowmason")
+}
+
+/// `FM_CACHE_DIR`, else the platform cache folder + `fm`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(c) = std::env::var_os("FM_CACHE_DIR").filter(|c| !c.is_empty()) {
+        return PathBuf::from(c);
+    }
+    dirs::cache_dir().unwrap_or_else(|| fm_home().join("cache")).join("fm")
+}
+
+impl UserConfig {
+    /// The file's path.
+    pub fn path() -> PathBuf {
+        fm_home().join("registries.json")
+    }
+
+    /// Reads the configuration; a missing or empty file is an empty one.
+    pub fn load() -> Result<UserConfig, ConfigError> {
+        Self::load_from(&Self::path())
+    }
+
+    /// Reads the configuration at `path`.
+    pub fn load_from(path: &Path) -> Result<UserConfig, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(UserConfig::default()),
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        if text.trim().is_empty() {
+            return Ok(UserConfig::default());
+        }
+        serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the configuration atomically; 0600 when a token is stored.
+    pub fn save(&self) -> Result<(), ConfigError> {
+        self.save_to(&Self::path())
+    }
+
+    /// Writes the configuration to `path`.
+    pub fn save_to(&self, path: &Path) -> Result<(), ConfigError> {
+        let io = |source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        text.push('\n');
+        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(io)?;
+        #[cfg(unix)]
+        if self.registries.iter().any(|r| r.auth_token.is_some()) {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+        Ok(())
+    }
+
+    /// Enabled registries, highest priority (lowest number) first.
+    pub fn enabled(&self) -> Vec<&RegistryEntry> {
+        let mut r: Vec<&RegistryEntry> = self.registries.iter().filter(|r| r.enabled).collect();
+        r.sort_by_key(|r| r.priority);
+        r
+    }
+
+    /// The entry of that name.
+    pub fn get(&self, name: &str) -> Option<&RegistryEntry> {
+        self.registries.iter().find(|r| r.name == name)
+    }
+}
+
+/// The token for a registry, in SPEC §4's order: `FM_TOKEN_<NAME>`, then
+/// `FLOWMASON_REGISTRY_TOKEN`, then the config's `auth_token`.
+pub fn token_for(name: &str, config: Option<&RegistryEntry>) -> Option<String> {
+    let var = format!("FM_TOKEN_{}", name.to_ascii_uppercase().replace('-', "_"));
+    std::env::var(&var)
+        .ok()
+        .filter(|t| !t.is_empty())
+        .or_else(|| std::env::var("FLOWMASON_REGISTRY_TOKEN").ok().filter(|t| !t.is_empty()))
+        .or_else(|| config.and_then(|c| c.auth_token.clone()))
+}
