@@ -1,0 +1,191 @@
+//! The test harness every integration test shares: a temp project with its
+//! own cache and FM_HOME, directory registries filled by really packing and
+//! publishing packages, and the real `fm` binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use fm::archive::{self, Limits};
+use fm::registry::publish;
+use fm::registry::storage::DirStorage;
+
+/// The compiled `fm` binary.
+pub fn fm_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fm"))
+}
+
+/// A temp world: `root/project` (cwd), `root/home` (FM_HOME), `root/cache`.
+pub struct TestContext {
+    pub tmp: tempfile::TempDir,
+    pub root: PathBuf,
+    pub project: PathBuf,
+    pub home: PathBuf,
+    pub cache: PathBuf,
+}
+
+impl TestContext {
+    pub fn new() -> TestContext {
+        let tmp = tempfile::Builder::new().prefix("fm-test-").tempdir().expect("tempdir");
+        let root = tmp.path().canonicalize().expect("canonicalize");
+        let project = root.join("project");
+        let home = root.join("home");
+        let cache = root.join("cache");
+        for d in [&project, &home, &cache] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        TestContext {
+            tmp,
+            root,
+            project,
+            home,
+            cache,
+        }
+    }
+
+    /// `fm` in the project folder, isolated from the user's environment.
+    pub fn fm(&self) -> Command {
+        let mut c = Command::new(fm_bin());
+        c.current_dir(&self.project);
+        for (k, _) in std::env::vars_os() {
+            let k = k.to_string_lossy().into_owned();
+            if k.starts_with("FM_") || k.starts_with("FLOWMASON") || k == "SOURCE_DATE_EPOCH" {
+                c.env_remove(&k);
+            }
+        }
+        c.env("FM_HOME", &self.home)
+            .env("FM_CACHE_DIR", &self.cache)
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100");
+        c
+    }
+
+    /// Runs `fm args…` and returns its output.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.fm().args(args).output().expect("run fm")
+    }
+
+    /// A directory registry at `root/registries/{name}`.
+    pub fn dir_registry(&self, name: &str) -> DirRegistry {
+        let root = self.root.join("registries").join(name);
+        std::fs::create_dir_all(&root).expect("mkdir registry");
+        DirRegistry {
+            root,
+            work: self.root.join("pkgsrc"),
+        }
+    }
+
+    /// Writes `fm.toml` in the project.
+    pub fn write_manifest(&self, text: &str) {
+        std::fs::write(self.project.join("fm.toml"), text).expect("write fm.toml");
+    }
+
+    /// Reads a project file.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.project.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// insta filters that make output stable: temp paths and timings.
+    pub fn filters(&self) -> Vec<(String, String)> {
+        vec![
+            (regex_escape(&self.root.display().to_string()), "[ROOT]".to_owned()),
+            (r"in \d+(\.\d+)? ?(ms|s|µs)".to_owned(), "in [TIME]".to_owned()),
+            (r"127\.0\.0\.1:\d+".to_owned(), "127.0.0.1:[PORT]".to_owned()),
+        ]
+    }
+
+    /// Applies [`filters`](Self::filters) to `text`.
+    pub fn filter(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (pat, rep) in self.filters() {
+            out = regex::Regex::new(&pat)
+                .expect("filter regex")
+                .replace_all(&out, rep.as_str())
+                .into_owned();
+        }
+        out
+    }
+}
+
+fn regex_escape(s: &str) -> String {
+    regex::escape(s)
+}
+
+/// A directory registry being filled by a test.
+pub struct DirRegistry {
+    pub root: PathBuf,
+    work: PathBuf,
+}
+
+impl DirRegistry {
+    /// `file://` URL of the registry.
+    pub fn url(&self) -> String {
+        url::Url::from_directory_path(&self.root).expect("url").to_string()
+    }
+
+    /// Packs and publishes `name@version` with these dependencies; returns
+    /// the archive's SHA-256.
+    pub fn publish(&self, name: &str, version: &str, deps: &[(&str, &str)]) -> String {
+        let dir = package_source(&self.work, name, version, deps);
+        let packed = archive::pack(&dir).unwrap_or_else(|e| panic!("pack {name}@{version}: {e}"));
+        let storage = DirStorage::new(&self.root);
+        publish::publish(&storage, &packed.bytes, None, &Limits::default())
+            .unwrap_or_else(|e| panic!("publish {name}@{version}: {e}"));
+        packed.sha256
+    }
+
+    /// Yanks a version.
+    pub fn yank(&self, name: &str, version: &str) {
+        publish::set_yanked(&DirStorage::new(&self.root), name, version, true).expect("yank");
+    }
+
+    /// Path of an archive in this registry.
+    pub fn archive_path(&self, name: &str, version: &str) -> PathBuf {
+        self.root.join(format!("packages/{name}/{name}-{version}.fmpkg"))
+    }
+}
+
+/// Writes a package source folder and returns it.
+pub fn package_source(work: &Path, name: &str, version: &str, deps: &[(&str, &str)]) -> PathBuf {
+    let dir = work.join(format!("{name}-{version}"));
+    std::fs::create_dir_all(dir.join("components")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("pipelines")).expect("mkdir");
+    let mut toml = format!(
+        "[package]\nname = \"{name}\"\nversion = \"{version}\"\ndescription = \"{name} for tests\"\n\n[dependencies]\n"
+    );
+    for (d, r) in deps {
+        toml.push_str(&format!("{d} = \"{r}\"\n"));
+    }
+    std::fs::write(dir.join("fm.toml"), toml).expect("write");
+    std::fs::write(
+        dir.join("components").join(format!("{}.py", name.replace('-', "_"))),
+        format!("# {name} {version}\ndef run(x):\n    return x\n"),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.join("pipelines").join("main.pipeline.json"),
+        format!("{{\"name\": \"{name}\", \"version\": \"{version}\"}}\n"),
+    )
+    .expect("write");
+    dir
+}
+
+/// stdout and stderr as text.
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Asserts the exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_code(out: &Output, code: i32) {
+    if out.status.code() != Some(code) {
+        let (o, e) = text(out);
+        panic!(
+            "expected exit {code}, got {:?}\n--- stdout\n{o}\n--- stderr\n{e}",
+            out.status.code()
+        );
+    }
+}
