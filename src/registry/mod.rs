@@ -93,14 +93,61 @@ pub enum RegistryError {
     Offline { registry: String, package: String },
 }
 
+/// How to open a registry client.
+#[derive(Clone, Default)]
+pub struct OpenOptions {
+    /// Use cached documents only; never touch the network.
+    pub offline: bool,
+    /// Bearer token, sent only to the registry's own origin.
+    pub token: Option<String>,
+    /// Fetch metadata and archives from here instead of the canonical URL.
+    pub mirror: Option<url::Url>,
+    /// Where HTTP clients cache documents (`{cache}/http/...`).
+    pub cache_dir: std::path::PathBuf,
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("offline", &self.offline)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("mirror", &self.mirror)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+impl OpenOptions {
+    /// Options for registry `name` at `url` from the user configuration:
+    /// the token (SPEC §4 order) and the mirror of the entry with that name
+    /// or that URL.
+    pub fn for_registry(name: &str, url: &url::Url, config: &crate::config::UserConfig, offline: bool) -> OpenOptions {
+        let entry = config.get(name).or_else(|| {
+            config
+                .registries
+                .iter()
+                .find(|r| r.url.trim_end_matches('/') == url.as_str().trim_end_matches('/'))
+        });
+        OpenOptions {
+            offline,
+            token: crate::config::token_for(name, entry),
+            mirror: entry
+                .and_then(|e| e.mirror.as_deref())
+                .and_then(|m| url::Url::parse(m).ok()),
+            cache_dir: crate::config::cache_dir(),
+        }
+    }
+}
+
 /// Opens a client for a registry by URL. `file://` URLs are directory
 /// registries.
-pub fn open(name: &str, url: &url::Url) -> Result<Arc<dyn Registry>, RegistryError> {
-    match url.scheme() {
+pub fn open(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<Arc<dyn Registry>, RegistryError> {
+    let source = opts.mirror.as_ref().unwrap_or(url);
+    match source.scheme() {
         "file" => {
-            let path = url.to_file_path().map_err(|()| RegistryError::Unsupported {
+            let path = source.to_file_path().map_err(|()| RegistryError::Unsupported {
                 registry: name.to_owned(),
-                reason: format!("{url} is not a local path"),
+                reason: format!("{source} is not a local path"),
             })?;
             Ok(Arc::new(DirectoryRegistry::new(name, url.clone(), path)))
         }
