@@ -274,9 +274,11 @@ impl Packed {
     }
 }
 
-/// Names never packed: version control, fm's own state, build output.
-fn excluded(name: &str) -> bool {
-    name.starts_with('.') || name == "target" || name == "fm.toml" || name == "fm.lock" || name.ends_with(".fmpkg")
+/// Names never packed: hidden files and folders anywhere (`.git`, `.fm`,
+/// `.env`), archives, and at the package root the build output (`target`)
+/// and the project files (`fm.toml`, `fm.lock`).
+fn excluded(name: &str, at_root: bool) -> bool {
+    name.starts_with('.') || name.ends_with(".fmpkg") || (at_root && matches!(name, "target" | "fm.toml" | "fm.lock"))
 }
 
 /// Builds a reproducible `.fmpkg` from `dir`, whose `fm.toml` has a
@@ -450,7 +452,7 @@ fn collect_files(root: &Path, dir: &Path, exclude: &[String], out: &mut Vec<Stri
                 reason: format!("{} is not valid UTF-8", entry.path().display()),
             });
         };
-        if excluded(name) {
+        if excluded(name, dir == root) {
             continue;
         }
         let path = entry.path();

@@ -156,6 +156,21 @@ pub enum ManifestError {
         #[help]
         help: Option<String>,
     },
+    /// Two `[[registries]]` entries share a name.
+    #[error("registry {name:?} is declared twice")]
+    #[diagnostic(
+        code(fm::manifest::duplicate_registry),
+        help("give each [[registries]] entry a different name, or remove one of them")
+    )]
+    DuplicateRegistry {
+        name: String,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("first declared here")]
+        first: SourceSpan,
+        #[label("declared again here")]
+        second: SourceSpan,
+    },
     /// The manifest has neither `[project]` nor `[package]`.
     #[error("{} has no [project] table", path.display())]
     #[diagnostic(code(fm::manifest::no_project), help("add `[project]` with `name = \"...\"`"))]
@@ -338,17 +353,17 @@ impl Manifest {
                 let meta = p.into_inner();
                 if let Err(why) = names::validate(&meta.name) {
                     return Err(invalid(
-                        span,
+                        value_span(text, "package", "name").unwrap_or(span),
                         format!("invalid package name {:?}: {why}", meta.name),
-                        "in this table",
+                        "invalid name",
                         Some(names::HELP.to_owned()),
                     ));
                 }
                 if let Err(e) = semver::Version::parse(&meta.version) {
                     return Err(invalid(
-                        span,
+                        value_span(text, "package", "version").unwrap_or(span),
                         format!("invalid package version {:?}: {e}", meta.version),
-                        "in this table",
+                        "not a semantic version",
                         Some("write a version such as \"1.0.0\"".to_owned()),
                     ));
                 }
@@ -370,13 +385,13 @@ impl Manifest {
                     Some(names::HELP.to_owned()),
                 ));
             }
-            if seen.contains_key(name) {
-                return Err(invalid(
-                    r.name.span(),
-                    format!("registry {name:?} is declared twice"),
-                    "second declaration",
-                    Some("give each [[registries]] entry a different name".to_owned()),
-                ));
+            if let Some(first) = seen.get(name) {
+                return Err(ManifestError::DuplicateRegistry {
+                    name: name.clone(),
+                    src: src(),
+                    first: first.clone().into(),
+                    second: r.name.span().into(),
+                });
             }
             seen.insert(name.clone(), r.name.span());
             let url = parse_location(r.url.get_ref(), base).map_err(|why| {
@@ -469,6 +484,13 @@ impl Manifest {
         r.sort_by_key(|r| r.priority);
         r
     }
+}
+
+/// The span of `[table] key`'s value, for errors found after serde has
+/// thrown the spans of a nested struct away.
+fn value_span(text: &str, table: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let doc = toml_edit::Document::parse(text).ok()?;
+    doc.get(table)?.get(key)?.span()
 }
 
 /// Parses a registry location: `http(s)://…`, `file://…`, or a path
@@ -632,13 +654,34 @@ pub mod edit {
             .map_err(|why| ManifestError::BadArgument(format!("invalid package name {name:?}: {why}")))?;
         Requirement::parse(req)
             .map_err(|e| ManifestError::BadArgument(format!("invalid version requirement {req:?} for {name}: {e}")))?;
-        let (_, mut doc) = load(path)?;
+        let (text, mut doc) = load(path)?;
+        if let Some(r) = registry {
+            let manifest = Manifest::parse(path, &text)?;
+            if !manifest.registries.iter().any(|d| d.name == r) {
+                let declared: Vec<&str> = manifest.registries.iter().map(|d| d.name.as_str()).collect();
+                return Err(ManifestError::BadArgument(format!(
+                    "registry {r:?} is not declared in {} ({})",
+                    path.display(),
+                    if declared.is_empty() {
+                        "it declares no [[registries]]".to_owned()
+                    } else {
+                        format!("declared: {}", declared.join(", "))
+                    }
+                )));
+            }
+        }
         let deps = doc
             .entry("dependencies")
             .or_insert_with(|| Item::Table(Table::new()))
             .as_table_like_mut()
             .ok_or_else(|| ManifestError::BadArgument("[dependencies] in fm.toml is not a table".to_owned()))?;
-        let old = deps.get(name).map(|i| i.to_string().trim().to_owned());
+        // The old requirement's text, without its comments.
+        let old = deps.get(name).map(|i| {
+            i.as_str()
+                .or_else(|| i.get("version").and_then(Item::as_str))
+                .map(str::to_owned)
+                .unwrap_or_else(|| i.to_string().trim().to_owned())
+        });
         let item = match registry {
             None => value(req),
             Some(r) => {
@@ -659,7 +702,13 @@ pub mod edit {
                 }
             }
             None => {
+                // Keep a sorted table sorted (as `cargo add` does); leave an
+                // unsorted one in the user's order, appending.
+                let was_sorted = deps.iter().map(|(k, _)| k).is_sorted();
                 deps.insert(name, item);
+                if was_sorted {
+                    deps.sort_values();
+                }
             }
         }
         save(path, &doc.to_string())?;

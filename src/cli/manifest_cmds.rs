@@ -35,7 +35,7 @@ pub fn add(ctx: &Context, a: AddArgs) -> Result<(), Failure> {
     match change {
         edit::Change::Replaced { old } => ctx
             .shell
-            .status("Updated", format!("{name} {old} -> {req:?} in {}", path.display())),
+            .status("Updated", format!("{name} {old:?} -> {req:?} in {}", path.display())),
         _ => ctx
             .shell
             .status("Added", format!("{name} {req:?} to {}", path.display())),

@@ -9,6 +9,7 @@ pub mod args;
 mod manifest_cmds;
 mod pack;
 pub mod shell;
+mod yank;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -134,7 +135,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Why(_) => Err(Failure::not_built("why")),
         Command::Outdated(_) => Err(Failure::not_built("outdated")),
         Command::Diff(_) => Err(Failure::not_built("diff")),
-        Command::Yank(_) => Err(Failure::not_built("yank")),
+        Command::Yank(a) => yank::yank(ctx, a),
         Command::Verify(_) => Err(Failure::not_built("verify")),
         Command::Search(_) => Err(Failure::not_built("search")),
         Command::Install(_) => Err(Failure::not_built("install")),

@@ -46,22 +46,74 @@ pub fn archive_bytes(path: &Path) -> Result<Vec<u8>, Failure> {
     }
 }
 
+/// Where `--registry` points.
+pub(super) enum Target {
+    /// A directory registry folder.
+    Directory(PathBuf),
+    /// An HTTP registry's URL.
+    Http(url::Url),
+}
+
+/// Reads `--registry`: a `file://` URL, an `http(s)://` URL, a path (it
+/// contains `/`, starts with `.`, or is an existing folder), or the name of a
+/// registry declared in the project's fm.toml or the user configuration.
+pub(super) fn target(ctx: &Context, text: &str) -> Result<Target, Failure> {
+    let looks_like_location =
+        text.contains("://") || text.contains('/') || text.starts_with('.') || ctx.cwd.join(text).is_dir();
+    let url = if looks_like_location {
+        crate::manifest::parse_location(text, &ctx.cwd)
+            .map_err(|why| Failure::usage(format!("invalid --registry {text:?}: {why}"), None))?
+    } else {
+        let from_manifest = ctx
+            .manifest_path()
+            .ok()
+            .and_then(|p| crate::manifest::Manifest::load(&p).ok())
+            .and_then(|m| m.registries.into_iter().find(|r| r.name == text))
+            .map(|r| r.url);
+        match from_manifest {
+            Some(u) => u,
+            None => {
+                let config = crate::config::UserConfig::load()?;
+                let entry = config.get(text).ok_or_else(|| {
+                    Failure::usage(
+                        format!("no registry named {text:?} in fm.toml or the user configuration"),
+                        Some("pass a directory path, a file:// or https:// URL, or add it with `fm registry add`"),
+                    )
+                })?;
+                crate::manifest::parse_location(&entry.url, &ctx.cwd).map_err(|why| {
+                    Failure::usage(
+                        format!("registry {text:?} has an invalid URL {:?}: {why}", entry.url),
+                        None,
+                    )
+                })?
+            }
+        }
+    };
+    if url.scheme() == "file" {
+        let root = url
+            .to_file_path()
+            .map_err(|()| Failure::usage(format!("{url} is not a local path"), None))?;
+        Ok(Target::Directory(root))
+    } else {
+        Ok(Target::Http(url))
+    }
+}
+
 pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
-    let bytes = archive_bytes(&a.path)?;
-    let Some(target) = a.registry else {
+    let Some(text) = a.registry else {
         return Err(Failure::usage(
             "fm publish needs --registry",
             Some("pass --registry with a directory registry path or file:// URL"),
         ));
     };
-    let url = crate::manifest::parse_location(&target, &ctx.cwd)
-        .map_err(|why| Failure::usage(format!("invalid --registry {target:?}: {why}"), None))?;
-    if url.scheme() != "file" {
-        return Err(Failure::not_built("publish to an HTTP registry"));
-    }
-    let root: PathBuf = url
-        .to_file_path()
-        .map_err(|()| Failure::usage(format!("{url} is not a local path"), None))?;
+    let root = match target(ctx, &text)? {
+        Target::Directory(root) => root,
+        Target::Http(url) => {
+            let url = crate::registry::redact_url(&url);
+            return Err(Failure::not_built(&format!("publish to {url}")));
+        }
+    };
+    let bytes = archive_bytes(&a.path)?;
     let storage = DirStorage::new(root);
     let published = publish::publish(&storage, &bytes, None, &archive::Limits::default())?;
     ctx.shell.status(

@@ -206,8 +206,17 @@ pub fn to_json(doc: &PackageDocument) -> Vec<u8> {
     v
 }
 
-/// The current time as `published_at`: RFC 3339, UTC, `Z`.
+/// The current time as `published_at`: RFC 3339, UTC, `Z`. When
+/// `SOURCE_DATE_EPOCH` is set, that time instead, so a registry generated
+/// by a script (fm's own `fixtures/`) is byte-for-byte reproducible.
 pub fn now() -> String {
+    if let Some(ts) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+    {
+        return ts.to_string();
+    }
     jiff::Timestamp::now()
         .round(jiff::Unit::Second)
         .unwrap_or(jiff::Timestamp::now())
