@@ -177,10 +177,19 @@ impl PackageDocument {
         }
     }
 
-    /// The newest version that is not yanked, else the newest one.
+    /// The version a registry advertises as latest: the newest release that
+    /// is not yanked, else the newest pre-release that is not yanked, else
+    /// the newest version. (A `2.0.0-beta.1` is not "latest" while `1.2.0`
+    /// exists, as on crates.io.)
     pub fn latest(&self) -> Option<&VersionRecord> {
         let all = self.versions_newest_first();
-        all.iter().find(|r| !r.yanked).or(all.first()).copied()
+        let stable = |r: &&&VersionRecord| r.semver().is_some_and(|v| v.pre.is_empty());
+        all.iter()
+            .filter(|r| !r.yanked)
+            .find(stable)
+            .or_else(|| all.iter().find(|r| !r.yanked))
+            .or(all.first())
+            .copied()
     }
 
     /// Recomputes the top-level [`PackageInfo`] from the version list.
