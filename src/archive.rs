@@ -165,6 +165,10 @@ pub enum ArchiveError {
     #[error("archive too large: {0}")]
     #[diagnostic(code(fm::archive::too_large))]
     TooLarge(String),
+    /// The package folder's `fm.toml` is invalid.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Manifest(#[from] crate::manifest::ManifestError),
     /// `fm pack` could not build an archive from the folder.
     #[error("cannot pack {}: {reason}", dir.display())]
     #[diagnostic(code(fm::archive::pack))]
@@ -285,10 +289,7 @@ fn excluded(name: &str, at_root: bool) -> bool {
 /// `[package]` table.
 pub fn pack(dir: &Path) -> Result<Packed, ArchiveError> {
     let manifest_path = dir.join(crate::manifest::MANIFEST_FILE);
-    let manifest = Manifest::load(&manifest_path).map_err(|e| ArchiveError::Pack {
-        dir: dir.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let manifest = Manifest::load(&manifest_path)?;
     let Some(meta) = manifest.package.clone() else {
         return Err(ArchiveError::Pack {
             dir: dir.to_owned(),

@@ -295,14 +295,19 @@ impl Manifest {
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let src = || NamedSource::new(path.display().to_string(), text.to_owned());
         let raw: RawManifest = toml::from_str(text).map_err(|e| {
-            let message = e.message().trim().to_owned();
-            let help = if message.starts_with("unknown field") {
+            // serde says "field"; a TOML user thinks in keys.
+            let message = e.message().trim().replace("unknown field", "unknown key");
+            let help = if message.starts_with("unknown key") {
                 Some("see the fm.toml reference in SPEC §1 for the keys fm knows".to_owned())
             } else {
                 None
             };
             ManifestError::Syntax {
-                message: format!("invalid {}: {message}", path.display()),
+                // With a span, miette shows the file name above the snippet.
+                message: match e.span() {
+                    Some(_) => message,
+                    None => format!("invalid {}: {message}", path.display()),
+                },
                 src: src(),
                 span: e.span().map(SourceSpan::from),
                 help,

@@ -19,6 +19,11 @@ const RESERVED: &[&str] = &[
 /// Checks a name; the error says why it was refused.
 pub fn validate(name: &str) -> Result<(), String> {
     let bytes = name.as_bytes();
+    if let Some(upper) = name.chars().find(char::is_ascii_uppercase) {
+        return Err(format!(
+            "it contains the upper-case letter {upper:?} (names are lower case)"
+        ));
+    }
     match bytes.first() {
         None => return Err("it is empty".to_owned()),
         Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
