@@ -1,0 +1,332 @@
+//! `fm publish` and `fm yank` on directory registries (SPEC §4): hostile
+//! archives refused with the registry untouched, concurrent publishers
+//! never losing each other's versions, published versions immutable.
+
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+
+use fm::archive;
+use zip::write::SimpleFileOptions;
+
+/// Every file under `dir` (relative path → SHA-256), including hidden ones.
+fn snapshot_dir(dir: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for entry in rd {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            let rel = path.strip_prefix(root).unwrap().display().to_string();
+            if entry.file_type().unwrap().is_dir() {
+                out.insert(format!("{rel}/"), String::new());
+                walk(root, &path, out);
+            } else {
+                out.insert(rel, fm::fsutil::sha256_hex(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn publish(ctx: &TestContext, file: &Path, registry: &Path) -> std::process::Output {
+    ctx.run(&[
+        "publish",
+        file.to_str().unwrap(),
+        "--registry",
+        registry.to_str().unwrap(),
+    ])
+}
+
+/// Packs `name@version` (no dependencies) into `ctx.root/archives/`.
+fn packed(ctx: &TestContext, name: &str, version: &str) -> PathBuf {
+    let src = package_source(&ctx.root.join("src"), name, version, &[]);
+    let p = archive::pack(&src).unwrap();
+    let out = ctx.root.join("archives").join(p.file_name());
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, &p.bytes).unwrap();
+    out
+}
+
+fn document(registry: &Path, name: &str) -> fm::registry::document::PackageDocument {
+    serde_json::from_slice(&std::fs::read(registry.join(format!("index/{name}.json"))).unwrap()).unwrap()
+}
+
+#[test]
+fn publish_writes_the_layout_with_the_archive_checksum() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    let file = packed(&ctx, "summarizer", "1.2.0");
+    let out = publish(&ctx, &file, &reg);
+    assert_code(&out, 0);
+    let sha = fm::fsutil::sha256_hex(&std::fs::read(&file).unwrap());
+    assert_eq!(
+        std::fs::read(reg.join("packages/summarizer/summarizer-1.2.0.fmpkg")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
+    let doc = document(&reg, "summarizer");
+    assert_eq!(doc.info.checksum, sha);
+    assert_eq!(doc.versions.unwrap()[0].checksum, sha);
+    assert_eq!(
+        ctx.filter(&text(&out).1).replace(&sha, "[SHA]"),
+        "   Published summarizer@1.2.0 to [ROOT]/reg/ (sha256 [SHA])\n"
+    );
+}
+
+#[test]
+fn publish_packs_a_folder_and_accepts_a_file_url() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    let src = package_source(&ctx.root.join("src"), "tokenizer", "1.0.0", &[("text-utils", "^1.1")]);
+    let url = url::Url::from_directory_path(&reg).unwrap();
+    let out = ctx.run(&["publish", src.to_str().unwrap(), "--registry", url.as_str()]);
+    assert_code(&out, 0);
+    let doc = document(&reg, "tokenizer");
+    assert_eq!(doc.versions.unwrap()[0].dependencies["text-utils"], "^1.1");
+}
+
+#[test]
+fn duplicate_version_is_refused_and_the_registry_is_unchanged() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    assert_code(&publish(&ctx, &packed(&ctx, "a", "1.0.0"), &reg), 0);
+    assert_code(&publish(&ctx, &packed(&ctx, "a", "1.1.0"), &reg), 0);
+    let before = snapshot_dir(&reg);
+
+    // Different bytes under the same version…
+    let src = package_source(&ctx.root.join("other"), "a", "1.0.0", &[("b", "^2")]);
+    let out = ctx.run(&["publish", src.to_str().unwrap(), "--registry", reg.to_str().unwrap()]);
+    assert_code(&out, 1);
+    insta::assert_snapshot!(ctx.filter(&text(&out).1), @r"
+    fm::publish::exists
+
+      x a@1.0.0 is already published in [ROOT]/reg/
+      help: published versions are immutable: bump `version` in [package] and publish again
+    ");
+    assert_eq!(snapshot_dir(&reg), before);
+
+    // …and the very same bytes again.
+    let out = publish(&ctx, &ctx.root.join("archives/a-1.0.0.fmpkg"), &reg);
+    assert_code(&out, 1);
+    assert_eq!(snapshot_dir(&reg), before);
+}
+
+#[test]
+fn concurrent_publishes_are_all_kept() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    for round in 0..3 {
+        let files: Vec<PathBuf> = (0..10)
+            .map(|i| packed(&ctx, "busy", &format!("{round}.{i}.0")))
+            .collect();
+        let children: Vec<_> = files
+            .iter()
+            .map(|f| {
+                ctx.fm()
+                    .args(["publish", f.to_str().unwrap(), "--registry", reg.to_str().unwrap()])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            assert_code(&child.wait_with_output().unwrap(), 0);
+        }
+        let doc = document(&reg, "busy");
+        let versions = doc.versions.as_ref().unwrap();
+        assert_eq!(versions.len(), 10 * (round + 1), "round {round}: a publish was lost");
+        for f in &files {
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let version = name.trim_start_matches("busy-").trim_end_matches(".fmpkg");
+            let record = doc.version(version).unwrap_or_else(|| panic!("{version} missing"));
+            let stored = std::fs::read(reg.join(format!("packages/busy/{name}"))).unwrap();
+            assert_eq!(fm::fsutil::sha256_hex(&stored), record.checksum);
+        }
+        assert_eq!(doc.info.version, format!("{round}.9.0"));
+    }
+    // No temporary files left behind.
+    let leftovers: Vec<String> = snapshot_dir(&reg)
+        .into_keys()
+        .filter(|k| k.contains(".fm-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn concurrent_publishes_of_the_same_version_keep_exactly_one() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    let files: Vec<PathBuf> = (0..6)
+        .map(|i| {
+            let src = package_source(&ctx.root.join(format!("src{i}")), "race", "1.0.0", &[]);
+            std::fs::write(src.join("variant.txt"), format!("variant {i}")).unwrap();
+            let p = archive::pack(&src).unwrap();
+            let out = ctx.root.join(format!("race-{i}.fmpkg"));
+            std::fs::write(&out, &p.bytes).unwrap();
+            out
+        })
+        .collect();
+    let children: Vec<_> = files
+        .iter()
+        .map(|f| {
+            ctx.fm()
+                .args(["publish", f.to_str().unwrap(), "--registry", reg.to_str().unwrap()])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let codes: Vec<i32> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap().status.code().unwrap())
+        .collect();
+    assert_eq!(codes.iter().filter(|c| **c == 0).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 1).count(), 5, "{codes:?}");
+    let doc = document(&reg, "race");
+    let stored = std::fs::read(reg.join("packages/race/race-1.0.0.fmpkg")).unwrap();
+    assert_eq!(doc.versions.unwrap()[0].checksum, fm::fsutil::sha256_hex(&stored));
+}
+
+// ---------------------------------------------------------------------------
+// Hostile and invalid archives
+
+fn zip_with(entries: &[(&str, Option<&str>)], manifest: Option<&str>) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default();
+    if let Some(m) = manifest {
+        zip.start_file("manifest.json", opts).unwrap();
+        zip.write_all(m.as_bytes()).unwrap();
+    }
+    for (name, body) in entries {
+        match body {
+            Some(b) => {
+                zip.start_file(*name, opts).unwrap();
+                zip.write_all(b.as_bytes()).unwrap();
+            }
+            None => zip.add_symlink(*name, "../../..", opts).unwrap(),
+        }
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+const EVIL_MANIFEST: &str = r#"{"name": "evil", "version": "1.0.0"}"#;
+
+/// Publishes `bytes` into a registry that already holds a package; asserts
+/// exit 1, the registry byte-for-byte unchanged and nothing new beside it.
+fn refused(bytes: &[u8]) -> String {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    assert_code(&publish(&ctx, &packed(&ctx, "good", "1.0.0"), &reg), 0);
+    let file = ctx.root.join("upload.fmpkg");
+    std::fs::write(&file, bytes).unwrap();
+    let registry_before = snapshot_dir(&reg);
+    let world_before = snapshot_dir(&ctx.root);
+    let out = publish(&ctx, &file, &reg);
+    assert_code(&out, 1);
+    assert_eq!(snapshot_dir(&reg), registry_before, "the registry changed");
+    assert_eq!(snapshot_dir(&ctx.root), world_before, "something was written");
+    ctx.filter(&text(&out).1)
+}
+
+#[test]
+fn publish_refuses_zip_slip() {
+    let err = refused(&zip_with(&[("../../escaped.txt", Some("pwned"))], Some(EVIL_MANIFEST)));
+    insta::assert_snapshot!(err, @r#"
+    fm::archive::unsafe_entry
+
+      x unsafe archive entry "../../escaped.txt": `..` path component (path traversal)
+      help: the archive was refused and nothing was installed; ask its publisher to rebuild it with
+            `fm pack`
+    "#);
+}
+
+#[test]
+fn publish_refuses_absolute_paths() {
+    let err = refused(&zip_with(&[("/tmp/escaped.txt", Some("pwned"))], Some(EVIL_MANIFEST)));
+    assert!(
+        err.contains("unsafe archive entry \"/tmp/escaped.txt\": absolute path"),
+        "{err}"
+    );
+}
+
+#[test]
+fn publish_refuses_symlinks() {
+    let err = refused(&zip_with(&[("components/link", None)], Some(EVIL_MANIFEST)));
+    assert!(
+        err.contains("unsafe archive entry \"components/link\": symbolic link"),
+        "{err}"
+    );
+}
+
+#[test]
+fn publish_refuses_a_hostile_package_name() {
+    // FlowMason 1.0.24 stored this outside its registry folder (defect 7).
+    let err = refused(&zip_with(
+        &[("a.txt", Some("x"))],
+        Some(r#"{"name": "../../escaped", "version": "1.0.0"}"#),
+    ));
+    insta::assert_snapshot!(err, @r#"
+    fm::archive::invalid_manifest
+
+      x invalid manifest.json: package name "../../escaped" is invalid: it starts with '.'
+    "#);
+}
+
+#[test]
+fn publish_refuses_archives_without_a_valid_manifest() {
+    let err = refused(&zip_with(&[("a.txt", Some("x"))], None));
+    assert!(err.contains("no manifest.json"), "{err}");
+    let err = refused(&zip_with(&[], Some(r#"{"name": "ok", "version": "one"}"#)));
+    assert!(err.contains("not a semantic version"), "{err}");
+    let err = refused(&zip_with(
+        &[],
+        Some(r#"{"name": "ok", "version": "1.0.0", "dependencies": {"b": "latest"}}"#),
+    ));
+    assert!(err.contains("requirement \"latest\" on b"), "{err}");
+    let err = refused(b"this is not a zip file");
+    assert!(err.contains("not a zip file"), "{err}");
+}
+
+// ---------------------------------------------------------------------------
+// fm yank
+
+#[test]
+fn yank_and_undo_on_a_directory_registry() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    for v in ["1.0.0", "1.1.0"] {
+        assert_code(&publish(&ctx, &packed(&ctx, "math-core", v), &reg), 0);
+    }
+    let archive_before = std::fs::read(reg.join("packages/math-core/math-core-1.1.0.fmpkg")).unwrap();
+    let out = ctx.run(&["yank", "math-core@1.1.0", "--registry", reg.to_str().unwrap()]);
+    assert_code(&out, 0);
+    let doc = document(&reg, "math-core");
+    assert!(doc.version("1.1.0").unwrap().yanked);
+    assert_eq!(
+        doc.info.version, "1.0.0",
+        "a yanked version is not advertised as latest"
+    );
+    assert_eq!(
+        std::fs::read(reg.join("packages/math-core/math-core-1.1.0.fmpkg")).unwrap(),
+        archive_before,
+        "the bytes stay downloadable"
+    );
+
+    let out = ctx.run(&["yank", "--undo", "math-core@1.1.0", "--registry", reg.to_str().unwrap()]);
+    assert_code(&out, 0);
+    let doc = document(&reg, "math-core");
+    assert!(!doc.version("1.1.0").unwrap().yanked);
+    assert_eq!(doc.info.version, "1.1.0");
+
+    let out = ctx.run(&["yank", "math-core@9.9.9", "--registry", reg.to_str().unwrap()]);
+    assert_code(&out, 1);
+    assert!(text(&out).1.contains("math-core@9.9.9 is not published"));
+    let out = ctx.run(&["yank", "math-core", "--registry", reg.to_str().unwrap()]);
+    assert_code(&out, 2);
+}
