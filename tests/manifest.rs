@@ -316,3 +316,24 @@ fn remove_of_a_missing_dependency_fails_and_changes_nothing() {
     assert_eq!(ctx.read("fm.toml"), before);
     assert!(text(&out).1.contains("nope is not a dependency"), "{}", text(&out).1);
 }
+
+#[test]
+fn the_sample_project_parses_and_its_registries_have_its_dependencies() {
+    // fixtures/project is what the README's first command syncs.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let m = fm::manifest::Manifest::load(&root.join("project/fm.toml")).unwrap();
+    let regs = m.registries_by_priority();
+    let names: Vec<&str> = regs.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["company", "main"]);
+    for r in &regs {
+        let path = r.url.to_file_path().unwrap();
+        assert!(path.join("index").is_dir(), "{} has no index/", path.display());
+    }
+    for dep in m.dependencies.values() {
+        let found = regs.iter().any(|r| {
+            dep.registry.as_deref().is_none_or(|n| n == r.name)
+                && r.url.to_file_path().unwrap().join(format!("index/{}.json", dep.name)).is_file()
+        });
+        assert!(found, "no registry of the sample project has {}", dep.name);
+    }
+}
