@@ -18,7 +18,9 @@ fn package(dir: &Path, files: usize) {
     for i in 0..files {
         let sub = dir.join(format!("components/group{}", i % 8));
         std::fs::create_dir_all(&sub).unwrap();
-        let body: String = (0..100).map(|k| format!("def f{k}(x):  # {i}\n    return x\n")).collect();
+        let body: String = (0..100)
+            .map(|k| format!("def f{k}(x):  # {i}\n    return x\n"))
+            .collect();
         std::fs::write(sub.join(format!("c{i}.py")), body).unwrap();
     }
 }
@@ -50,7 +52,10 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let dest = tmp.path().join(format!("zip{n}"));
-            zip::ZipArchive::new(Cursor::new(&bytes)).unwrap().extract(&dest).unwrap();
+            zip::ZipArchive::new(Cursor::new(&bytes))
+                .unwrap()
+                .extract(&dest)
+                .unwrap();
         })
     });
 }

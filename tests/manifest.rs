@@ -332,7 +332,11 @@ fn the_sample_project_parses_and_its_registries_have_its_dependencies() {
     for dep in m.dependencies.values() {
         let found = regs.iter().any(|r| {
             dep.registry.as_deref().is_none_or(|n| n == r.name)
-                && r.url.to_file_path().unwrap().join(format!("index/{}.json", dep.name)).is_file()
+                && r.url
+                    .to_file_path()
+                    .unwrap()
+                    .join(format!("index/{}.json", dep.name))
+                    .is_file()
         });
         assert!(found, "no registry of the sample project has {}", dep.name);
     }

@@ -330,3 +330,55 @@ fn yank_and_undo_on_a_directory_registry() {
     let out = ctx.run(&["yank", "math-core", "--registry", reg.to_str().unwrap()]);
     assert_code(&out, 2);
 }
+
+// ---------------------------------------------------------------------------
+// Reading a directory registry as a client
+
+#[test]
+fn directory_registry_reads_documents_and_archives() {
+    use fm::registry::{DirectoryRegistry, Registry};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/registries/main");
+    let url = url::Url::from_directory_path(&root).unwrap();
+    let reg = DirectoryRegistry::new("main", url, root.clone());
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let doc = reg.document("math-core").await.unwrap().unwrap();
+        let versions: Vec<String> = doc
+            .versions_newest_first()
+            .iter()
+            .map(|r| format!("{}{}", r.version, if r.yanked { " (yanked)" } else { "" }))
+            .collect();
+        assert_eq!(versions, ["1.3.0", "1.2.1 (yanked)", "1.2.0", "1.1.0", "1.0.0"]);
+        assert!(reg.document("no-such-package").await.unwrap().is_none());
+        assert!(reg.document("../main/index/math-core").await.unwrap().is_none());
+
+        let record = doc.version("1.2.0").unwrap();
+        let mut sink = Vec::new();
+        let n = reg.download("math-core", "1.2.0", &mut sink).await.unwrap();
+        assert_eq!(n, record.size_bytes);
+        assert_eq!(fm::fsutil::sha256_hex(&sink), record.checksum);
+    });
+}
+
+#[test]
+fn directory_registry_never_reads_outside_its_folder() {
+    // A hostile version (from a document or a lock) that would climb out of
+    // the registry to a readable `secret.fmpkg` beside it.
+    use fm::registry::{DirectoryRegistry, Registry};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("reg");
+    std::fs::create_dir_all(root.join("packages/a/a-1")).unwrap();
+    std::fs::write(tmp.path().join("secret.fmpkg"), "secret").unwrap();
+    let reg = DirectoryRegistry::new("r", url::Url::from_directory_path(&root).unwrap(), root.clone());
+    assert!(root.join("packages/a/a-1/../../../../secret.fmpkg").exists());
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let mut sink = Vec::new();
+    let err = rt
+        .block_on(reg.download("a", "1/../../../../secret", &mut sink))
+        .unwrap_err();
+    assert!(
+        matches!(err, fm::registry::RegistryError::MissingArchive { .. }),
+        "{err}"
+    );
+    assert!(sink.is_empty());
+}

@@ -103,6 +103,15 @@ impl Registry for DirectoryRegistry {
         sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
         async move {
+            // Both come from documents and locks, which may be hostile: never
+            // let them build a path outside the registry folder.
+            if crate::names::validate(package).is_err() || semver::Version::parse(version).is_err() {
+                return Err(RegistryError::MissingArchive {
+                    registry: self.name.clone(),
+                    package: package.to_owned(),
+                    version: version.to_owned(),
+                });
+            }
             let path = self.archive_path(package, version);
             let mut file = match tokio::fs::File::open(&path).await {
                 Ok(f) => f,
