@@ -341,3 +341,46 @@ fn the_sample_project_parses_and_its_registries_have_its_dependencies() {
         assert!(found, "no registry of the sample project has {}", dep.name);
     }
 }
+
+#[test]
+fn the_manifest_is_found_upwards_or_where_told() {
+    let (ctx, before) = commented_project();
+    // From a subfolder, fm walks up to the project's fm.toml.
+    let sub = ctx.project.join("a/b");
+    std::fs::create_dir_all(&sub).unwrap();
+    let out = ctx
+        .fm()
+        .current_dir(&sub)
+        .args(["remove", "sentiment"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    assert_eq!(ctx.read("fm.toml"), before.replace("sentiment = \"1.0.4\"\n", ""));
+
+    // FM_MANIFEST and --manifest-path select one explicitly.
+    let elsewhere = ctx.root.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let registry = "\n[[registries]]\nname = \"main\"\nurl = \"../registries/main\"\n";
+    let other = format!(
+        "[project]\nname = \"other\"\n\n[dependencies]\ntext-utils = \"^1.1\"\nfilter-kit = \"^0.4\"\n{registry}"
+    );
+    std::fs::write(elsewhere.join("fm.toml"), other).unwrap();
+    let out = ctx
+        .fm()
+        .env("FM_MANIFEST", elsewhere.join("fm.toml"))
+        .args(["remove", "text-utils"])
+        .output()
+        .unwrap();
+    assert_code(&out, 0);
+    let out = ctx.run(&["--manifest-path", elsewhere.to_str().unwrap(), "remove", "filter-kit"]);
+    assert_code(&out, 0);
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.join("fm.toml")).unwrap(),
+        format!("[project]\nname = \"other\"\n\n[dependencies]\n{registry}")
+    );
+
+    // None anywhere: a clear error.
+    let out = ctx.fm().current_dir(&ctx.home).args(["remove", "x"]).output().unwrap();
+    assert_code(&out, 1);
+    assert!(text(&out).1.contains("no fm.toml found"), "{}", text(&out).1);
+}
