@@ -5,6 +5,9 @@
 //! - [`pack`] is a pure function of the folder's contents (and
 //!   `SOURCE_DATE_EPOCH`): entries sorted by path, fixed timestamps, modes
 //!   `0644`/`0755`, no build time. The same tree always gives the same bytes.
+//!   Hidden files and folders (`.git`, `.fm`), `*.fmpkg`, and at the root
+//!   `target/`, `fm.toml` and `fm.lock` are left out; `[package] exclude`
+//!   leaves out more.
 //! - [`read_manifest`] accepts what FlowMason 1.0.24 packs (a `manifest.json`
 //!   without file-type bits, unknown keys, `{}` dependencies) and validates
 //!   what fm relies on: a valid name, a semantic version, parseable
