@@ -181,6 +181,10 @@ pub struct DiffArgs {
     /// Exit 1 when anything changed.
     #[arg(long)]
     pub exit_code: bool,
+    /// Print OLD (one lock file) as a line-per-package summary, for git's
+    /// `diff.<driver>.textconv`.
+    #[arg(long, hide = true, conflicts_with_all = ["new", "exit_code"])]
+    pub textconv: bool,
     /// Extra arguments git passes to a diff driver (ignored beyond the files).
     #[arg(hide = true, trailing_var_arg = true)]
     pub rest: Vec<String>,
