@@ -30,6 +30,9 @@ pub enum OutdatedError {
     Runtime(std::io::Error),
 }
 
+/// A registry's answer for one package.
+type Fetched = Result<Option<Arc<PackageDocument>>, RegistryError>;
+
 /// How many registry documents are fetched at once.
 const CONCURRENCY: usize = 16;
 
@@ -53,7 +56,7 @@ pub fn outdated(ctx: &Context, _a: OutdatedArgs) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(OutdatedError::Runtime)?;
-    let fetched: Vec<(String, Result<Option<Arc<PackageDocument>>, RegistryError>)> = runtime.block_on(
+    let fetched: Vec<(String, Fetched)> = runtime.block_on(
         futures_util::stream::iter(jobs)
             .map(|(name, client)| async move {
                 let doc = client.document(&name).await;
