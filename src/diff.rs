@@ -263,9 +263,9 @@ impl LockDiff {
             ("upgraded", self.upgraded.len()),
             ("downgraded", self.downgraded.len()),
             ("registry changed", self.registry_changed.len()),
-            ("dependency edges", self.edges_added.len() + self.edges_removed.len()),
+            ("dependency changes", self.edges_added.len() + self.edges_removed.len()),
             (
-                "requirements",
+                "requirement changes",
                 self.requirements_added.len() + self.requirements_removed.len(),
             ),
         ]

@@ -74,6 +74,10 @@ pub enum Command {
     /// Search registries for packages.
     Search(SearchArgs),
     /// Install a package and its dependencies without a manifest.
+    // `--version V` is install's own flag: without this, it clashes with the
+    // propagated `--version` and clap panics building the command (e.g. in
+    // `fm completions`).
+    #[command(disable_version_flag = true)]
     Install(InstallArgs),
     /// Build a reproducible .fmpkg archive from a package folder.
     Pack(PackArgs),

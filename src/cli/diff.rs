@@ -228,7 +228,12 @@ fn sides(ctx: &Context, a: &DiffArgs) -> Result<(Side, Side), Failure> {
             new.label = format!("b/{new_path}");
             return Ok((old, new));
         }
-        n => return Err(SourceError::Arguments { count: n + 2 }.into()),
+        n => {
+            return Err(Failure {
+                report: miette::Report::new(SourceError::Arguments { count: n + 2 }),
+                code: 2,
+            });
+        }
     }
     match (&a.old, &a.new) {
         (Some(old), Some(new)) => Ok((load(ctx, old)?, load(ctx, new)?)),
