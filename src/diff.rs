@@ -532,11 +532,8 @@ fn cell(s: &str) -> String {
 /// naming the package, and a changed digest is visible as such.
 pub fn summarize(lock: &Lockfile) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# fm.lock as summarized by `fm diff --textconv`: {} packages",
-        lock.packages.len()
-    );
+    // No counts in the header: they would change with every added package.
+    let _ = writeln!(out, "# fm.lock as summarized by `fm diff --textconv`");
     let mut root = lock.root.clone();
     root.sort();
     for r in &root {

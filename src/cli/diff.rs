@@ -177,10 +177,14 @@ fn load(ctx: &Context, spec: &str) -> Result<Side, Failure> {
     }
 }
 
-/// The folder holding the manifest (and so fm.lock).
+/// The folder holding the manifest (and so fm.lock); without a manifest,
+/// the current folder if it holds an fm.lock.
 fn project_dir(ctx: &Context) -> Result<PathBuf, Failure> {
-    let manifest = ctx.manifest_path()?;
-    Ok(manifest.parent().map_or_else(|| ctx.cwd.clone(), Path::to_owned))
+    match ctx.manifest_path() {
+        Ok(manifest) => Ok(manifest.parent().map_or_else(|| ctx.cwd.clone(), Path::to_owned)),
+        Err(_) if ctx.global.manifest_path.is_none() && ctx.cwd.join(LOCK_FILE).is_file() => Ok(ctx.cwd.clone()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Default OLD: `HEAD:fm.lock` beside the manifest.
