@@ -301,6 +301,24 @@ fn an_uncommitted_lock_is_all_added() {
 }
 
 #[test]
+fn without_a_manifest_the_current_folders_lock_is_compared() {
+    let ctx = TestContext::new();
+    git(&ctx, &ctx.project, &["init", "-q", "-b", "main"]);
+    std::fs::write(ctx.project.join("fm.lock"), old_lock().render()).expect("write");
+    git(&ctx, &ctx.project, &["add", "fm.lock"]);
+    git(&ctx, &ctx.project, &["commit", "-q", "-m", "lock"]);
+    assert_code(&ctx.run(&["diff", "--exit-code"]), 0);
+    std::fs::write(ctx.project.join("fm.lock"), new_lock().render()).expect("write");
+    let out = ctx.run(&["diff", "--exit-code"]);
+    assert_code(&out, 1);
+    assert!(
+        stdout(&out).starts_with("HEAD:fm.lock -> fm.lock\n"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn outside_a_repository_the_default_old_side_is_explained() {
     let ctx = TestContext::new();
     ctx.write_manifest("[project]\nname = \"app\"\n");
