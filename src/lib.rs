@@ -12,6 +12,8 @@
 //!
 //! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
 //! `server` is the registry server, and [`cli`] parses arguments and prints.
+//! For review and CI, [`diff`] compares two locks and [`outdated`] compares a
+//! lock with what its registries now offer.
 //! Data flows one way along the pipeline; no module reaches back up it.
 
 #![allow(clippy::result_large_err)] // miette diagnostics carry their source text
@@ -19,10 +21,12 @@
 pub mod archive;
 pub mod cli;
 pub mod config;
+pub mod diff;
 pub mod fsutil;
 pub mod lock;
 pub mod manifest;
 pub mod names;
+pub mod outdated;
 pub mod registry;
 pub mod req;
 pub mod resolve;

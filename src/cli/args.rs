@@ -74,6 +74,10 @@ pub enum Command {
     /// Search registries for packages.
     Search(SearchArgs),
     /// Install a package and its dependencies without a manifest.
+    // `--version V` is install's own flag: without this, it clashes with the
+    // propagated `--version` and clap panics building the command (e.g. in
+    // `fm completions`).
+    #[command(disable_version_flag = true)]
     Install(InstallArgs),
     /// Build a reproducible .fmpkg archive from a package folder.
     Pack(PackArgs),
@@ -181,6 +185,10 @@ pub struct DiffArgs {
     /// Exit 1 when anything changed.
     #[arg(long)]
     pub exit_code: bool,
+    /// Print OLD (one lock file) as a line-per-package summary, for git's
+    /// `diff.<driver>.textconv`.
+    #[arg(long, hide = true, conflicts_with_all = ["new", "exit_code"])]
+    pub textconv: bool,
     /// Extra arguments git passes to a diff driver (ignored beyond the files).
     #[arg(hide = true, trailing_var_arg = true)]
     pub rest: Vec<String>,

@@ -6,7 +6,9 @@
 //! not found), 2 a usage error (including commands not built yet).
 
 pub mod args;
+mod diff;
 mod manifest_cmds;
+mod outdated;
 mod pack;
 pub mod shell;
 mod yank;
@@ -133,8 +135,8 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Sync(_) => Err(Failure::not_built("sync")),
         Command::Tree(_) => Err(Failure::not_built("tree")),
         Command::Why(_) => Err(Failure::not_built("why")),
-        Command::Outdated(_) => Err(Failure::not_built("outdated")),
-        Command::Diff(_) => Err(Failure::not_built("diff")),
+        Command::Outdated(a) => outdated::outdated(ctx, a),
+        Command::Diff(a) => diff::diff(ctx, a),
         Command::Yank(a) => yank::yank(ctx, a),
         Command::Verify(_) => Err(Failure::not_built("verify")),
         Command::Search(_) => Err(Failure::not_built("search")),

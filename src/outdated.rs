@@ -1,0 +1,282 @@
+//! `fm outdated`: each locked package against the newest version its
+//! requirements allow and the newest version its registry has.
+//!
+//! Pure: [`report`] takes the lock, the project's direct requirements and
+//! the registry documents the command line fetched.
+//!
+//! Rules:
+//! - the requirements that lead to a package are the project's (for a
+//!   direct dependency) and those of every locked package that depends on
+//!   it; "allowed" is the newest version that satisfies all of them at once
+//!   (pre-releases only as `semver` admits them);
+//! - yanked versions are never offered, except that the locked version
+//!   itself always counts (a lock may pin a yanked version);
+//! - "newest" is the newest version that is not yanked, ignoring
+//!   pre-releases unless the locked version is one.
+//!
+//! JSON (`fm outdated --json`, version 1; keys are only ever added):
+//!
+//! ```json
+//! {"version": 1, "packages": [
+//!   {"name": "summarizer", "locked": "1.4.2", "allowed": "1.4.5", "newest": "2.0.0",
+//!    "registry": "company",
+//!    "requirements": [{"by": null, "req": "^1.2"}, {"by": "bot-kit", "req": "^1.4"}]}
+//! ]}
+//! ```
+//!
+//! `by` is `null` for the project's own requirement; `allowed` and `newest`
+//! are `null` when the registry does not have the package (any more).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::lock::Lockfile;
+use crate::registry::PackageDocument;
+use crate::req::Requirement;
+
+/// The version of the JSON document.
+pub const JSON_SCHEMA_VERSION: u32 = 1;
+
+/// One requirement on a package and who states it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Requirer {
+    /// The locked package that states it; `None` for the project itself.
+    pub by: Option<String>,
+    pub req: String,
+}
+
+/// One locked package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub locked: String,
+    /// Newest version all requirements admit; `None` when the registry does
+    /// not have the package.
+    pub allowed: Option<String>,
+    /// Newest version the registry has; `None` when it does not have the package.
+    pub newest: Option<String>,
+    pub registry: String,
+    pub requirements: Vec<Requirer>,
+}
+
+impl Row {
+    /// Whether `fm lock --upgrade-package` would move it.
+    pub fn upgradable(&self) -> bool {
+        self.allowed.as_deref().is_some_and(|a| a != self.locked)
+    }
+
+    /// Whether newer versions exist beyond what the requirements allow.
+    pub fn beyond_requirements(&self) -> bool {
+        match (&self.allowed, &self.newest) {
+            (Some(a), Some(n)) => newer(n, a),
+            _ => false,
+        }
+    }
+}
+
+fn newer(a: &str, b: &str) -> bool {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => false,
+    }
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    version: u32,
+    packages: &'a [Row],
+}
+
+/// The JSON document (schema in the module doc).
+pub fn to_json(rows: &[Row]) -> serde_json::Value {
+    serde_json::to_value(JsonReport {
+        version: JSON_SCHEMA_VERSION,
+        packages: rows,
+    })
+    .unwrap_or(serde_json::Value::Null)
+}
+
+/// Builds the report. `direct` holds the project's requirements by name;
+/// `docs` the registry document of each locked package (`None`: the
+/// registry does not have it; absent: not fetched).
+pub fn report(
+    lock: &Lockfile,
+    direct: &BTreeMap<String, Requirement>,
+    docs: &BTreeMap<String, Option<Arc<PackageDocument>>>,
+) -> Vec<Row> {
+    let mut reqs: BTreeMap<&str, Vec<Requirer>> = BTreeMap::new();
+    for (name, req) in direct {
+        reqs.entry(name).or_default().push(Requirer {
+            by: None,
+            req: req.to_string(),
+        });
+    }
+    for p in &lock.packages {
+        for d in &p.dependencies {
+            let (to, req) = d.split_once(' ').unwrap_or((d.as_str(), "*"));
+            reqs.entry(to).or_default().push(Requirer {
+                by: Some(p.name.clone()),
+                req: req.trim().to_owned(),
+            });
+        }
+    }
+    let mut rows: Vec<Row> = lock
+        .packages
+        .iter()
+        .map(|p| {
+            let requirements = reqs.remove(p.name.as_str()).unwrap_or_default();
+            let parsed: Vec<Requirement> = requirements
+                .iter()
+                .filter_map(|r| Requirement::parse(&r.req).ok())
+                .collect();
+            let (allowed, newest) = match docs.get(&p.name) {
+                Some(Some(doc)) => {
+                    let candidates: Vec<semver::Version> = doc
+                        .versions
+                        .iter()
+                        .flatten()
+                        .filter_map(|r| r.semver().filter(|v| !r.yanked || *v == p.version))
+                        .chain(std::iter::once(p.version.clone()))
+                        .collect();
+                    let allowed = candidates
+                        .iter()
+                        .filter(|v| parsed.iter().all(|r| r.matches(v)))
+                        .chain(std::iter::once(&p.version))
+                        .max()
+                        .map(ToString::to_string);
+                    let pre_ok = !p.version.pre.is_empty();
+                    let newest = candidates
+                        .iter()
+                        .filter(|v| pre_ok || v.pre.is_empty())
+                        .max()
+                        .map(ToString::to_string);
+                    (allowed, newest)
+                }
+                _ => (None, None),
+            };
+            Row {
+                name: p.name.clone(),
+                locked: p.version.to_string(),
+                allowed,
+                newest,
+                registry: p.registry.clone(),
+                requirements,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lock::{LockedPackage, LockedRegistry};
+    use crate::registry::VersionRecord;
+
+    fn doc(name: &str, versions: &[(&str, bool)]) -> Option<Arc<PackageDocument>> {
+        let mut d = PackageDocument::default();
+        d.info.name = name.into();
+        d.versions = Some(
+            versions
+                .iter()
+                .map(|(v, yanked)| VersionRecord {
+                    version: (*v).into(),
+                    yanked: *yanked,
+                    ..Default::default()
+                })
+                .collect(),
+        );
+        Some(Arc::new(d))
+    }
+
+    fn pkg(name: &str, version: &str, deps: &[&str]) -> LockedPackage {
+        LockedPackage {
+            name: name.into(),
+            version: version.parse().unwrap(),
+            registry: "main".into(),
+            sha256: "0".repeat(64),
+            size: 1,
+            dependencies: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    fn lock(packages: Vec<LockedPackage>) -> Lockfile {
+        Lockfile {
+            root: vec![],
+            registries: vec![LockedRegistry {
+                name: "main".into(),
+                url: "file:///r/".into(),
+                priority: 100,
+                explicit: false,
+            }],
+            packages,
+        }
+    }
+
+    #[test]
+    fn allowed_respects_every_dependent_and_skips_yanked() {
+        let l = lock(vec![
+            pkg("a", "1.0.0", &["c ^1.1"]),
+            pkg("b", "1.0.0", &["c <1.3"]),
+            pkg("c", "1.1.0", &[]),
+        ]);
+        let direct = BTreeMap::from([
+            ("a".to_owned(), Requirement::parse("^1").unwrap()),
+            ("b".to_owned(), Requirement::parse("^1").unwrap()),
+        ]);
+        let docs = BTreeMap::from([
+            (
+                "a".to_owned(),
+                doc("a", &[("1.0.0", false), ("1.2.0", false), ("2.0.0", false)]),
+            ),
+            ("b".to_owned(), doc("b", &[("1.0.0", false)])),
+            (
+                "c".to_owned(),
+                doc(
+                    "c",
+                    &[
+                        ("1.1.0", false),
+                        ("1.2.0", false),
+                        ("1.2.5", true),
+                        ("1.3.0", false),
+                        ("2.0.0-rc.1", false),
+                    ],
+                ),
+            ),
+        ]);
+        let rows = report(&l, &direct, &docs);
+        let show: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{} {} {:?} {:?}", r.name, r.locked, r.allowed, r.newest))
+            .collect();
+        assert_eq!(
+            show,
+            [
+                "a 1.0.0 Some(\"1.2.0\") Some(\"2.0.0\")",
+                "b 1.0.0 Some(\"1.0.0\") Some(\"1.0.0\")",
+                "c 1.1.0 Some(\"1.2.0\") Some(\"1.3.0\")",
+            ]
+        );
+        assert!(rows[0].upgradable() && rows[0].beyond_requirements());
+        assert!(!rows[1].upgradable() && !rows[1].beyond_requirements());
+        assert_eq!(rows[2].requirements.len(), 2);
+    }
+
+    #[test]
+    fn a_locked_yanked_version_still_counts_and_missing_documents_are_none() {
+        let l = lock(vec![pkg("a", "1.0.1", &[]), pkg("gone", "0.1.0", &[])]);
+        let direct = BTreeMap::from([("a".to_owned(), Requirement::parse("=1.0.1").unwrap())]);
+        let docs = BTreeMap::from([
+            ("a".to_owned(), doc("a", &[("1.0.0", false), ("1.0.1", true)])),
+            ("gone".to_owned(), None),
+        ]);
+        let rows = report(&l, &direct, &docs);
+        assert_eq!(rows[0].allowed.as_deref(), Some("1.0.1"));
+        assert_eq!(rows[0].newest.as_deref(), Some("1.0.1"));
+        assert_eq!(rows[1].allowed, None);
+        assert!(!rows[1].upgradable());
+    }
+}
