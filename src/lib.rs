@@ -11,7 +11,7 @@
 //! 5. `install` reproduces the lock into `.fm/packages`, verified.
 //!
 //! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
-//! `server` is the registry server, and [`cli`] parses arguments and prints.
+//! [`server`] is the registry server, and [`cli`] parses arguments and prints.
 //! Data flows one way along the pipeline; no module reaches back up it.
 
 #![allow(clippy::result_large_err)] // miette diagnostics carry their source text
@@ -26,3 +26,4 @@ pub mod names;
 pub mod registry;
 pub mod req;
 pub mod resolve;
+pub mod server;

@@ -8,6 +8,7 @@
 pub mod args;
 mod manifest_cmds;
 mod pack;
+mod serve;
 pub mod shell;
 
 use std::ffi::OsString;
@@ -138,9 +139,7 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Verify(_) => Err(Failure::not_built("verify")),
         Command::Search(_) => Err(Failure::not_built("search")),
         Command::Install(_) => Err(Failure::not_built("install")),
-        Command::Registry(RegistryCommand::Serve(_)) | Command::Studio(StudioCommand::Start(_)) => {
-            Err(Failure::not_built("registry serve"))
-        }
+        Command::Registry(RegistryCommand::Serve(a)) | Command::Studio(StudioCommand::Start(a)) => serve::serve(ctx, a),
         Command::Registry(_) => Err(Failure::not_built("registry")),
     }
 }

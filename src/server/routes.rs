@@ -1,0 +1,665 @@
+//! The endpoints of SPEC §4 under `/api/v1/registry/`.
+//!
+//! Answers keep FlowMason Studio's shapes field for field (see
+//! `shared/flowmason/`), minus its defects: `download_url`s are absolute,
+//! "latest" is the newest by semver, `packages/{name}/versions` is reachable,
+//! `category` filters, search returns one entry a package, downloads are
+//! counted, writes need a token. Errors are `{"error":{"code","message"}}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ServerConfig;
+use super::auth::{Access, Tokens};
+use super::downloads::Downloads;
+use crate::archive::Limits;
+use crate::registry::document::{PackageDocument, PackageInfo, archive_key};
+use crate::registry::publish::{self, PublishError};
+use crate::registry::storage::Storage;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub tokens: Arc<Tokens>,
+    pub require_auth: bool,
+    pub limits: Limits,
+    pub downloads: Arc<Downloads>,
+    pub addr: SocketAddr,
+    pub test: Option<Arc<TestProbe>>,
+}
+
+/// Test-only request accounting (see [`super::TEST_DELAY_ENV`]).
+#[derive(Debug, Default)]
+pub struct TestProbe {
+    pub delay: Duration,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    requests: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(config: &ServerConfig, addr: SocketAddr) -> AppState {
+        AppState {
+            storage: config.storage.clone(),
+            tokens: Arc::new(config.tokens.clone()),
+            require_auth: config.require_auth,
+            limits: config.limits,
+            downloads: Arc::new(Downloads::load(config.storage.as_ref())),
+            addr,
+            test: config.test_delay.map(|delay| {
+                Arc::new(TestProbe {
+                    delay,
+                    ..TestProbe::default()
+                })
+            }),
+        }
+    }
+}
+
+/// All routes, with auth, logging and the test probe.
+pub fn router(state: AppState, config: &ServerConfig) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/packages/search", get(search))
+        .route(
+            "/packages/upload",
+            post(upload).layer(DefaultBodyLimit::max(config.max_upload_bytes)),
+        )
+        .route("/packages/{name}", get(package))
+        .route("/packages/{name}/versions", get(versions))
+        .route("/packages/{name}/{version}", get(package_version).delete(yank))
+        .route("/packages/{name}/{version}/download", get(download))
+        .route("/packages/{name}/{version}/yank", put(yank).delete(unyank))
+        .route("/categories", get(categories))
+        .route("/stats", get(stats))
+        .route("/_test/stats", get(test_stats))
+        .layer(middleware::from_fn_with_state(state.clone(), read_auth))
+        .layer(middleware::from_fn_with_state(state.clone(), test_probe));
+    let mut app = Router::new()
+        .nest("/api/v1/registry", api)
+        .fallback(not_found_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    if config.log_requests {
+        app = app.layer(middleware::from_fn(log_request));
+    }
+    app
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// An error answer: `{"error":{"code","message"}}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn internal(message: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            PublishError::Archive(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_package", message),
+            PublishError::Exists { .. } => ApiError::new(StatusCode::CONFLICT, "already_exists", message),
+            PublishError::Checksum { .. } => ApiError::new(StatusCode::BAD_REQUEST, "checksum_mismatch", message),
+            PublishError::NotFound { .. } => ApiError::not_found(message),
+            PublishError::Corrupt { .. } | PublishError::Io { .. } => ApiError::internal(message),
+        }
+    }
+}
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+async fn not_found_route() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Middleware
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    // The path and query only: tokens travel in headers, never logged.
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let resp = next.run(req).await;
+    eprintln!(
+        "{peer} {method} {target} {} {:.1}ms",
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    resp
+}
+
+/// `--require-auth`: every read needs a token too (health stays public for
+/// load balancers and FlowMason's `registry add` probe).
+async fn read_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.require_auth && !req.uri().path().ends_with("/health") {
+        if let Err(e) = authorize(&state, req.headers(), "read from this registry") {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+async fn test_probe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(probe) = state.test.clone() else {
+        return next.run(req).await;
+    };
+    if req.uri().path().ends_with("/_test/stats") {
+        return next.run(req).await;
+    }
+    let now = probe.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    probe.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    probe.requests.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(probe.delay).await;
+    let resp = next.run(req).await;
+    probe.in_flight.fetch_sub(1, Ordering::SeqCst);
+    resp
+}
+
+async fn test_stats(State(state): State<AppState>) -> ApiResult {
+    let probe = state.test.ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    Ok(Json(json!({
+        "requests": probe.requests.load(Ordering::SeqCst),
+        "max_in_flight": probe.max_in_flight.load(Ordering::SeqCst),
+        "in_flight": probe.in_flight.load(Ordering::SeqCst),
+    }))
+    .into_response())
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    match state.tokens.check(headers) {
+        Access::Granted => Ok(()),
+        Access::Missing => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("a token is required to {what}: send `Authorization: Bearer <token>`"),
+        )),
+        Access::Refused if state.tokens.is_empty() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this server has no publish tokens configured, so nobody may {what}"),
+        )),
+        Access::Refused => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the token presented may not {what}"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// `http://host` as the client addressed us (Host header), for absolute
+/// download URLs.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c)))
+        .map_or_else(|| state.addr.to_string(), str::to_owned);
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+fn download_url(base: &str, name: &str, version: &str) -> String {
+    format!("{base}/api/v1/registry/packages/{name}/{version}/download")
+}
+
+/// The stored document of `name`, or `None` (also for invalid names).
+fn load(state: &AppState, name: &str) -> ApiResult<Option<PackageDocument>> {
+    if crate::names::validate(name).is_err() {
+        return Ok(None);
+    }
+    Ok(publish::read_document(state.storage.as_ref(), name)?
+        .map(|(d, _)| d)
+        .filter(|d| d.info.name == name))
+}
+
+fn load_or_404(state: &AppState, name: &str) -> ApiResult<PackageDocument> {
+    load(state, name)?.ok_or_else(|| ApiError::not_found(format!("Package '{name}' not found")))
+}
+
+/// Every stored document (one per package), sorted by name.
+fn all_documents(state: &AppState) -> ApiResult<Vec<PackageDocument>> {
+    let keys = state.storage.list("index/").map_err(ApiError::internal)?;
+    let mut docs = Vec::with_capacity(keys.len());
+    for key in keys {
+        let Some(name) = key.strip_prefix("index/").and_then(|k| k.strip_suffix(".json")) else {
+            continue;
+        };
+        if let Some(doc) = load(state, name)? {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// A document's [`PackageInfo`] as served: absolute URL, live counts.
+fn served_info(state: &AppState, base: &str, mut info: PackageInfo) -> PackageInfo {
+    info.download_url = download_url(base, &info.name, &info.version);
+    info.downloads = state.downloads.get(&info.name);
+    info
+}
+
+fn json_with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
+    let etag = format!("\"{}\"", &crate::fsutil::sha256_hex(&body)[..32]);
+    let mut r = if if_none_match(headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Whether `If-None-Match` lists `etag` (weak or strong) or `*`.
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+async fn health(State(state): State<AppState>) -> ApiResult {
+    let docs = all_documents(&state)?;
+    let components: usize = docs.iter().map(|d| d.info.component_count).sum();
+    Ok(Json(json!({
+        "status": "healthy",
+        "registry_name": "fm registry",
+        "version": env!("CARGO_PKG_VERSION"),
+        "packages_count": docs.len(),
+        "components_count": components,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    category: Option<String>,
+    page: Option<String>,
+    page_size: Option<String>,
+}
+
+fn bounded(value: Option<&str>, name: &str, default: usize, max: usize) -> ApiResult<usize> {
+    let Some(v) = value else { return Ok(default) };
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ if max == usize::MAX => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            format!("{name} must be a positive integer, got {v:?}"),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            format!("{name} must be an integer from 1 to {max}, got {v:?}"),
+        )),
+    }
+}
+
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(p) = query.map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", e.body_text()))?;
+    let page = bounded(p.page.as_deref(), "page", 1, usize::MAX)?;
+    let page_size = bounded(p.page_size.as_deref(), "page_size", 20, 100)?;
+    let needle = p.q.to_lowercase();
+    let category = p.category.filter(|c| !c.is_empty());
+    let base = base_url(&state, &headers);
+    let matching: Vec<PackageInfo> = all_documents(&state)?
+        .into_iter()
+        .map(|d| d.info)
+        .filter(|i| category.is_none() || i.category == category)
+        .filter(|i| {
+            needle.is_empty()
+                || format!("{} {} {}", i.name, i.description, i.tags.join(" "))
+                    .to_lowercase()
+                    .contains(&needle)
+        })
+        .collect();
+    let total = matching.len();
+    let packages: Vec<PackageInfo> = matching
+        .into_iter()
+        .skip((page - 1).saturating_mul(page_size))
+        .take(page_size)
+        .map(|i| served_info(&state, &base, i))
+        .collect();
+    Ok(Json(json!({
+        "packages": packages,
+        "total_count": total,
+        "page": page,
+        "page_size": page_size,
+        "query": p.q,
+    }))
+    .into_response())
+}
+
+async fn package(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    let mut doc = load_or_404(&state, &name)?;
+    let base = base_url(&state, &headers);
+    doc.info = served_info(&state, &base, doc.info);
+    let body = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+    Ok(json_with_etag(&headers, body))
+}
+
+async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let doc = load_or_404(&state, &name)?;
+    let versions: Vec<&str> = doc.versions_newest_first().iter().map(|r| r.version.as_str()).collect();
+    Ok(Json(json!({
+        "name": doc.info.name,
+        "versions": versions,
+        "latest": doc.latest().map(|r| r.version.clone()),
+    }))
+    .into_response())
+}
+
+fn version_info(state: &AppState, name: &str, version: &str, base: &str) -> ApiResult<PackageInfo> {
+    let doc = load_or_404(state, name)?;
+    let record = doc
+        .version(version)
+        .ok_or_else(|| ApiError::not_found(format!("Package '{name}@{version}' not found")))?;
+    Ok(served_info(state, base, doc.info_for(record)))
+}
+
+async fn package_version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    let base = base_url(&state, &headers);
+    let info = version_info(&state, &name, &version, &base)?;
+    let body = serde_json::to_vec(&info).map_err(ApiError::internal)?;
+    Ok(json_with_etag(&headers, body))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    let not_found = || ApiError::not_found(format!("Package '{name}@{version}' not found"));
+    if crate::names::validate(&name).is_err() || semver::Version::parse(&version).is_err() {
+        return Err(not_found());
+    }
+    let key = archive_key(&name, &version);
+    let bytes = match state.storage.local_path(&key) {
+        Some(path) => match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) => return Err(ApiError::internal(e)),
+        },
+        None => {
+            let storage = state.storage.clone();
+            let key = key.clone();
+            match tokio::task::spawn_blocking(move || storage.read(&key)).await {
+                Ok(Ok(Some((b, _)))) => b,
+                Ok(Ok(None)) => return Err(not_found()),
+                Ok(Err(e)) => return Err(ApiError::internal(e)),
+                Err(e) => return Err(ApiError::internal(e)),
+            }
+        }
+    };
+    let digest = crate::fsutil::sha256_hex(&bytes);
+    let etag = format!("\"{digest}\"");
+    let mut resp = if if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        state.downloads.record(&name);
+        let len = bytes.len();
+        let mut r = Body::from(bytes).into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{version}.fmpkg\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        r
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    // Published bytes never change (yanking keeps them): cache forever.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(resp)
+}
+
+async fn categories(State(state): State<AppState>) -> ApiResult {
+    let mut cats: Vec<String> = all_documents(&state)?
+        .into_iter()
+        .filter_map(|d| d.info.category)
+        .filter(|c| !c.is_empty())
+        .collect();
+    cats.sort();
+    cats.dedup();
+    Ok(Json(cats).into_response())
+}
+
+async fn stats(State(state): State<AppState>) -> ApiResult {
+    let docs = all_documents(&state)?;
+    let mut categories = serde_json::Map::new();
+    let (mut versions, mut size) = (0usize, 0u64);
+    for d in &docs {
+        for r in d.versions.iter().flatten() {
+            versions += 1;
+            size += r.size_bytes;
+        }
+        if let Some(c) = d.info.category.as_ref().filter(|c| !c.is_empty()) {
+            let n = categories.get(c).and_then(|v| v.as_u64()).unwrap_or(0);
+            categories.insert(c.clone(), json!(n + 1));
+        }
+    }
+    Ok(Json(json!({
+        "packages_count": docs.len(),
+        "versions_count": versions,
+        "components_count": docs.iter().map(|d| d.info.component_count).sum::<usize>(),
+        "total_size_bytes": size,
+        "downloads": state.downloads.total(),
+        "categories": categories,
+    }))
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Writes
+
+/// `POST packages/upload`: multipart `file` (+ optional `checksum`, which
+/// FlowMason's client sends first), or a raw `application/octet-stream`
+/// body (checksum in `X-Checksum-Sha256`).
+async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
+    authorize(&state, req.headers(), "publish")?;
+    let base = base_url(&state, req.headers());
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let (bytes, checksum) = if is_multipart {
+        read_multipart(Multipart::from_request(req, &()).await.map_err(|e| body_error(e.status(), e.body_text()))?)
+            .await?
+    } else {
+        let checksum = req
+            .headers()
+            .get("x-checksum-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = Bytes::from_request(req, &())
+            .await
+            .map_err(|e| body_error(e.status(), e.body_text()))?;
+        (bytes, checksum)
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_package",
+            "the upload is empty: send the archive as multipart field `file` or as the request body",
+        ));
+    }
+    let storage = state.storage.clone();
+    let limits = state.limits;
+    let published = tokio::task::spawn_blocking(move || {
+        publish::publish(storage.as_ref(), &bytes, checksum.as_deref().filter(|c| !c.is_empty()), &limits)
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let info = served_info(&state, &base, published.document.info_for(&published.record));
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+fn body_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, "too_large", format!("the upload is too large: {text}"))
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", text)
+    }
+}
+
+async fn read_multipart(mut mp: Multipart) -> ApiResult<(Bytes, Option<String>)> {
+    let (mut file, mut checksum) = (None, None);
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(body_error(e.status(), e.body_text())),
+        };
+        match field.name() {
+            Some("file") => file = Some(field.bytes().await.map_err(|e| body_error(e.status(), e.body_text()))?),
+            Some("checksum") => {
+                checksum = Some(field.text().await.map_err(|e| body_error(e.status(), e.body_text()))?)
+            }
+            _ => {}
+        }
+    }
+    let file = file.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_file",
+            "the multipart upload has no `file` field",
+        )
+    })?;
+    Ok((file, checksum))
+}
+
+async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: String, yanked: bool) -> ApiResult {
+    authorize(&state, &headers, if yanked { "yank" } else { "un-yank" })?;
+    if load(&state, &name)?.is_none() {
+        return Err(ApiError::not_found(format!("Package '{name}@{version}' not found")));
+    }
+    let storage = state.storage.clone();
+    let (n, v) = (name.clone(), version.clone());
+    tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked))
+        .await
+        .map_err(ApiError::internal)??;
+    let verb = if yanked { "yanked" } else { "un-yanked" };
+    Ok(Json(json!({
+        "message": format!("Package {name}@{version} {verb}"),
+        "success": true,
+        "name": name,
+        "version": version,
+        "yanked": yanked,
+    }))
+    .into_response())
+}
+
+/// `DELETE packages/{n}/{v}` and `PUT packages/{n}/{v}/yank`.
+async fn yank(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    set_yanked(state, headers, name, version, true).await
+}
+
+/// `DELETE packages/{n}/{v}/yank`.
+async fn unyank(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    set_yanked(state, headers, name, version, false).await
+}
