@@ -8,8 +8,12 @@
 pub mod args;
 mod manifest_cmds;
 mod pack;
+mod registry_cmds;
+mod search;
 mod serve;
 pub mod shell;
+mod target;
+mod yank;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -135,11 +139,21 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Why(_) => Err(Failure::not_built("why")),
         Command::Outdated(_) => Err(Failure::not_built("outdated")),
         Command::Diff(_) => Err(Failure::not_built("diff")),
-        Command::Yank(_) => Err(Failure::not_built("yank")),
+        Command::Yank(a) => yank::yank(ctx, a),
         Command::Verify(_) => Err(Failure::not_built("verify")),
-        Command::Search(_) => Err(Failure::not_built("search")),
+        Command::Search(a) => search::search(ctx, a),
         Command::Install(_) => Err(Failure::not_built("install")),
         Command::Registry(RegistryCommand::Serve(a)) | Command::Studio(StudioCommand::Start(a)) => serve::serve(ctx, a),
-        Command::Registry(_) => Err(Failure::not_built("registry")),
+        Command::Registry(RegistryCommand::List { all }) => registry_cmds::list(ctx, all),
+        Command::Registry(RegistryCommand::Add {
+            name,
+            url,
+            token,
+            priority,
+            default,
+        }) => registry_cmds::add(ctx, name, url, token, priority, default),
+        Command::Registry(RegistryCommand::Remove { name }) => registry_cmds::remove(ctx, name),
+        Command::Registry(RegistryCommand::SetDefault { name }) => registry_cmds::set_default(ctx, name),
+        Command::Registry(RegistryCommand::Cache { clear, older_than }) => registry_cmds::cache(ctx, clear, older_than),
     }
 }

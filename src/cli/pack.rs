@@ -1,10 +1,11 @@
 //! `fm pack` and `fm publish`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::args::{PackArgs, PublishArgs};
 use super::{Context, Failure};
 use crate::archive;
+use crate::registry::HttpRegistry;
 use crate::registry::publish;
 use crate::registry::storage::DirStorage;
 
@@ -48,31 +49,40 @@ pub fn archive_bytes(path: &Path) -> Result<Vec<u8>, Failure> {
 
 pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
     let bytes = archive_bytes(&a.path)?;
-    let Some(target) = a.registry else {
-        return Err(Failure::usage(
-            "fm publish needs --registry",
-            Some("pass --registry with a directory registry path or file:// URL"),
-        ));
-    };
-    let url = crate::manifest::parse_location(&target, &ctx.cwd)
-        .map_err(|why| Failure::usage(format!("invalid --registry {target:?}: {why}"), None))?;
-    if url.scheme() != "file" {
-        return Err(Failure::not_built("publish to an HTTP registry"));
+    // Validate locally first: a broken archive never leaves this machine.
+    let manifest = archive::read_manifest(&bytes)?;
+    archive::check_entries(&bytes, &archive::Limits::default())?;
+    let target = super::target::resolve(ctx, a.registry.as_deref())?;
+    if let Some(root) = target.directory() {
+        let storage = DirStorage::new(root);
+        let published = publish::publish(&storage, &bytes, None, &archive::Limits::default())?;
+        ctx.shell.status(
+            "Published",
+            format!(
+                "{}@{} to {} (sha256 {})",
+                published.manifest.raw.name,
+                published.record.version,
+                storage.root().display(),
+                published.record.checksum
+            ),
+        );
+        return Ok(());
     }
-    let root: PathBuf = url
-        .to_file_path()
-        .map_err(|()| Failure::usage(format!("{url} is not a local path"), None))?;
-    let storage = DirStorage::new(root);
-    let published = publish::publish(&storage, &bytes, None, &archive::Limits::default())?;
+    let file_name = format!("{}-{}.fmpkg", manifest.raw.name, manifest.version);
+    let registry = HttpRegistry::new(&target.name, &target.url, &target.opts)?;
+    let info = super::target::runtime()?.block_on(registry.upload(bytes, &file_name))?;
     ctx.shell.status(
         "Published",
         format!(
             "{}@{} to {} (sha256 {})",
-            published.manifest.raw.name,
-            published.record.version,
-            storage.root().display(),
-            published.record.checksum
+            info.name,
+            info.version,
+            crate::registry::redact_url(&target.url),
+            info.checksum
         ),
     );
+    if ctx.global.json {
+        ctx.shell.json(&info);
+    }
     Ok(())
 }

@@ -9,8 +9,12 @@ use crate::server::{self, ServerConfig, Tokens};
 
 pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
     let root = ctx.cwd.join(&a.storage);
-    std::fs::create_dir_all(&root)
-        .map_err(|e| Failure::user(miette::miette!("cannot create the storage folder {}: {e}", root.display())))?;
+    std::fs::create_dir_all(&root).map_err(|e| {
+        Failure::user(miette::miette!(
+            "cannot create the storage folder {}: {e}",
+            root.display()
+        ))
+    })?;
     let mut tokens = Tokens::from_plain(a.token.iter().map(String::as_str));
     if let Some(file) = &a.tokens_file {
         tokens.add_file(&ctx.cwd.join(file))?;
@@ -25,7 +29,8 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
             .warn("no publish tokens configured: uploads and yanks will be refused (pass --token or --tokens-file)");
     }
     if config.require_auth && config.tokens.is_empty() {
-        ctx.shell.warn("--require-auth without tokens: every read but health will be refused");
+        ctx.shell
+            .warn("--require-auth without tokens: every read but health will be refused");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -41,6 +41,9 @@ pub const API_PATH: &str = "api/v1/registry/";
 const ATTEMPTS: u32 = 3;
 const MAX_REDIRECTS: usize = 10;
 
+/// One document, fetched once however many callers ask at the same time.
+type DocCell = OnceCell<Option<Arc<PackageDocument>>>;
+
 /// A registry server reached over HTTP(S).
 pub struct HttpRegistry {
     name: String,
@@ -57,7 +60,7 @@ pub struct HttpRegistry {
     cache_root: PathBuf,
     /// `{cache_root}/{hash of api}`.
     cache: PathBuf,
-    docs: Mutex<HashMap<String, Arc<OnceCell<Option<Arc<PackageDocument>>>>>>,
+    docs: Mutex<HashMap<String, Arc<DocCell>>>,
 }
 
 impl std::fmt::Debug for HttpRegistry {
@@ -132,7 +135,9 @@ impl HttpRegistry {
     }
 
     fn endpoint(&self, path: &str) -> Result<url::Url, RegistryError> {
-        self.api.join(path).map_err(|e| self.http_err(format!("bad request path {path:?}: {e}"), None))
+        self.api
+            .join(path)
+            .map_err(|e| self.http_err(format!("bad request path {path:?}: {e}"), None))
     }
 
     fn http_err(&self, message: String, help: Option<String>) -> RegistryError {
@@ -162,7 +167,10 @@ impl HttpRegistry {
             let mut attempt = 0;
             let response = loop {
                 attempt += 1;
-                let mut req = self.client.request(method.clone(), url.clone()).headers(headers.clone());
+                let mut req = self
+                    .client
+                    .request(method.clone(), url.clone())
+                    .headers(headers.clone());
                 if let (Some(token), false) = (&self.token, left_origin) {
                     req = req.bearer_auth(token);
                 }
@@ -178,7 +186,9 @@ impl HttpRegistry {
                     Err(e) => {
                         return Err(self.http_err(
                             format!("cannot reach {}: {}", redact_url(&url), error_chain(&e)),
-                            Some("check the registry URL and your network, or use --offline with a filled cache".into()),
+                            Some(
+                                "check the registry URL and your network, or use --offline with a filled cache".into(),
+                            ),
                         ));
                     }
                 }
@@ -192,9 +202,9 @@ impl HttpRegistry {
                 {
                     return Err(self.http_err(format!("{} redirected an upload ({status})", redact_url(&url)), None));
                 }
-                url = url
-                    .join(loc)
-                    .map_err(|e| self.http_err(format!("{} sent a bad redirect {loc:?}: {e}", redact_url(&url)), None))?;
+                url = url.join(loc).map_err(|e| {
+                    self.http_err(format!("{} sent a bad redirect {loc:?}: {e}", redact_url(&url)), None)
+                })?;
                 continue;
             }
             return Ok(Fetched {
@@ -297,7 +307,10 @@ impl HttpRegistry {
             StatusCode::NOT_MODIFIED => match cached {
                 Some(c) => Ok(Some(Arc::new(c.document))),
                 None => Err(self.http_err(
-                    format!("{} answered 304 to a request that had no If-None-Match", redact_url(&f.url)),
+                    format!(
+                        "{} answered 304 to a request that had no If-None-Match",
+                        redact_url(&f.url)
+                    ),
                     None,
                 )),
             },
@@ -309,7 +322,10 @@ impl HttpRegistry {
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
                 let body = f.response.bytes().await.map_err(|e| {
-                    self.http_err(format!("reading {package}'s document failed: {}", error_chain(&e)), None)
+                    self.http_err(
+                        format!("reading {package}'s document failed: {}", error_chain(&e)),
+                        None,
+                    )
                 })?;
                 let mut doc: PackageDocument = serde_json::from_slice(&body).map_err(|e| RegistryError::Corrupt {
                     registry: self.name.clone(),
@@ -365,8 +381,11 @@ impl HttpRegistry {
 
     /// One version of a legacy server: dependencies from the archive.
     async fn legacy_record(&self, package: &str, info: &PackageInfo) -> Result<VersionRecord, RegistryError> {
-        let deps_path = crate::fsutil::is_sha256_hex(&info.checksum)
-            .then(|| self.cache_root.join("manifests").join(format!("{}.json", info.checksum)));
+        let deps_path = crate::fsutil::is_sha256_hex(&info.checksum).then(|| {
+            self.cache_root
+                .join("manifests")
+                .join(format!("{}.json", info.checksum))
+        });
         let cached = deps_path
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
@@ -507,10 +526,21 @@ impl HttpRegistry {
             )
         };
         let f = self
-            .send(Method::POST, self.endpoint("packages/upload")?, header::HeaderMap::new(), Some(&make))
+            .send(
+                Method::POST,
+                self.endpoint("packages/upload")?,
+                header::HeaderMap::new(),
+                Some(&make),
+            )
             .await?;
         if f.status == StatusCode::CONFLICT {
-            let msg = f.response.text().await.ok().and_then(|t| server_message(&t)).unwrap_or_default();
+            let msg = f
+                .response
+                .text()
+                .await
+                .ok()
+                .and_then(|t| server_message(&t))
+                .unwrap_or_default();
             return Err(self.http_err(
                 format!("{} refused the upload (409 Conflict): {msg}", self.url),
                 Some("published versions are immutable: bump `version` in [package] and publish again".into()),
@@ -584,7 +614,10 @@ impl Registry for HttpRegistry {
     fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>> {
         async move {
             let cell = {
-                let mut docs = self.docs.lock().map_err(|_| self.http_err("internal lock poisoned".into(), None))?;
+                let mut docs = self
+                    .docs
+                    .lock()
+                    .map_err(|_| self.http_err("internal lock poisoned".into(), None))?;
                 docs.entry(package.to_owned()).or_default().clone()
             };
             cell.get_or_try_init(|| self.fetch_document(package)).await.cloned()

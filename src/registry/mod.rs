@@ -25,8 +25,8 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 pub use directory::DirectoryRegistry;
-pub use http::HttpRegistry;
 pub use document::{PackageDocument, PackageInfo, VersionRecord};
+pub use http::HttpRegistry;
 
 /// A source of package documents and archives.
 pub trait Registry: Send + Sync + fmt::Debug {

@@ -31,9 +31,8 @@ pub fn merge_newest(infos: Vec<PackageInfo>, category: Option<&str>, limit: usiz
         if category.is_some_and(|c| info.category.as_deref() != Some(c)) {
             continue;
         }
-        let newer = |old: &PackageInfo| {
-            semver::Version::parse(&info.version).ok() > semver::Version::parse(&old.version).ok()
-        };
+        let newer =
+            |old: &PackageInfo| semver::Version::parse(&info.version).ok() > semver::Version::parse(&old.version).ok();
         match by_name.get(&info.name) {
             Some(old) if !newer(old) => {}
             _ => {

@@ -195,10 +195,11 @@ async fn log_request(req: Request, next: Next) -> Response {
 /// `--require-auth`: every read needs a token too (health stays public for
 /// load balancers and FlowMason's `registry add` probe).
 async fn read_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if state.require_auth && !req.uri().path().ends_with("/health") {
-        if let Err(e) = authorize(&state, req.headers(), "read from this registry") {
-            return e.into_response();
-        }
+    if state.require_auth
+        && !req.uri().path().ends_with("/health")
+        && let Err(e) = authorize(&state, req.headers(), "read from this registry")
+    {
+        return e.into_response();
     }
     next.run(req).await
 }
@@ -382,7 +383,8 @@ async fn search(
     headers: HeaderMap,
     query: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult {
-    let Query(p) = query.map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", e.body_text()))?;
+    let Query(p) =
+        query.map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", e.body_text()))?;
     let page = bounded(p.page.as_deref(), "page", 1, usize::MAX)?;
     let page_size = bounded(p.page_size.as_deref(), "page_size", 20, 100)?;
     let needle = p.q.to_lowercase();
@@ -490,7 +492,10 @@ async fn download(
         let len = bytes.len();
         let mut r = Body::from(bytes).into_response();
         let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{version}.fmpkg\"")) {
             h.insert(header::CONTENT_DISPOSITION, v);
@@ -560,8 +565,12 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
     let (bytes, checksum) = if is_multipart {
-        read_multipart(Multipart::from_request(req, &()).await.map_err(|e| body_error(e.status(), e.body_text()))?)
-            .await?
+        read_multipart(
+            Multipart::from_request(req, &())
+                .await
+                .map_err(|e| body_error(e.status(), e.body_text()))?,
+        )
+        .await?
     } else {
         let checksum = req
             .headers()
@@ -583,7 +592,12 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
     let storage = state.storage.clone();
     let limits = state.limits;
     let published = tokio::task::spawn_blocking(move || {
-        publish::publish(storage.as_ref(), &bytes, checksum.as_deref().filter(|c| !c.is_empty()), &limits)
+        publish::publish(
+            storage.as_ref(),
+            &bytes,
+            checksum.as_deref().filter(|c| !c.is_empty()),
+            &limits,
+        )
     })
     .await
     .map_err(ApiError::internal)??;
@@ -609,9 +623,7 @@ async fn read_multipart(mut mp: Multipart) -> ApiResult<(Bytes, Option<String>)>
         };
         match field.name() {
             Some("file") => file = Some(field.bytes().await.map_err(|e| body_error(e.status(), e.body_text()))?),
-            Some("checksum") => {
-                checksum = Some(field.text().await.map_err(|e| body_error(e.status(), e.body_text()))?)
-            }
+            Some("checksum") => checksum = Some(field.text().await.map_err(|e| body_error(e.status(), e.body_text()))?),
             _ => {}
         }
     }
