@@ -347,7 +347,7 @@ fn flowmason_studio() -> (Recorder, Arc<Mutex<usize>>) {
             }
             ["packages", name] => {
                 // FlowMason's bug: the last file name in string order.
-                match infos.iter().filter(|(i, _)| i["name"] == *name).last() {
+                match infos.iter().rev().find(|(i, _)| i["name"] == *name) {
                     Some((i, _)) => json_reply(i.clone()),
                     None => (
                         404,
