@@ -389,3 +389,26 @@ fn download_counts_survive_a_restart() {
         assert_eq!(doc["downloads"], 3);
     });
 }
+
+#[test]
+fn studio_start_is_an_alias_taking_flowmasons_host_and_port() {
+    use std::io::BufRead;
+    let ctx = TestContext::new();
+    let mut child = ctx
+        .fm()
+        .args(["studio", "start", "--host", "127.0.0.1", "--port", "0", "--storage"])
+        .arg(ctx.root.join("st"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let line = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("http://"))
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("Listening on http://127.0.0.1:"), "{line}");
+    assert!(!line.contains(":8999"), "{line}");
+}

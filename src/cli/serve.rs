@@ -19,7 +19,8 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
     if let Some(file) = &a.tokens_file {
         tokens.add_file(&ctx.cwd.join(file))?;
     }
-    let mut config = ServerConfig::new(Arc::new(DirStorage::new(root.clone())), a.bind);
+    let bind = bind_address(&a.bind, a.host.as_deref(), a.port);
+    let mut config = ServerConfig::new(Arc::new(DirStorage::new(root.clone())), bind);
     config.tokens = tokens;
     config.require_auth = a.require_auth;
     config.max_upload_bytes = a.max_upload_mb.saturating_mul(1024 * 1024);
@@ -44,4 +45,33 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
         shell.verbose("Press Ctrl-C to stop");
     }))?;
     Ok(())
+}
+
+/// `--bind`, with FlowMason's `--host`/`--port` replacing its parts.
+fn bind_address(bind: &str, host: Option<&str>, port: Option<u16>) -> String {
+    if host.is_none() && port.is_none() {
+        return bind.to_owned();
+    }
+    let (bind_host, bind_port) = bind.rsplit_once(':').unwrap_or((bind, "8999"));
+    let host = host.unwrap_or(bind_host);
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let port = port.map_or_else(|| bind_port.to_owned(), |p| p.to_string());
+    format!("{host}:{port}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind_address;
+
+    #[test]
+    fn host_and_port_replace_parts_of_bind() {
+        assert_eq!(bind_address("127.0.0.1:8999", None, None), "127.0.0.1:8999");
+        assert_eq!(bind_address("127.0.0.1:8999", None, Some(0)), "127.0.0.1:0");
+        assert_eq!(bind_address("127.0.0.1:8999", Some("0.0.0.0"), None), "0.0.0.0:8999");
+        assert_eq!(bind_address("127.0.0.1:8999", Some("::1"), Some(9)), "[::1]:9");
+    }
 }
