@@ -83,6 +83,20 @@ pub fn add(
         // Credentials belong in --token, not in the URL.
         crate::registry::redact_url(&parsed).to_string()
     };
+    if parsed.scheme() != "file" {
+        // As FlowMason does: probe `health`; unlike it, keep the registry
+        // enabled either way (it may just be down right now).
+        let probe = crate::registry::HttpRegistry::new(&name, &parsed, &crate::registry::OpenOptions::default())?;
+        let probe = super::target::runtime()?
+            .block_on(async { tokio::time::timeout(std::time::Duration::from_secs(5), probe.health()).await });
+        match probe {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => ctx.shell.warn(format!("{e} (saved anyway)")),
+            Err(_) => ctx
+                .shell
+                .warn(format!("{name} did not answer within 5 s (saved anyway)")),
+        }
+    }
     let mut config = UserConfig::load()?;
     if default {
         for e in &mut config.registries {

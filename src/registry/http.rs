@@ -234,13 +234,19 @@ impl HttpRegistry {
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
         let at = redact_url(&f.url);
-        let env = format!("FM_TOKEN_{}", self.name.to_ascii_uppercase().replace('-', "_"));
+        let named = crate::names::validate(&self.name).is_ok();
+        let env = if named {
+            format!("FM_TOKEN_{}", self.name.to_ascii_uppercase().replace('-', "_"))
+        } else {
+            "FLOWMASON_REGISTRY_TOKEN".to_owned()
+        };
         let (message, help) = match status {
             StatusCode::UNAUTHORIZED if self.token.is_none() => (
                 format!("{what}: {at} requires a token (401){server_says}"),
                 format!(
                     "add one with `fm registry add {} {} --token TOKEN`, or set {env}",
-                    self.name, self.url
+                    if named { self.name.as_str() } else { "NAME" },
+                    redact_url(&self.url)
                 ),
             ),
             StatusCode::UNAUTHORIZED => (
@@ -555,6 +561,17 @@ impl HttpRegistry {
             .await
             .map_err(|e| self.http_err(format!("reading the upload answer failed: {}", error_chain(&e)), None))?;
         serde_json::from_slice(&body).map_err(|e| self.http_err(format!("the upload answer is not valid: {e}"), None))
+    }
+
+    /// `GET health`: whether the server answers as a registry (what
+    /// FlowMason's `registry add` checks).
+    pub async fn health(&self) -> Result<(), RegistryError> {
+        let f = self.get(self.endpoint("health")?, header::HeaderMap::new()).await?;
+        if f.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(f, "checking health").await)
+        }
     }
 
     /// Yanks (or un-yanks) a version.

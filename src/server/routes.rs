@@ -39,6 +39,27 @@ pub struct AppState {
     pub downloads: Arc<Downloads>,
     pub addr: SocketAddr,
     pub test: Option<Arc<TestProbe>>,
+    docs: Arc<DocCache>,
+}
+
+/// Parsed package documents, for storages with local files: an entry is
+/// reused while the file's identity (inode, size, modification time) is
+/// unchanged. Every write replaces the file by rename, so a publish by this
+/// server, by another server on the same folder, or by `fm publish` to the
+/// folder is seen on the next request. Other storages are read every time.
+#[derive(Debug, Default)]
+struct DocCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, (FileStamp, Arc<PackageDocument>)>>,
+}
+
+type FileStamp = (u64, u64, Option<std::time::SystemTime>);
+
+fn file_stamp(meta: &std::fs::Metadata) -> FileStamp {
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    (ino, meta.len(), meta.modified().ok())
 }
 
 /// Test-only request accounting (see [`super::TEST_DELAY_ENV`]).
@@ -65,6 +86,7 @@ impl AppState {
                     ..TestProbe::default()
                 })
             }),
+            docs: Arc::default(),
         }
     }
 }
@@ -275,21 +297,43 @@ fn download_url(base: &str, name: &str, version: &str) -> String {
 }
 
 /// The stored document of `name`, or `None` (also for invalid names).
-fn load(state: &AppState, name: &str) -> ApiResult<Option<PackageDocument>> {
+fn load(state: &AppState, name: &str) -> ApiResult<Option<Arc<PackageDocument>>> {
     if crate::names::validate(name).is_err() {
         return Ok(None);
     }
-    Ok(publish::read_document(state.storage.as_ref(), name)?
-        .map(|(d, _)| d)
-        .filter(|d| d.info.name == name))
+    let key = crate::registry::document::index_key(name);
+    let stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
+        None => None,
+        Some(Ok(meta)) => Some(file_stamp(&meta)),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Some(Err(e)) => return Err(ApiError::internal(e)),
+    };
+    if let Some(stamp) = stamp
+        && let Ok(map) = state.docs.map.read()
+        && let Some((cached, doc)) = map.get(name)
+        && *cached == stamp
+    {
+        return Ok(Some(doc.clone()));
+    }
+    let doc = publish::read_document(state.storage.as_ref(), name)?
+        .map(|(d, _)| Arc::new(d))
+        .filter(|d| d.info.name == name);
+    if let (Some(stamp), Some(doc)) = (stamp, &doc)
+        && let Ok(mut map) = state.docs.map.write()
+    {
+        // The stamp was taken before the read: if the file changed in
+        // between, the next request sees a different stamp and re-reads.
+        map.insert(name.to_owned(), (stamp, doc.clone()));
+    }
+    Ok(doc)
 }
 
-fn load_or_404(state: &AppState, name: &str) -> ApiResult<PackageDocument> {
+fn load_or_404(state: &AppState, name: &str) -> ApiResult<Arc<PackageDocument>> {
     load(state, name)?.ok_or_else(|| ApiError::not_found(format!("Package '{name}' not found")))
 }
 
 /// Every stored document (one per package), sorted by name.
-fn all_documents(state: &AppState) -> ApiResult<Vec<PackageDocument>> {
+fn all_documents(state: &AppState) -> ApiResult<Vec<Arc<PackageDocument>>> {
     let keys = state.storage.list("index/").map_err(ApiError::internal)?;
     let mut docs = Vec::with_capacity(keys.len());
     for key in keys {
@@ -392,7 +436,7 @@ async fn search(
     let base = base_url(&state, &headers);
     let matching: Vec<PackageInfo> = all_documents(&state)?
         .into_iter()
-        .map(|d| d.info)
+        .map(|d| d.info.clone())
         .filter(|i| category.is_none() || i.category == category)
         .filter(|i| {
             needle.is_empty()
@@ -419,10 +463,22 @@ async fn search(
 }
 
 async fn package(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult {
-    let mut doc = load_or_404(&state, &name)?;
+    /// The stored document with its served PackageInfo, without copying
+    /// the version list.
+    #[derive(serde::Serialize)]
+    struct Served<'a> {
+        #[serde(flatten)]
+        info: PackageInfo,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        versions: Option<&'a Vec<crate::registry::VersionRecord>>,
+    }
+    let doc = load_or_404(&state, &name)?;
     let base = base_url(&state, &headers);
-    doc.info = served_info(&state, &base, doc.info);
-    let body = serde_json::to_vec(&doc).map_err(ApiError::internal)?;
+    let served = Served {
+        info: served_info(&state, &base, doc.info.clone()),
+        versions: doc.versions.as_ref(),
+    };
+    let body = serde_json::to_vec(&served).map_err(ApiError::internal)?;
     Ok(json_with_etag(&headers, body))
 }
 
@@ -517,7 +573,7 @@ async fn download(
 async fn categories(State(state): State<AppState>) -> ApiResult {
     let mut cats: Vec<String> = all_documents(&state)?
         .into_iter()
-        .filter_map(|d| d.info.category)
+        .filter_map(|d| d.info.category.clone())
         .filter(|c| !c.is_empty())
         .collect();
     cats.sort();
