@@ -122,3 +122,41 @@ impl Tokens {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::AUTHORIZATION, v.parse().expect("header"));
+        h
+    }
+
+    #[test]
+    fn plain_and_hashed_tokens_are_accepted_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("tokens");
+        let hash = crate::fsutil::sha256_hex(b"from-file");
+        std::fs::write(&file, format!("# ci\nsha256:{hash} ci-bot\n\n")).expect("write");
+        let mut t = Tokens::from_plain(["a", " ", "b"]);
+        t.add_file(&file).expect("file");
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.check(&headers("Bearer a")), Access::Granted);
+        assert_eq!(t.check(&headers("bearer from-file")), Access::Granted);
+        assert_eq!(t.check(&headers("Bearer c")), Access::Refused);
+        assert_eq!(t.check(&headers("Basic YTpi")), Access::Refused);
+        assert_eq!(t.check(&HeaderMap::new()), Access::Missing);
+        assert_eq!(format!("{t:?}"), "Tokens(3 configured)");
+        assert!(!format!("{t:?}").contains(&hash));
+    }
+
+    #[test]
+    fn a_tokens_file_with_a_clear_token_is_refused() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "my-secret-token\n").expect("write");
+        let err = Tokens::default().add_file(&file).expect_err("clear token");
+        assert!(err.to_string().contains(":1:"), "{err}");
+    }
+}
