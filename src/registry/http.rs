@@ -67,7 +67,7 @@ impl std::fmt::Debug for HttpRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpRegistry")
             .field("name", &self.name)
-            .field("url", &self.url.as_str())
+            .field("url", &redact_url(&self.url).as_str())
             .field("api", &self.api.as_str())
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("offline", &self.offline)
