@@ -558,3 +558,23 @@ fn fm_lock_works_against_a_flowmason_studio_server() {
     let lock = ctx.read("fm.lock");
     assert!(lock.contains("name = \"text-utils\"\nversion = \"1.1.0\""), "{lock}");
 }
+
+#[test]
+fn one_client_keeps_working_across_runtimes() {
+    // `fm sync` may resolve on one runtime and download on another: pooled
+    // connections of a dropped runtime must not break the next requests.
+    let ctx = TestContext::new();
+    let reg = ctx.dir_registry("st");
+    reg.publish("a", "1.0.0", &[]);
+    reg.publish("b", "1.0.0", &[]);
+    let server = ctx.serve(&reg.root, &[], &[]);
+    let client = HttpRegistry::new("srv", &url(&server.url), &opts(&ctx.cache, None)).expect("open");
+    runtime().block_on(async { client.document("a").await.expect("a").expect("found") });
+    let rt = runtime();
+    rt.block_on(async {
+        client.document("b").await.expect("b").expect("found");
+        let mut bytes = Vec::new();
+        client.download("a", "1.0.0", &mut bytes).await.expect("download");
+        assert!(!bytes.is_empty());
+    });
+}
