@@ -604,19 +604,26 @@ fn server_message(text: &str) -> Option<String> {
         .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))
 }
 
-/// An error and its causes on one line (reqwest's top level says little).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
+/// A reqwest error in a few words: what failed and the root cause
+/// (reqwest's own message repeats the URL, which the caller already names).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut root: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(next) = root.and_then(std::error::Error::source) {
+        root = Some(next);
     }
-    out
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the answer failed"
+    } else {
+        "request failed"
+    };
+    match root {
+        Some(r) => format!("{kind}: {r}"),
+        None => kind.to_owned(),
+    }
 }
 
 impl Registry for HttpRegistry {
