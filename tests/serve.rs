@@ -271,8 +271,9 @@ fn writes_need_a_token_and_nothing_is_stored_without_one() {
         assert_eq!(body["error"]["code"], "invalid_package");
     });
     // The log never shows the token.
-    assert!(!server.log().contains(TOKEN));
-    assert!(server.log().contains("POST /api/v1/registry/packages/upload 201"));
+    let log = server.log_when(|l| l.contains("POST /api/v1/registry/packages/upload 400"));
+    assert!(log.contains("POST /api/v1/registry/packages/upload 201"), "{log}");
+    assert!(!log.contains(TOKEN));
 }
 
 #[test]

@@ -255,7 +255,9 @@ impl HttpRegistry {
             ),
             StatusCode::FORBIDDEN => (
                 format!("{what}: {at} refused the token (403){server_says}"),
-                "the token lacks the rights for this; ask the registry's operator for one that has them".to_owned(),
+                format!(
+                    "check the token ({env} or `fm registry add --token`); the registry's operator can issue one with the right to do this"
+                ),
             ),
             StatusCode::NOT_FOUND => (
                 format!("{what}: {at} answered 404{server_says}"),

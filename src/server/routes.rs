@@ -163,14 +163,27 @@ impl IntoResponse for ApiError {
 }
 
 impl From<PublishError> for ApiError {
+    /// Messages name the package, never the server's storage path.
     fn from(e: PublishError) -> ApiError {
-        let message = e.to_string();
         match e {
-            PublishError::Archive(_) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_package", message),
-            PublishError::Exists { .. } => ApiError::new(StatusCode::CONFLICT, "already_exists", message),
-            PublishError::Checksum { .. } => ApiError::new(StatusCode::BAD_REQUEST, "checksum_mismatch", message),
-            PublishError::NotFound { .. } => ApiError::not_found(message),
-            PublishError::Corrupt { .. } | PublishError::Io { .. } => ApiError::internal(message),
+            PublishError::Archive(e) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_package", e.to_string()),
+            PublishError::Exists { name, version, .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("Package {name}@{version} already exists; published versions are immutable"),
+            ),
+            PublishError::Checksum { expected, actual, .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "checksum_mismatch",
+                format!("checksum verification failed: expected {expected}, the upload's SHA-256 is {actual}"),
+            ),
+            PublishError::NotFound { name, version, .. } => {
+                ApiError::not_found(format!("Package '{name}@{version}' not found"))
+            }
+            e @ (PublishError::Corrupt { .. } | PublishError::Io { .. }) => {
+                eprintln!("error: {e}");
+                ApiError::internal("the registry's storage failed; see the server's log")
+            }
         }
     }
 }

@@ -264,6 +264,20 @@ impl Server {
         self.log.lock().expect("log").clone()
     }
 
+    /// The log once `ready` holds for it (the server writes a request's
+    /// line just before answering, and a thread copies it here: give it a
+    /// moment). Returns the log either way after 10 s.
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if ready(&log) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// SIGTERM, then waits for a graceful exit.
     pub fn stop(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
