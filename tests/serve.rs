@@ -352,6 +352,22 @@ fn etag_revalidation_answers_304() {
             .await
             .expect("get");
         assert_eq!(r.status().as_u16(), 304);
+        // A download changes only the count: the cached copy stays valid.
+        let r = c
+            .get(server.api("packages/a/1.0.0/download"))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(r.status().as_u16(), 200);
+        let r = c
+            .get(server.api("packages/a"))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status().as_u16(), 304);
+        let (_, doc) = get_json(&c, &server.api("packages/a")).await;
+        assert_eq!(doc["downloads"], 1);
         let r = c
             .get(server.api("packages/a"))
             .header("if-none-match", "\"something-else\"")

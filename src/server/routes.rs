@@ -367,11 +367,28 @@ fn served_info(state: &AppState, base: &str, mut info: PackageInfo) -> PackageIn
     info
 }
 
-fn json_with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
-    let etag = format!("\"{}\"", &crate::fsutil::sha256_hex(&body)[..32]);
+/// Answers a document with a weak ETag. The tag covers everything but the
+/// live `downloads` count (`stable` is the body rendered with it zeroed), so
+/// a client's cached copy stays valid while only the count moves: weak
+/// validators mean "semantically equivalent", which that is.
+fn json_with_etag<T: serde::Serialize>(
+    headers: &HeaderMap,
+    value: &mut T,
+    downloads: impl Fn(&mut T) -> &mut u64,
+    count: u64,
+) -> ApiResult {
+    *downloads(value) = 0;
+    let stable = serde_json::to_vec(&*value).map_err(ApiError::internal)?;
+    let etag = format!("W/\"{}\"", &crate::fsutil::sha256_hex(&stable)[..32]);
     let mut r = if if_none_match(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        *downloads(value) = count;
+        let body = if count == 0 {
+            stable
+        } else {
+            serde_json::to_vec(&*value).map_err(ApiError::internal)?
+        };
         ([(header::CONTENT_TYPE, "application/json")], body).into_response()
     };
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -379,11 +396,13 @@ fn json_with_etag(headers: &HeaderMap, body: Vec<u8>) -> Response {
     }
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    Ok(r)
 }
 
-/// Whether `If-None-Match` lists `etag` (weak or strong) or `*`.
+/// Whether `If-None-Match` lists `etag` or `*` (weak comparison, as
+/// RFC 9110 prescribes for `If-None-Match`).
 fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let etag = etag.trim_start_matches("W/");
     headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -487,12 +506,12 @@ async fn package(State(state): State<AppState>, headers: HeaderMap, Path(name): 
     }
     let doc = load_or_404(&state, &name)?;
     let base = base_url(&state, &headers);
-    let served = Served {
+    let mut served = Served {
         info: served_info(&state, &base, doc.info.clone()),
         versions: doc.versions.as_ref(),
     };
-    let body = serde_json::to_vec(&served).map_err(ApiError::internal)?;
-    Ok(json_with_etag(&headers, body))
+    let count = served.info.downloads;
+    json_with_etag(&headers, &mut served, |s| &mut s.info.downloads, count)
 }
 
 async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
@@ -520,9 +539,9 @@ async fn package_version(
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult {
     let base = base_url(&state, &headers);
-    let info = version_info(&state, &name, &version, &base)?;
-    let body = serde_json::to_vec(&info).map_err(ApiError::internal)?;
-    Ok(json_with_etag(&headers, body))
+    let mut info = version_info(&state, &name, &version, &base)?;
+    let count = info.downloads;
+    json_with_etag(&headers, &mut info, |i| &mut i.downloads, count)
 }
 
 async fn download(
