@@ -342,9 +342,11 @@ fn etag_revalidation_answers_304() {
     reg.publish("a", "1.0.0", &[]);
     let server = ctx.serve(&reg.root, &[], &[]);
     let c = client();
-    runtime().block_on(async {
+    let etag = runtime().block_on(async {
         let r = c.get(server.api("packages/a")).send().await.expect("get");
-        let etag = r.headers()["etag"].to_str().expect("etag").to_owned();
+        r.headers()["etag"].to_str().expect("etag").to_owned()
+    });
+    runtime().block_on(async {
         let r = c
             .get(server.api("packages/a"))
             .header("if-none-match", &etag)
@@ -375,6 +377,20 @@ fn etag_revalidation_answers_304() {
             .await
             .expect("get");
         assert_eq!(r.status().as_u16(), 200);
+    });
+    // A version published behind the server's back (`fm publish` to the
+    // same folder) is seen at once: new document, new ETag.
+    reg.publish("a", "1.1.0", &[]);
+    runtime().block_on(async {
+        let r = c
+            .get(server.api("packages/a"))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status().as_u16(), 200);
+        let doc: Value = r.json().await.expect("json");
+        assert_eq!(doc["latest_version"], "1.1.0");
     });
 }
 
