@@ -73,12 +73,14 @@ http {
 }
 CONF
 mkdir -p "$work/tmp"
+# nginx workers run as another user.
+chmod -R a+rX "$work"
 nginx -c "$work/nginx.conf" &
 nginx_pid=$!
 sleep 0.5
 nginx_url="http://127.0.0.1:$port"
 
-path=/api/v1/registry/packages/pkg-25
+path=/api/v1/registry/packages/pkg-$((PACKAGES / 2 + 1))
 curl -sf "$fm_url$path" >/dev/null
 curl -sf "$nginx_url$path" >/dev/null
 

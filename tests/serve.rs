@@ -315,6 +315,16 @@ fn fifty_concurrent_uploads_of_one_version_give_exactly_one_201() {
         let (_, doc) = get_json(&c, &server.api("packages/race")).await;
         assert_eq!(doc["versions"].as_array().map(Vec::len), Some(1));
     });
+    // The folder can be served by a static file host running as another user.
+    #[cfg(unix)]
+    for f in ["index/race.json", "packages/race/race-1.0.0.fmpkg"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(server.storage.join(f))
+            .expect("stored")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{f}");
+    }
 }
 
 #[test]
