@@ -40,6 +40,25 @@ pub struct AppState {
     pub addr: SocketAddr,
     pub test: Option<Arc<TestProbe>>,
     docs: Arc<DocCache>,
+    rendered: Arc<RenderCache>,
+}
+
+/// Rendered `packages/{name}` answers, reused while the document (the same
+/// [`Arc`] from [`DocCache`]), the host it was addressed as, and the
+/// download count are unchanged: the hot path of resolution becomes a
+/// `stat` and a lookup.
+#[derive(Debug, Default)]
+struct RenderCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, Arc<Rendered>>>,
+}
+
+#[derive(Debug)]
+struct Rendered {
+    doc: Arc<PackageDocument>,
+    base: String,
+    count: u64,
+    etag: String,
+    body: Bytes,
 }
 
 /// Parsed package documents, for storages with local files: an entry is
@@ -87,6 +106,7 @@ impl AppState {
                 })
             }),
             docs: Arc::default(),
+            rendered: Arc::default(),
         }
     }
 }
@@ -367,36 +387,40 @@ fn served_info(state: &AppState, base: &str, mut info: PackageInfo) -> PackageIn
     info
 }
 
-/// Answers a document with a weak ETag. The tag covers everything but the
-/// live `downloads` count (`stable` is the body rendered with it zeroed), so
-/// a client's cached copy stays valid while only the count moves: weak
-/// validators mean "semantically equivalent", which that is.
-fn json_with_etag<T: serde::Serialize>(
-    headers: &HeaderMap,
+/// Renders a document and its weak ETag. The tag covers everything but
+/// the live `downloads` count (it hashes the body rendered with the count
+/// zeroed), so a client's cached copy stays valid while only the count
+/// moves: weak validators mean "semantically equivalent", which that is.
+fn render<T: serde::Serialize>(
     value: &mut T,
     downloads: impl Fn(&mut T) -> &mut u64,
     count: u64,
-) -> ApiResult {
+) -> ApiResult<(String, Bytes)> {
     *downloads(value) = 0;
     let stable = serde_json::to_vec(&*value).map_err(ApiError::internal)?;
     let etag = format!("W/\"{}\"", &crate::fsutil::sha256_hex(&stable)[..32]);
-    let mut r = if if_none_match(headers, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
+    let body = if count == 0 {
+        stable
     } else {
         *downloads(value) = count;
-        let body = if count == 0 {
-            stable
-        } else {
-            serde_json::to_vec(&*value).map_err(ApiError::internal)?
-        };
+        serde_json::to_vec(&*value).map_err(ApiError::internal)?
+    };
+    Ok((etag, Bytes::from(body)))
+}
+
+/// A JSON answer with its ETag, or `304` when the client has it.
+fn respond(headers: &HeaderMap, etag: &str, body: Bytes) -> Response {
+    let mut r = if if_none_match(headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
         ([(header::CONTENT_TYPE, "application/json")], body).into_response()
     };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
         r.headers_mut().insert(header::ETAG, v);
     }
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    Ok(r)
+    r
 }
 
 /// Whether `If-None-Match` lists `etag` or `*` (weak comparison, as
@@ -506,12 +530,34 @@ async fn package(State(state): State<AppState>, headers: HeaderMap, Path(name): 
     }
     let doc = load_or_404(&state, &name)?;
     let base = base_url(&state, &headers);
+    let count = state.downloads.get(&name);
+    if let Ok(map) = state.rendered.map.read()
+        && let Some(r) = map.get(&name)
+        && Arc::ptr_eq(&r.doc, &doc)
+        && r.base == base
+        && r.count == count
+    {
+        return Ok(respond(&headers, &r.etag, r.body.clone()));
+    }
     let mut served = Served {
         info: served_info(&state, &base, doc.info.clone()),
         versions: doc.versions.as_ref(),
     };
-    let count = served.info.downloads;
-    json_with_etag(&headers, &mut served, |s| &mut s.info.downloads, count)
+    let (etag, body) = render(&mut served, |s| &mut s.info.downloads, count)?;
+    let resp = respond(&headers, &etag, body.clone());
+    if let Ok(mut map) = state.rendered.map.write() {
+        map.insert(
+            name,
+            Arc::new(Rendered {
+                doc,
+                base,
+                count,
+                etag,
+                body,
+            }),
+        );
+    }
+    Ok(resp)
 }
 
 async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
@@ -541,7 +587,8 @@ async fn package_version(
     let base = base_url(&state, &headers);
     let mut info = version_info(&state, &name, &version, &base)?;
     let count = info.downloads;
-    json_with_etag(&headers, &mut info, |i| &mut i.downloads, count)
+    let (etag, body) = render(&mut info, |i| &mut i.downloads, count)?;
+    Ok(respond(&headers, &etag, body))
 }
 
 async fn download(
