@@ -397,6 +397,10 @@ fn legacy_flowmason_servers_give_versions_and_dependencies_from_archives() {
             let mut bytes = Vec::new();
             reg.download("summarizer", "1.0.0", &mut bytes).await.expect("download");
             assert_eq!(bytes.len(), 1178);
+            // Its search lists every version; fm shows one entry a package.
+            let found = reg.search("text", None, 100).await.expect("search");
+            let found: Vec<(&str, &str)> = found.iter().map(|i| (i.name.as_str(), i.version.as_str())).collect();
+            assert_eq!(found, [("text-utils", "1.1.0")]);
         });
     }
     // Each archive's manifest was read once (cached by digest): three

@@ -455,3 +455,35 @@ fn studio_start_is_an_alias_taking_flowmasons_host_and_port() {
     assert!(line.contains("Listening on http://127.0.0.1:"), "{line}");
     assert!(!line.contains(":8999"), "{line}");
 }
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let ctx = TestContext::new();
+    let reg = ctx.dir_registry("st");
+    reg.publish("a", "1.0.0", &[]);
+    // Every answer takes 500 ms (test-only delay), so a request is surely
+    // in flight when the signal arrives.
+    let server = ctx.serve(&reg.root, &[], &[("FM_TEST_DELAY_MS", "500")]);
+    let c = client();
+    let rt = runtime();
+    let slow = rt.spawn({
+        let (c, url) = (c.clone(), server.api("packages/a"));
+        async move { c.get(url).send().await.map(|r| r.status().as_u16()) }
+    });
+    rt.block_on(async {
+        loop {
+            let (_, stats) = get_json(&c, &server.api("_test/stats")).await;
+            if stats["in_flight"].as_u64() == Some(1) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    });
+    let status = server.stop();
+    assert!(status.success(), "{status:?}");
+    let answered = rt
+        .block_on(slow)
+        .expect("join")
+        .expect("the request in flight was answered");
+    assert_eq!(answered, 200);
+}
