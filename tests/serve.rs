@@ -265,6 +265,9 @@ fn writes_need_a_token_and_nothing_is_stored_without_one() {
             .await
             .expect("raw upload");
         assert_eq!(r.status().as_u16(), 201);
+        // A name that is a route could never be fetched: refused.
+        let (status, body) = upload(&c, &server, packed(&ctx, "search", "1.0.0", &[]), Some(TOKEN)).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("reserved_name")));
         // An archive that is not one is refused with the reason.
         let (status, body) = upload(&c, &server, b"not a zip".to_vec(), Some(TOKEN)).await;
         assert_eq!(status, 400);

@@ -688,6 +688,9 @@ async fn stats(State(state): State<AppState>) -> ApiResult {
 // ---------------------------------------------------------------------------
 // Writes
 
+/// Package names that collide with routes under `packages/`.
+const RESERVED_NAMES: &[&str] = &["search", "upload"];
+
 /// `POST packages/upload`: multipart `file` (+ optional `checksum`, which
 /// FlowMason's client sends first), or a raw `application/octet-stream`
 /// body (checksum in `X-Checksum-Sha256`).
@@ -722,6 +725,17 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
             StatusCode::BAD_REQUEST,
             "invalid_package",
             "the upload is empty: send the archive as multipart field `file` or as the request body",
+        ));
+    }
+    // `packages/search` and `packages/upload` are routes: a package of that
+    // name could never be fetched.
+    if let Ok(m) = crate::archive::read_manifest(&bytes)
+        && RESERVED_NAMES.contains(&m.raw.name.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "reserved_name",
+            format!("the package name {:?} is reserved by the registry API", m.raw.name),
         ));
     }
     let storage = state.storage.clone();
