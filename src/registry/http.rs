@@ -14,6 +14,8 @@
 //!   cache alone. In one process each document is fetched at most once, and
 //!   concurrent callers of [`Registry::document`] for the same name share
 //!   one request, so a resolver can prefetch freely.
+//! - **At most 32 requests wait for answers at once** per client, however
+//!   many documents a resolver prefetches.
 //! - **Transient failures are retried**: connection errors, timeouts and
 //!   5xx, three attempts with exponential backoff. 401/403/404 are not.
 //! - **Legacy servers** (FlowMason Studio 1.0.x: no `versions` array): the
@@ -40,6 +42,9 @@ use super::{OpenOptions, Registry, RegistryError, redact_url};
 pub const API_PATH: &str = "api/v1/registry/";
 const ATTEMPTS: u32 = 3;
 const MAX_REDIRECTS: usize = 10;
+/// Requests one registry client has waiting for an answer at once: plenty
+/// for prefetching a wide graph level, few enough to stay polite.
+const MAX_IN_FLIGHT: usize = 32;
 
 /// One document, fetched once however many callers ask at the same time.
 type DocCell = OnceCell<Option<Arc<PackageDocument>>>;
@@ -61,6 +66,7 @@ pub struct HttpRegistry {
     /// `{cache_root}/{hash of api}`.
     cache: PathBuf,
     docs: Mutex<HashMap<String, Arc<DocCell>>>,
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl std::fmt::Debug for HttpRegistry {
@@ -126,6 +132,7 @@ impl HttpRegistry {
             client,
             offline: opts.offline,
             docs: Mutex::new(HashMap::new()),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         })
     }
 
@@ -179,7 +186,13 @@ impl HttpRegistry {
                         RequestBody::Form(f) => req.multipart(f),
                     };
                 }
-                match req.send().await {
+                let sent = {
+                    // Held until the answer's headers arrive (bodies are
+                    // read after), so nested requests cannot deadlock.
+                    let _permit = self.in_flight.acquire().await;
+                    req.send().await
+                };
+                match sent {
                     Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
                     Ok(r) => break r,
                     Err(e) if (e.is_connect() || e.is_timeout()) && attempt < ATTEMPTS => {}
