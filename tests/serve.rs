@@ -424,6 +424,15 @@ fn download_counts_survive_a_restart() {
                 .expect("download");
             assert_eq!(r.status().as_u16(), 200);
         }
+        // A client that has the bytes gets 304, which is not a download.
+        let digest = format!("\"{}\"", doc_digest(&server));
+        let r = c
+            .get(server.api("packages/a/1.0.0/download"))
+            .header("if-none-match", digest)
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(r.status().as_u16(), 304);
         let (_, doc) = get_json(&c, &server.api("packages/a")).await;
         assert_eq!(doc["downloads"], 3);
     });
@@ -489,4 +498,10 @@ fn sigterm_lets_requests_in_flight_finish() {
         .expect("join")
         .expect("the request in flight was answered");
     assert_eq!(answered, 200);
+}
+
+fn doc_digest(server: &Server) -> String {
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(server.storage.join("index/a.json")).expect("doc")).expect("json");
+    doc["checksum"].as_str().expect("checksum").to_owned()
 }
