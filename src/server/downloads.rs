@@ -3,8 +3,9 @@
 //! A download only bumps an in-memory counter; a background task merges the
 //! pending counts into `stats/downloads.json` every few seconds (and once
 //! more at shutdown) with the storage's compare-and-swap, so counts survive
-//! a restart, several servers on one storage add up, and a download never
-//! waits for a contended write.
+//! a restart, several servers on one storage add up (each picks up the
+//! others' totals at its next flush), and a download never waits for a
+//! contended write.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -70,9 +71,20 @@ impl Downloads {
     /// pending for the next flush.
     pub fn flush(&self, storage: &dyn Storage) -> std::io::Result<()> {
         let pending = match self.inner.lock() {
-            Ok(mut c) if !c.pending.is_empty() => std::mem::take(&mut c.pending),
-            _ => return Ok(()),
+            Ok(mut c) => std::mem::take(&mut c.pending),
+            Err(_) => return Ok(()),
         };
+        if pending.is_empty() {
+            // Nothing to add; pick up what other servers on this storage
+            // counted.
+            if let Some((bytes, _)) = storage.read(KEY)?
+                && let Ok(totals) = serde_json::from_slice(&bytes)
+                && let Ok(mut c) = self.inner.lock()
+            {
+                c.stored = totals;
+            }
+            return Ok(());
+        }
         let result = (|| loop {
             let current = storage.read(KEY)?;
             let (mut totals, tag): (BTreeMap<String, u64>, _) = match current {
@@ -125,4 +137,28 @@ pub fn spawn_flusher(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::storage::DirStorage;
+
+    #[test]
+    fn two_servers_on_one_storage_add_up() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let storage = DirStorage::new(dir.path());
+        let (a, b) = (Downloads::load(&storage), Downloads::load(&storage));
+        a.record("x");
+        a.record("x");
+        b.record("x");
+        b.record("y");
+        a.flush(&storage).expect("flush a");
+        b.flush(&storage).expect("flush b");
+        assert_eq!((b.get("x"), b.get("y"), b.total()), (3, 1, 4));
+        a.flush(&storage).expect("refresh a");
+        assert_eq!(a.get("x"), 3);
+        let c = Downloads::load(&storage);
+        assert_eq!((c.get("x"), c.get("y"), c.get("z")), (3, 1, 0));
+    }
 }
