@@ -280,6 +280,25 @@ fn writes_need_a_token_and_nothing_is_stored_without_one() {
 }
 
 #[test]
+fn a_tokens_file_holds_hashes_that_grant_publishing() {
+    let ctx = TestContext::new();
+    let file = ctx.root.join("tokens");
+    let hash = fm::fsutil::sha256_hex(b"from-the-file");
+    std::fs::write(&file, format!("# CI\nsha256:{hash} ci\n")).expect("write");
+    let server = ctx.serve(
+        &ctx.root.join("st"),
+        &["--tokens-file", file.to_str().expect("utf-8")],
+        &[],
+    );
+    let c = client();
+    let bytes = packed(&ctx, "a", "1.0.0", &[]);
+    runtime().block_on(async {
+        assert_eq!(upload(&c, &server, bytes.clone(), Some(&hash)).await.0, 403);
+        assert_eq!(upload(&c, &server, bytes, Some("from-the-file")).await.0, 201);
+    });
+}
+
+#[test]
 fn require_auth_guards_reads_and_uploads_have_a_size_limit() {
     let ctx = TestContext::new();
     let server = ctx.serve(
