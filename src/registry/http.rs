@@ -163,7 +163,7 @@ impl HttpRegistry {
         method: Method,
         url: url::Url,
         headers: header::HeaderMap,
-        body: Option<&(dyn Fn() -> RequestBody + Sync)>,
+        body: Option<&(dyn Fn() -> reqwest::multipart::Form + Sync)>,
     ) -> Result<Fetched, RegistryError> {
         let mut url = url;
         let mut left_origin = false;
@@ -182,9 +182,7 @@ impl HttpRegistry {
                     req = req.bearer_auth(token);
                 }
                 if let Some(make) = body {
-                    req = match make() {
-                        RequestBody::Form(f) => req.multipart(f),
-                    };
+                    req = req.multipart(make());
                 }
                 let sent = {
                     // Held until the answer's headers arrive (bodies are
@@ -540,11 +538,9 @@ impl HttpRegistry {
                 Ok(p) => p,
                 Err(_) => reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file_name.clone()),
             };
-            RequestBody::Form(
-                reqwest::multipart::Form::new()
-                    .text("checksum", checksum.clone())
-                    .part("file", part),
-            )
+            reqwest::multipart::Form::new()
+                .text("checksum", checksum.clone())
+                .part("file", part)
         };
         let f = self
             .send(
@@ -603,11 +599,6 @@ impl HttpRegistry {
             _ => Err(self.status_error(f, &format!("yanking {package}@{version}")).await),
         }
     }
-}
-
-/// What a request sends.
-enum RequestBody {
-    Form(reqwest::multipart::Form),
 }
 
 /// The message of an `{"error":{"message"}}` (fm) or `{"detail"}`
