@@ -11,7 +11,7 @@
 //! 5. `install` reproduces the lock into `.fm/packages`, verified.
 //!
 //! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
-//! `server` is the registry server, and [`cli`] parses arguments and prints.
+//! [`server`] is the registry server, and [`cli`] parses arguments and prints.
 //! For review and CI, [`diff`] compares two locks and [`outdated`] compares a
 //! lock with what its registries now offer.
 //! Data flows one way along the pipeline; no module reaches back up it.
@@ -30,3 +30,4 @@ pub mod outdated;
 pub mod registry;
 pub mod req;
 pub mod resolve;
+pub mod server;

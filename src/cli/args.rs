@@ -325,4 +325,16 @@ pub struct ServeArgs {
     /// Require a token for reads too.
     #[arg(long)]
     pub require_auth: bool,
+    /// A file of token hashes (`sha256:<hex> [label]` per line) granting publish rights.
+    #[arg(long, env = "FM_SERVER_TOKENS_FILE", value_name = "FILE")]
+    pub tokens_file: Option<PathBuf>,
+    /// Host to listen on (FlowMason's `studio start --host`; overrides --bind's host).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Port to listen on (FlowMason's `studio start --port`; overrides --bind's port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Largest accepted upload, in MiB.
+    #[arg(long, default_value_t = 100, value_name = "MIB")]
+    pub max_upload_mb: usize,
 }

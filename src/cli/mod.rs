@@ -10,7 +10,11 @@ mod diff;
 mod manifest_cmds;
 mod outdated;
 mod pack;
+mod registry_cmds;
+mod search;
+mod serve;
 pub mod shell;
+mod target;
 mod yank;
 
 use std::ffi::OsString;
@@ -139,11 +143,19 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Diff(a) => diff::diff(ctx, a),
         Command::Yank(a) => yank::yank(ctx, a),
         Command::Verify(_) => Err(Failure::not_built("verify")),
-        Command::Search(_) => Err(Failure::not_built("search")),
+        Command::Search(a) => search::search(ctx, a),
         Command::Install(_) => Err(Failure::not_built("install")),
-        Command::Registry(RegistryCommand::Serve(_)) | Command::Studio(StudioCommand::Start(_)) => {
-            Err(Failure::not_built("registry serve"))
-        }
-        Command::Registry(_) => Err(Failure::not_built("registry")),
+        Command::Registry(RegistryCommand::Serve(a)) | Command::Studio(StudioCommand::Start(a)) => serve::serve(ctx, a),
+        Command::Registry(RegistryCommand::List { all }) => registry_cmds::list(ctx, all),
+        Command::Registry(RegistryCommand::Add {
+            name,
+            url,
+            token,
+            priority,
+            default,
+        }) => registry_cmds::add(ctx, name, url, token, priority, default),
+        Command::Registry(RegistryCommand::Remove { name }) => registry_cmds::remove(ctx, name),
+        Command::Registry(RegistryCommand::SetDefault { name }) => registry_cmds::set_default(ctx, name),
+        Command::Registry(RegistryCommand::Cache { clear, older_than }) => registry_cmds::cache(ctx, clear, older_than),
     }
 }

@@ -1,10 +1,11 @@
 //! `fm pack` and `fm publish`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::args::{PackArgs, PublishArgs};
 use super::{Context, Failure};
 use crate::archive;
+use crate::registry::HttpRegistry;
 use crate::registry::publish;
 use crate::registry::storage::DirStorage;
 
@@ -46,85 +47,42 @@ pub fn archive_bytes(path: &Path) -> Result<Vec<u8>, Failure> {
     }
 }
 
-/// Where `--registry` points.
-pub(super) enum Target {
-    /// A directory registry folder.
-    Directory(PathBuf),
-    /// An HTTP registry's URL.
-    Http(url::Url),
-}
-
-/// Reads `--registry`: a `file://` URL, an `http(s)://` URL, a path (it
-/// contains `/`, starts with `.`, or is an existing folder), or the name of a
-/// registry declared in the project's fm.toml or the user configuration.
-pub(super) fn target(ctx: &Context, text: &str) -> Result<Target, Failure> {
-    let looks_like_location =
-        text.contains("://") || text.contains('/') || text.starts_with('.') || ctx.cwd.join(text).is_dir();
-    let url = if looks_like_location {
-        crate::manifest::parse_location(text, &ctx.cwd)
-            .map_err(|why| Failure::usage(format!("invalid --registry {text:?}: {why}"), None))?
-    } else {
-        let from_manifest = ctx
-            .manifest_path()
-            .ok()
-            .and_then(|p| crate::manifest::Manifest::load(&p).ok())
-            .and_then(|m| m.registries.into_iter().find(|r| r.name == text))
-            .map(|r| r.url);
-        match from_manifest {
-            Some(u) => u,
-            None => {
-                let config = crate::config::UserConfig::load()?;
-                let entry = config.get(text).ok_or_else(|| {
-                    Failure::usage(
-                        format!("no registry named {text:?} in fm.toml or the user configuration"),
-                        Some("pass a directory path, a file:// or https:// URL, or add it with `fm registry add`"),
-                    )
-                })?;
-                crate::manifest::parse_location(&entry.url, &ctx.cwd).map_err(|why| {
-                    Failure::usage(
-                        format!("registry {text:?} has an invalid URL {:?}: {why}", entry.url),
-                        None,
-                    )
-                })?
-            }
-        }
-    };
-    if url.scheme() == "file" {
-        let root = url
-            .to_file_path()
-            .map_err(|()| Failure::usage(format!("{url} is not a local path"), None))?;
-        Ok(Target::Directory(root))
-    } else {
-        Ok(Target::Http(url))
-    }
-}
-
 pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
-    let Some(text) = a.registry else {
-        return Err(Failure::usage(
-            "fm publish needs --registry",
-            Some("pass --registry with a directory registry path or file:// URL"),
-        ));
-    };
-    let root = match target(ctx, &text)? {
-        Target::Directory(root) => root,
-        Target::Http(url) => {
-            let url = crate::registry::redact_url(&url);
-            return Err(Failure::not_built(&format!("publish to {url}")));
-        }
-    };
     let bytes = archive_bytes(&a.path)?;
-    let storage = DirStorage::new(root);
-    let published = publish::publish(&storage, &bytes, None, &archive::Limits::default())?;
+    // Validate locally first: a broken archive never leaves this machine.
+    let manifest = archive::read_manifest(&bytes)?;
+    archive::check_entries(&bytes, &archive::Limits::default())?;
+    let target = super::target::resolve(ctx, a.registry.as_deref())?;
+    if let Some(root) = target.directory() {
+        let storage = DirStorage::new(root);
+        let published = publish::publish(&storage, &bytes, None, &archive::Limits::default())?;
+        ctx.shell.status(
+            "Published",
+            format!(
+                "{}@{} to {} (sha256 {})",
+                published.manifest.raw.name,
+                published.record.version,
+                storage.root().display(),
+                published.record.checksum
+            ),
+        );
+        return Ok(());
+    }
+    let file_name = format!("{}-{}.fmpkg", manifest.raw.name, manifest.version);
+    let registry = HttpRegistry::new(&target.name, &target.url, &target.opts)?;
+    let info = super::target::runtime()?.block_on(registry.upload(bytes, &file_name))?;
     ctx.shell.status(
         "Published",
         format!(
             "{}@{} to {} (sha256 {})",
-            published.manifest.raw.name,
-            published.record.version,
-            storage.root().display(),
-            published.record.checksum
+            info.name,
+            info.version,
+            crate::registry::redact_url(&target.url),
+            info.checksum
         ),
     );
+    if ctx.global.json {
+        ctx.shell.json(&info);
+    }
     Ok(())
 }

@@ -5,6 +5,8 @@
 //!   and compare-and-swap, shared by `fm publish` and the server.
 //! - [`publish`]: publishing and yanking on a storage.
 //! - [`directory`]: a directory registry as a client reads it.
+//! - [`http`]: an HTTP registry (fm's server or FlowMason Studio's).
+//! - [`search`]: `fm search` over either kind.
 //!
 //! Every registry a client reads implements [`Registry`]; the resolver and
 //! installer see nothing else. Methods are async so that HTTP registries can
@@ -12,7 +14,9 @@
 
 pub mod directory;
 pub mod document;
+pub mod http;
 pub mod publish;
+pub mod search;
 pub mod storage;
 
 use std::fmt;
@@ -22,6 +26,7 @@ use futures_util::future::BoxFuture;
 
 pub use directory::DirectoryRegistry;
 pub use document::{PackageDocument, PackageInfo, VersionRecord};
+pub use http::HttpRegistry;
 
 /// A source of package documents and archives.
 pub trait Registry: Send + Sync + fmt::Debug {
@@ -140,7 +145,8 @@ impl OpenOptions {
 }
 
 /// Opens a client for a registry by URL. `file://` URLs are directory
-/// registries.
+/// registries, `http(s)://` ones servers. With a mirror, requests go to the
+/// mirror while [`Registry::url`] stays the canonical `url`.
 pub fn open(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<Arc<dyn Registry>, RegistryError> {
     let source = opts.mirror.as_ref().unwrap_or(url);
     match source.scheme() {
@@ -151,9 +157,10 @@ pub fn open(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<Arc<dyn Re
             })?;
             Ok(Arc::new(DirectoryRegistry::new(name, url.clone(), path)))
         }
+        "http" | "https" => Ok(Arc::new(HttpRegistry::new(name, url, opts)?)),
         other => Err(RegistryError::Unsupported {
             registry: name.to_owned(),
-            reason: format!("{other} registries are not supported by this build of fm yet"),
+            reason: format!("{other} registries are not supported: use http://, https:// or file://"),
         }),
     }
 }

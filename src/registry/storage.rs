@@ -67,6 +67,20 @@ impl DirStorage {
     }
 }
 
+/// Registry files are public by nature (a registry folder may be served by
+/// any static file host running as another user), but temporary files are
+/// created 0600: open them up to 0644 once in place.
+fn world_readable(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl Storage for DirStorage {
     fn read(&self, key: &str) -> io::Result<Option<(Vec<u8>, Tag)>> {
         match std::fs::read(self.path(key)?) {
@@ -80,7 +94,12 @@ impl Storage for DirStorage {
     }
 
     fn create(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
-        fsutil::write_new(&self.path(key)?, bytes)
+        let path = self.path(key)?;
+        let created = fsutil::write_new(&path, bytes)?;
+        if created {
+            world_readable(&path)?;
+        }
+        Ok(created)
     }
 
     fn swap(&self, key: &str, expected: Option<&Tag>, bytes: &[u8]) -> io::Result<bool> {
@@ -92,6 +111,7 @@ impl Storage for DirStorage {
             return Ok(false);
         }
         fsutil::write_atomic(&path, bytes)?;
+        world_readable(&path)?;
         Ok(true)
     }
 

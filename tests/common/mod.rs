@@ -189,3 +189,107 @@ pub fn assert_code(out: &Output, code: i32) {
         );
     }
 }
+
+/// A running `fm registry serve` on 127.0.0.1 (a free port), its stderr
+/// collected. Stopped with SIGTERM (graceful) or killed on drop.
+pub struct Server {
+    pub child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub storage: PathBuf,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl TestContext {
+    /// Starts `fm registry serve --storage {storage} --bind 127.0.0.1:0 {extra…}`
+    /// with `env` set, and waits for its address.
+    pub fn serve(&self, storage: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        use std::io::BufRead;
+        let mut cmd = self.fm();
+        cmd.args(["registry", "serve", "--bind", "127.0.0.1:0", "--storage"])
+            .arg(storage)
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn fm registry serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(i) = line.find("http://")
+                    && let Some(tx) = tx.take()
+                {
+                    let url: String = line[i..].split_whitespace().next().unwrap_or("").to_owned();
+                    let _ = tx.send(url);
+                }
+                let mut l = sink.lock().expect("log");
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let url = match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "the server did not print its address; log:\n{}",
+                    log.lock().expect("log")
+                );
+            }
+        };
+        Server {
+            child,
+            url,
+            storage: storage.to_owned(),
+            log,
+        }
+    }
+}
+
+impl Server {
+    /// `{url}/api/v1/registry/{path}`
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1/registry/{path}", self.url)
+    }
+
+    /// What the server printed so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// The log once `ready` holds for it (the server writes a request's
+    /// line just before answering, and a thread copies it here: give it a
+    /// moment). Returns the log either way after 10 s.
+    pub fn log_when(&self, ready: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if ready(&log) || std::time::Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then waits for a graceful exit.
+    pub fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().expect("wait for server")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

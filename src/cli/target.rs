@@ -1,0 +1,92 @@
+//! Which registry a write (`fm publish`, `fm yank`) or a search goes to:
+//! `--registry R` (a configured name, a `[[registries]]` name of the nearest
+//! fm.toml, a URL or a directory), else the user's default registry.
+
+use super::{Context, Failure};
+use crate::config::UserConfig;
+use crate::registry::OpenOptions;
+
+/// A registry chosen on the command line.
+pub struct Target {
+    pub name: String,
+    pub url: url::Url,
+    pub opts: OpenOptions,
+}
+
+impl Target {
+    /// The registry's folder, when it is a directory registry.
+    pub fn directory(&self) -> Option<std::path::PathBuf> {
+        let source = self.opts.mirror.as_ref().unwrap_or(&self.url);
+        (source.scheme() == "file")
+            .then(|| source.to_file_path().ok())
+            .flatten()
+    }
+}
+
+/// Resolves `--registry` (or the default registry).
+pub fn resolve(ctx: &Context, registry: Option<&str>) -> Result<Target, Failure> {
+    let config = UserConfig::load()?;
+    let (name, url) = match registry {
+        Some(r) => named(ctx, &config, r)?,
+        None => {
+            let entry = config
+                .registries
+                .iter()
+                .find(|e| e.is_default && e.enabled)
+                .or_else(|| match config.enabled().as_slice() {
+                    [only] => Some(*only),
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    Failure::usage(
+                        "no registry given and no default registry configured",
+                        Some("pass --registry NAME|URL|DIR, or run `fm registry set-default NAME`"),
+                    )
+                })?;
+            (entry.name.clone(), location(ctx, &entry.url)?)
+        }
+    };
+    let opts = OpenOptions::for_registry(&name, &url, &config, ctx.global.offline);
+    Ok(Target { name, url, opts })
+}
+
+fn location(ctx: &Context, text: &str) -> Result<url::Url, Failure> {
+    crate::manifest::parse_location(text, &ctx.cwd)
+        .map_err(|why| Failure::usage(format!("invalid registry location {text:?}: {why}"), None))
+}
+
+fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Url), Failure> {
+    if let Some(e) = config.get(r) {
+        return Ok((e.name.clone(), location(ctx, &e.url)?));
+    }
+    if let Some(decl) = ctx
+        .manifest_path()
+        .ok()
+        .and_then(|p| crate::manifest::Manifest::load(&p).ok())
+        .and_then(|m| m.registries.into_iter().find(|d| d.name == r))
+    {
+        return Ok((decl.name, decl.url));
+    }
+    if crate::names::validate(r).is_ok() && !r.contains('/') && !std::path::Path::new(r).exists() {
+        return Err(Failure::user(miette::miette!(
+            help = "configure it with `fm registry add NAME URL`, or pass a URL or a folder",
+            "no registry named {r:?} is configured"
+        )));
+    }
+    let url = location(ctx, r)?;
+    let name = config
+        .registries
+        .iter()
+        .find(|e| e.url.trim_end_matches('/') == url.as_str().trim_end_matches('/'))
+        .map_or_else(|| crate::registry::redact_url(&url).to_string(), |e| e.name.clone());
+    Ok((name, url))
+}
+
+/// A runtime for commands that talk to registries.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::user(miette::miette!("cannot start the async runtime: {e}")))
+}

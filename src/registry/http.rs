@@ -1,0 +1,708 @@
+//! An HTTP registry, read (and written) as a client: SPEC §4's API under
+//! `{url}/api/v1/registry/`, including FlowMason Studio servers that predate
+//! fm's additions.
+//!
+//! Rules kept here:
+//! - **Tokens go to their own origin only.** Redirects are followed by hand
+//!   (reqwest's automatic policy is off), and the bearer token is attached
+//!   only while every hop so far stayed on the registry's canonical origin
+//!   (scheme, host and port). After one cross-origin hop it is never sent
+//!   again on that request, even if a later hop comes back. A mirror on
+//!   another origin never sees it. `Debug` prints `<redacted>`.
+//! - **Documents are cached on disk** under `{cache_dir}/http/{hash}/` with
+//!   their `ETag` and revalidated with `If-None-Match`; `offline` reads the
+//!   cache alone. In one process each document is fetched at most once, and
+//!   concurrent callers of [`Registry::document`] for the same name share
+//!   one request, so a resolver can prefetch freely.
+//! - **At most 32 requests wait for answers at once** per client, however
+//!   many documents a resolver prefetches.
+//! - **Transient failures are retried**: connection errors, timeouts and
+//!   5xx, three attempts with exponential backoff. 401/403/404 are not.
+//! - **Legacy servers** (FlowMason Studio 1.0.x: no `versions` array): the
+//!   versions come from `packages/search?q=NAME` (exact-name matches, every
+//!   page), and each version's dependencies from its archive's
+//!   `manifest.json`, downloaded once and cached by digest.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use reqwest::{Method, StatusCode, header};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::OnceCell;
+
+use super::document::{PackageDocument, PackageInfo, VersionRecord};
+use super::{OpenOptions, Registry, RegistryError, redact_url};
+
+/// The API path under a registry's URL.
+pub const API_PATH: &str = "api/v1/registry/";
+const ATTEMPTS: u32 = 3;
+const MAX_REDIRECTS: usize = 10;
+/// Requests one registry client has waiting for an answer at once: plenty
+/// for prefetching a wide graph level, few enough to stay polite.
+const MAX_IN_FLIGHT: usize = 32;
+
+/// One document, fetched once however many callers ask at the same time.
+type DocCell = OnceCell<Option<Arc<PackageDocument>>>;
+
+/// A registry server reached over HTTP(S).
+pub struct HttpRegistry {
+    name: String,
+    /// Canonical URL (recorded in fm.lock).
+    url: url::Url,
+    /// Where requests go: the mirror's or the canonical API base.
+    api: url::Url,
+    token: Option<String>,
+    /// The only origin the token is sent to.
+    token_origin: url::Origin,
+    client: reqwest::Client,
+    offline: bool,
+    /// `{cache_dir}/http`.
+    cache_root: PathBuf,
+    /// `{cache_root}/{hash of api}`.
+    cache: PathBuf,
+    docs: Mutex<HashMap<String, Arc<DocCell>>>,
+    in_flight: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for HttpRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpRegistry")
+            .field("name", &self.name)
+            .field("url", &redact_url(&self.url).as_str())
+            .field("api", &self.api.as_str())
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("offline", &self.offline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A document as cached on disk.
+#[derive(Serialize, Deserialize)]
+struct CachedDocument {
+    etag: Option<String>,
+    document: PackageDocument,
+}
+
+/// What one response was.
+struct Fetched {
+    status: StatusCode,
+    headers: header::HeaderMap,
+    response: reqwest::Response,
+    url: url::Url,
+}
+
+impl HttpRegistry {
+    /// A client for registry `name` at `url` (canonical), with `opts`'s
+    /// token, mirror, cache and offline mode.
+    pub fn new(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<HttpRegistry, RegistryError> {
+        let source = opts.mirror.as_ref().unwrap_or(url);
+        let mut base = redact_url(source);
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let api = base.join(API_PATH).map_err(|e| RegistryError::Unsupported {
+            registry: name.to_owned(),
+            reason: format!("{base} cannot hold an API path: {e}"),
+        })?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("fm/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RegistryError::Unsupported {
+                registry: name.to_owned(),
+                reason: format!("cannot build an HTTP client: {e}"),
+            })?;
+        let cache_root = opts.cache_dir.join("http");
+        let key = &crate::fsutil::sha256_hex(api.as_str().as_bytes())[..16];
+        Ok(HttpRegistry {
+            name: name.to_owned(),
+            url: url.clone(),
+            cache: cache_root.join(key),
+            cache_root,
+            api,
+            token: opts.token.clone().filter(|t| !t.is_empty()),
+            token_origin: url.origin(),
+            client,
+            offline: opts.offline,
+            docs: Mutex::new(HashMap::new()),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+        })
+    }
+
+    /// The API base requests go to (`…/api/v1/registry/`).
+    pub fn api(&self) -> &url::Url {
+        &self.api
+    }
+
+    fn endpoint(&self, path: &str) -> Result<url::Url, RegistryError> {
+        self.api
+            .join(path)
+            .map_err(|e| self.http_err(format!("bad request path {path:?}: {e}"), None))
+    }
+
+    fn http_err(&self, message: String, help: Option<String>) -> RegistryError {
+        RegistryError::Http {
+            registry: self.name.clone(),
+            message,
+            help,
+        }
+    }
+
+    /// Sends a request, following redirects by hand (token only to the
+    /// canonical origin, never after leaving it) and retrying transient
+    /// failures. `body` is rebuilt for each attempt.
+    async fn send(
+        &self,
+        method: Method,
+        url: url::Url,
+        headers: header::HeaderMap,
+        body: Option<&(dyn Fn() -> reqwest::multipart::Form + Sync)>,
+    ) -> Result<Fetched, RegistryError> {
+        let mut url = url;
+        let mut left_origin = false;
+        for _ in 0..=MAX_REDIRECTS {
+            if url.origin() != self.token_origin {
+                left_origin = true;
+            }
+            let mut attempt = 0;
+            let response = loop {
+                attempt += 1;
+                let mut req = self
+                    .client
+                    .request(method.clone(), url.clone())
+                    .headers(headers.clone());
+                if let (Some(token), false) = (&self.token, left_origin) {
+                    req = req.bearer_auth(token);
+                }
+                if let Some(make) = body {
+                    req = req.multipart(make());
+                }
+                let sent = {
+                    // Held until the answer's headers arrive (bodies are
+                    // read after), so nested requests cannot deadlock.
+                    let _permit = self.in_flight.acquire().await;
+                    req.send().await
+                };
+                match sent {
+                    Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
+                    Ok(r) => break r,
+                    Err(e) if (e.is_connect() || e.is_timeout()) && attempt < ATTEMPTS => {}
+                    Err(e) => {
+                        return Err(self.http_err(
+                            format!("cannot reach {}: {}", redact_url(&url), error_chain(&e)),
+                            Some(
+                                "check the registry URL and your network, or use --offline with a filled cache".into(),
+                            ),
+                        ));
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+            };
+            let status = response.status();
+            if status.is_redirection()
+                && let Some(loc) = response.headers().get(header::LOCATION).and_then(|l| l.to_str().ok())
+            {
+                if body.is_some() && !matches!(status, StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT)
+                {
+                    return Err(self.http_err(format!("{} redirected an upload ({status})", redact_url(&url)), None));
+                }
+                url = url.join(loc).map_err(|e| {
+                    self.http_err(format!("{} sent a bad redirect {loc:?}: {e}", redact_url(&url)), None)
+                })?;
+                continue;
+            }
+            return Ok(Fetched {
+                status,
+                headers: response.headers().clone(),
+                response,
+                url,
+            });
+        }
+        Err(self.http_err(format!("too many redirects from {}", redact_url(&url)), None))
+    }
+
+    async fn get(&self, url: url::Url, headers: header::HeaderMap) -> Result<Fetched, RegistryError> {
+        self.send(Method::GET, url, headers, None).await
+    }
+
+    /// Turns an unexpected status into an error naming the registry and
+    /// what to do.
+    async fn status_error(&self, f: Fetched, what: &str) -> RegistryError {
+        let status = f.status;
+        let server_says = f
+            .response
+            .text()
+            .await
+            .ok()
+            .and_then(|t| server_message(&t))
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let at = redact_url(&f.url);
+        let named = crate::names::validate(&self.name).is_ok();
+        let env = if named {
+            format!("FM_TOKEN_{}", self.name.to_ascii_uppercase().replace('-', "_"))
+        } else {
+            "FLOWMASON_REGISTRY_TOKEN".to_owned()
+        };
+        let (message, help) = match status {
+            StatusCode::UNAUTHORIZED if self.token.is_none() => (
+                format!("{what}: {at} requires a token (401){server_says}"),
+                format!(
+                    "add one with `fm registry add {} {} --token TOKEN`, or set {env}",
+                    if named { self.name.as_str() } else { "NAME" },
+                    redact_url(&self.url)
+                ),
+            ),
+            StatusCode::UNAUTHORIZED => (
+                format!("{what}: {at} did not accept the token (401){server_says}"),
+                format!("check the token given by {env}, FLOWMASON_REGISTRY_TOKEN or `fm registry add --token`"),
+            ),
+            StatusCode::FORBIDDEN => (
+                format!("{what}: {at} refused the token (403){server_says}"),
+                format!(
+                    "check the token ({env} or `fm registry add --token`); the registry's operator can issue one with the right to do this"
+                ),
+            ),
+            StatusCode::NOT_FOUND => (
+                format!("{what}: {at} answered 404{server_says}"),
+                format!("check that {} is an fm or FlowMason registry", self.url),
+            ),
+            _ => (
+                format!("{what}: {at} answered {status}{server_says}"),
+                "try again later; the registry may be overloaded or misconfigured".to_owned(),
+            ),
+        };
+        self.http_err(message, Some(help))
+    }
+
+    fn cache_path(&self, package: &str) -> PathBuf {
+        self.cache.join("index").join(format!("{package}.json"))
+    }
+
+    fn read_cache(&self, package: &str) -> Option<CachedDocument> {
+        let bytes = std::fs::read(self.cache_path(package)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn write_cache(&self, package: &str, cached: &CachedDocument) {
+        // A cache that cannot be written only costs a later refetch.
+        if let Ok(bytes) = serde_json::to_vec(cached) {
+            let _ = crate::fsutil::write_atomic(&self.cache_path(package), &bytes);
+        }
+    }
+
+    /// Fetches (or revalidates) the document of `package`.
+    async fn fetch_document(&self, package: &str) -> Result<Option<Arc<PackageDocument>>, RegistryError> {
+        if crate::names::validate(package).is_err() {
+            return Ok(None);
+        }
+        let cached = self.read_cache(package);
+        if self.offline {
+            return match cached {
+                Some(c) => Ok(Some(Arc::new(c.document))),
+                None => Err(RegistryError::Offline {
+                    registry: self.name.clone(),
+                    package: package.to_owned(),
+                }),
+            };
+        }
+        let mut headers = header::HeaderMap::new();
+        headers.insert(header::ACCEPT, header::HeaderValue::from_static("application/json"));
+        if let Some(tag) = cached.as_ref().and_then(|c| c.etag.as_deref())
+            && let Ok(v) = header::HeaderValue::from_str(tag)
+        {
+            headers.insert(header::IF_NONE_MATCH, v);
+        }
+        let url = self.endpoint(&format!("packages/{package}"))?;
+        let f = self.get(url, headers).await?;
+        match f.status {
+            StatusCode::NOT_MODIFIED => match cached {
+                Some(c) => Ok(Some(Arc::new(c.document))),
+                None => Err(self.http_err(
+                    format!(
+                        "{} answered 304 to a request that had no If-None-Match",
+                        redact_url(&f.url)
+                    ),
+                    None,
+                )),
+            },
+            StatusCode::NOT_FOUND => Ok(None),
+            s if s.is_success() => {
+                let etag = f
+                    .headers
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = f.response.bytes().await.map_err(|e| {
+                    self.http_err(
+                        format!("reading {package}'s document failed: {}", error_chain(&e)),
+                        None,
+                    )
+                })?;
+                let mut doc: PackageDocument = serde_json::from_slice(&body).map_err(|e| RegistryError::Corrupt {
+                    registry: self.name.clone(),
+                    package: package.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                if doc.info.name != package {
+                    // FlowMason 1.0 matches names by prefix: `packages/text`
+                    // answers with `text-utils`. That is not this package.
+                    return Ok(None);
+                }
+                if doc.versions.is_none() {
+                    doc = self.legacy_document(package, doc).await?;
+                }
+                self.write_cache(
+                    package,
+                    &CachedDocument {
+                        etag,
+                        document: doc.clone(),
+                    },
+                );
+                Ok(Some(Arc::new(doc)))
+            }
+            _ => Err(self.status_error(f, &format!("fetching {package}")).await),
+        }
+    }
+
+    /// Builds a full document for a FlowMason Studio server that sends only
+    /// the latest version's PackageInfo.
+    async fn legacy_document(&self, package: &str, latest: PackageDocument) -> Result<PackageDocument, RegistryError> {
+        let mut infos: Vec<PackageInfo> = vec![latest.info.clone()];
+        let mut page = 1;
+        loop {
+            let (found, total) = self.search_page(package, None, page, 100).await?;
+            let n = found.len();
+            infos.extend(found.into_iter().filter(|i| i.name == package));
+            if n == 0 || page * 100 >= total || page >= 100 {
+                break;
+            }
+            page += 1;
+        }
+        infos.sort_by(|a, b| a.version.cmp(&b.version));
+        infos.dedup_by(|a, b| a.version == b.version);
+        infos.retain(|i| semver::Version::parse(&i.version).is_ok());
+        let records = futures_util::future::try_join_all(infos.iter().map(|i| self.legacy_record(package, i))).await?;
+        let mut doc = PackageDocument {
+            info: latest.info,
+            versions: Some(records),
+        };
+        doc.refresh_info();
+        Ok(doc)
+    }
+
+    /// One version of a legacy server: dependencies from the archive.
+    async fn legacy_record(&self, package: &str, info: &PackageInfo) -> Result<VersionRecord, RegistryError> {
+        let deps_path = crate::fsutil::is_sha256_hex(&info.checksum).then(|| {
+            self.cache_root
+                .join("manifests")
+                .join(format!("{}.json", info.checksum))
+        });
+        let cached = deps_path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let dependencies = match cached {
+            Some(d) => d,
+            None => {
+                let mut bytes = Vec::new();
+                Registry::download(self, package, &info.version, &mut bytes).await?;
+                let actual = crate::fsutil::sha256_hex(&bytes);
+                if !info.checksum.is_empty() && !info.checksum.eq_ignore_ascii_case(&actual) {
+                    return Err(RegistryError::Corrupt {
+                        registry: self.name.clone(),
+                        package: package.to_owned(),
+                        reason: format!(
+                            "the archive of {}@{} has SHA-256 {actual}, its document says {}",
+                            package, info.version, info.checksum
+                        ),
+                    });
+                }
+                let manifest = crate::archive::read_manifest(&bytes).map_err(|e| RegistryError::Corrupt {
+                    registry: self.name.clone(),
+                    package: package.to_owned(),
+                    reason: format!("the archive of {}@{}: {e}", package, info.version),
+                })?;
+                let deps = manifest.raw.dependencies.clone();
+                if let (Some(p), Ok(json)) = (&deps_path, serde_json::to_vec(&deps)) {
+                    let _ = crate::fsutil::write_atomic(p, &json);
+                }
+                deps
+            }
+        };
+        Ok(VersionRecord {
+            version: info.version.clone(),
+            checksum: info.checksum.clone(),
+            size_bytes: info.size_bytes,
+            dependencies,
+            yanked: false,
+            published_at: info.published_at.clone(),
+            description: info.description.clone(),
+            author: info.author.clone(),
+            author_email: info.author_email.clone(),
+            license: info.license.clone(),
+            homepage: info.homepage.clone(),
+            repository: info.repository.clone(),
+            tags: info.tags.clone(),
+            category: info.category.clone(),
+            components: info.components.clone(),
+        })
+    }
+
+    /// One page of `packages/search`: the entries and `total_count`.
+    async fn search_page(
+        &self,
+        query: &str,
+        category: Option<&str>,
+        page: usize,
+        page_size: usize,
+    ) -> Result<(Vec<PackageInfo>, usize), RegistryError> {
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            packages: Vec<PackageInfo>,
+            #[serde(default)]
+            total_count: usize,
+        }
+        let mut url = self.endpoint("packages/search")?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("q", query);
+            if let Some(c) = category {
+                q.append_pair("category", c);
+            }
+            q.append_pair("page", &page.to_string());
+            q.append_pair("page_size", &page_size.to_string());
+        }
+        let f = self.get(url, header::HeaderMap::new()).await?;
+        if !f.status.is_success() {
+            return Err(self.status_error(f, &format!("searching for {query:?}")).await);
+        }
+        let body = f
+            .response
+            .bytes()
+            .await
+            .map_err(|e| self.http_err(format!("reading search results failed: {}", error_chain(&e)), None))?;
+        let page: Page = serde_json::from_slice(&body)
+            .map_err(|e| self.http_err(format!("the search answer is not valid: {e}"), None))?;
+        Ok((page.packages, page.total_count))
+    }
+
+    /// Searches the registry: one entry a package (the newest version),
+    /// legacy servers' per-version entries merged. At most `limit` results.
+    pub async fn search(
+        &self,
+        query: &str,
+        category: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<PackageInfo>, RegistryError> {
+        if self.offline {
+            return Err(self.http_err(
+                "searching needs the network".to_owned(),
+                Some("run the search without --offline".into()),
+            ));
+        }
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let (found, total) = self.search_page(query, category, page, 100).await?;
+            let n = found.len();
+            all.extend(found);
+            if n == 0 || page * 100 >= total || all.len() >= limit.saturating_mul(4) {
+                break;
+            }
+            page += 1;
+        }
+        Ok(super::search::merge_newest(all, category, limit))
+    }
+
+    /// Uploads an archive (multipart: `checksum` first, then `file`, as
+    /// FlowMason's client does). Returns the server's PackageInfo.
+    pub async fn upload(&self, bytes: Vec<u8>, file_name: &str) -> Result<PackageInfo, RegistryError> {
+        if self.offline {
+            return Err(self.http_err("publishing needs the network".to_owned(), None));
+        }
+        let checksum = crate::fsutil::sha256_hex(&bytes);
+        let bytes = Arc::new(bytes);
+        let file_name = file_name.to_owned();
+        let make = move || {
+            let part = reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file_name.clone());
+            let part = match part.mime_str("application/octet-stream") {
+                Ok(p) => p,
+                Err(_) => reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(file_name.clone()),
+            };
+            reqwest::multipart::Form::new()
+                .text("checksum", checksum.clone())
+                .part("file", part)
+        };
+        let f = self
+            .send(
+                Method::POST,
+                self.endpoint("packages/upload")?,
+                header::HeaderMap::new(),
+                Some(&make),
+            )
+            .await?;
+        if f.status == StatusCode::CONFLICT {
+            let msg = f
+                .response
+                .text()
+                .await
+                .ok()
+                .and_then(|t| server_message(&t))
+                .unwrap_or_default();
+            return Err(self.http_err(
+                format!("{} refused the upload (409 Conflict): {msg}", self.url),
+                Some("published versions are immutable: bump `version` in [package] and publish again".into()),
+            ));
+        }
+        if !f.status.is_success() {
+            return Err(self.status_error(f, "publishing").await);
+        }
+        let body = f
+            .response
+            .bytes()
+            .await
+            .map_err(|e| self.http_err(format!("reading the upload answer failed: {}", error_chain(&e)), None))?;
+        serde_json::from_slice(&body).map_err(|e| self.http_err(format!("the upload answer is not valid: {e}"), None))
+    }
+
+    /// `GET health`: whether the server answers as a registry (what
+    /// FlowMason's `registry add` checks).
+    pub async fn health(&self) -> Result<(), RegistryError> {
+        let f = self.get(self.endpoint("health")?, header::HeaderMap::new()).await?;
+        if f.status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(f, "checking health").await)
+        }
+    }
+
+    /// Yanks (or un-yanks) a version.
+    pub async fn set_yanked(&self, package: &str, version: &str, yanked: bool) -> Result<(), RegistryError> {
+        let url = self.endpoint(&format!("packages/{package}/{version}/yank"))?;
+        let method = if yanked { Method::PUT } else { Method::DELETE };
+        let f = self.send(method, url, header::HeaderMap::new(), None).await?;
+        match f.status {
+            s if s.is_success() => Ok(()),
+            StatusCode::METHOD_NOT_ALLOWED => Err(self.http_err(
+                format!("{} does not support yanking (405)", self.url),
+                Some("FlowMason Studio servers cannot yank; run `fm registry serve` instead".into()),
+            )),
+            _ => Err(self.status_error(f, &format!("yanking {package}@{version}")).await),
+        }
+    }
+}
+
+/// The message of an `{"error":{"message"}}` (fm) or `{"detail"}`
+/// (FlowMason) answer.
+fn server_message(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.pointer("/error/message")
+        .or_else(|| v.get("detail"))
+        .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))
+}
+
+/// A reqwest error in a few words: what failed and the root cause
+/// (reqwest's own message repeats the URL, which the caller already names).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut root: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(next) = root.and_then(std::error::Error::source) {
+        root = Some(next);
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the answer failed"
+    } else {
+        "request failed"
+    };
+    match root {
+        Some(r) => format!("{kind}: {r}"),
+        None => kind.to_owned(),
+    }
+}
+
+impl Registry for HttpRegistry {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>> {
+        async move {
+            let cell = {
+                let mut docs = self
+                    .docs
+                    .lock()
+                    .map_err(|_| self.http_err("internal lock poisoned".into(), None))?;
+                docs.entry(package.to_owned()).or_default().clone()
+            };
+            cell.get_or_try_init(|| self.fetch_document(package)).await.cloned()
+        }
+        .boxed()
+    }
+
+    fn download<'a>(
+        &'a self,
+        package: &'a str,
+        version: &'a str,
+        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> BoxFuture<'a, Result<u64, RegistryError>> {
+        async move {
+            if self.offline {
+                return Err(RegistryError::Offline {
+                    registry: self.name.clone(),
+                    package: format!("{package}@{version}"),
+                });
+            }
+            let url = self.endpoint(&format!("packages/{package}/{version}/download"))?;
+            let mut f = self.get(url, header::HeaderMap::new()).await?;
+            if f.status == StatusCode::NOT_FOUND {
+                return Err(RegistryError::MissingArchive {
+                    registry: self.name.clone(),
+                    package: package.to_owned(),
+                    version: version.to_owned(),
+                });
+            }
+            if !f.status.is_success() {
+                return Err(self.status_error(f, &format!("downloading {package}@{version}")).await);
+            }
+            let mut written = 0u64;
+            loop {
+                let chunk = f.response.chunk().await.map_err(|e| {
+                    self.http_err(
+                        format!("downloading {package}@{version} failed: {}", error_chain(&e)),
+                        Some("try again; the archive is verified against its digest either way".into()),
+                    )
+                })?;
+                let Some(chunk) = chunk else { break };
+                sink.write_all(&chunk).await.map_err(|source| RegistryError::Io {
+                    registry: self.name.clone(),
+                    what: format!("writing {package}@{version}"),
+                    source,
+                })?;
+                written += chunk.len() as u64;
+            }
+            sink.flush().await.map_err(|source| RegistryError::Io {
+                registry: self.name.clone(),
+                what: format!("writing {package}@{version}"),
+                source,
+            })?;
+            Ok(written)
+        }
+        .boxed()
+    }
+}

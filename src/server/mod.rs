@@ -1,0 +1,139 @@
+//! The registry server (`fm registry serve`, alias `fm studio start`):
+//! SPEC §4's HTTP API, a superset of FlowMason Studio's, on axum.
+//!
+//! - [`routes`]: the endpoints. They see storage only through
+//!   [`Storage`](crate::registry::storage::Storage) and publish through
+//!   [`publish`](crate::registry::publish), the same path `fm publish` takes
+//!   for directory registries, so an object-store backend changes no route.
+//! - [`auth`]: publish tokens (hashes only).
+//! - [`downloads`]: download counts, flushed in batches.
+//!
+//! The server prints `Listening on http://ADDR` to stderr once bound (tests
+//! bind `127.0.0.1:0` and read it), logs one line a request to stderr
+//! (method, path, status, time — never headers, so never tokens), and on
+//! SIGINT/SIGTERM stops accepting, lets in-flight requests finish and saves
+//! the download counts.
+
+pub mod auth;
+pub mod downloads;
+pub mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::archive::Limits;
+use crate::registry::storage::Storage;
+
+pub use auth::Tokens;
+
+/// Test-only: `FM_TEST_DELAY_MS` delays every API answer by that many
+/// milliseconds and makes the server count requests in flight, reported at
+/// `GET /api/v1/registry/_test/stats`. Tests use it to observe prefetching
+/// (how many document requests overlap) without asserting on time. Not for
+/// production use.
+pub const TEST_DELAY_ENV: &str = "FM_TEST_DELAY_MS";
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub storage: Arc<dyn Storage>,
+    pub bind: String,
+    pub tokens: Tokens,
+    pub require_auth: bool,
+    /// Largest accepted upload body, in bytes.
+    pub max_upload_bytes: usize,
+    /// Caps applied when validating uploaded archives.
+    pub limits: Limits,
+    /// Log one line a request to stderr.
+    pub log_requests: bool,
+    /// How often download counts are saved.
+    pub flush_every: Duration,
+    /// See [`TEST_DELAY_ENV`].
+    pub test_delay: Option<Duration>,
+}
+
+impl ServerConfig {
+    /// Defaults for `storage`, bound to `bind`.
+    pub fn new(storage: Arc<dyn Storage>, bind: impl Into<String>) -> ServerConfig {
+        ServerConfig {
+            storage,
+            bind: bind.into(),
+            tokens: Tokens::default(),
+            require_auth: false,
+            max_upload_bytes: 100 * 1024 * 1024,
+            limits: Limits::default(),
+            log_requests: true,
+            flush_every: Duration::from_secs(2),
+            test_delay: std::env::var(TEST_DELAY_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis),
+        }
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    #[diagnostic(
+        code(fm::server::bind),
+        help("choose another address with --bind (port 0 picks a free port)")
+    )]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server failed: {0}")]
+    #[diagnostic(code(fm::server::io))]
+    Io(#[from] std::io::Error),
+}
+
+/// Binds, announces the address through `on_bound`, and serves until
+/// SIGINT/SIGTERM.
+pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.bind.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let state = routes::AppState::new(&config, addr);
+    let flusher = downloads::spawn_flusher(state.downloads.clone(), config.storage.clone(), config.flush_every);
+    let app = routes::router(state.clone(), &config);
+    on_bound(addr);
+    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    flusher.abort();
+    let (d, s) = (state.downloads.clone(), config.storage.clone());
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || d.flush(s.as_ref())).await {
+        eprintln!("warning: cannot save download counts: {e}");
+    }
+    served.map_err(ServerError::Io)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    eprintln!("Shutting down: finishing requests in flight");
+}

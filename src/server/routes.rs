@@ -1,0 +1,851 @@
+//! The endpoints of SPEC §4 under `/api/v1/registry/`.
+//!
+//! Answers keep FlowMason Studio's shapes field for field (see
+//! `shared/flowmason/`), minus its defects: `download_url`s are absolute,
+//! "latest" is the newest by semver, `packages/{name}/versions` is reachable,
+//! `category` filters, search returns one entry a package, downloads are
+//! counted, writes need a token. Errors are `{"error":{"code","message"}}`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ServerConfig;
+use super::auth::{Access, Tokens};
+use super::downloads::Downloads;
+use crate::archive::Limits;
+use crate::registry::document::{PackageDocument, PackageInfo, archive_key};
+use crate::registry::publish::{self, PublishError};
+use crate::registry::storage::Storage;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub storage: Arc<dyn Storage>,
+    pub tokens: Arc<Tokens>,
+    pub require_auth: bool,
+    pub limits: Limits,
+    pub downloads: Arc<Downloads>,
+    pub addr: SocketAddr,
+    pub test: Option<Arc<TestProbe>>,
+    docs: Arc<DocCache>,
+    rendered: Arc<RenderCache>,
+}
+
+/// Rendered `packages/{name}` answers, reused while the document (the same
+/// [`Arc`] from [`DocCache`]), the host it was addressed as, and the
+/// download count are unchanged: the hot path of resolution becomes a
+/// `stat` and a lookup.
+#[derive(Debug, Default)]
+struct RenderCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, Arc<Rendered>>>,
+}
+
+#[derive(Debug)]
+struct Rendered {
+    doc: Arc<PackageDocument>,
+    base: String,
+    count: u64,
+    etag: String,
+    body: Bytes,
+}
+
+/// Parsed package documents, for storages with local files: an entry is
+/// reused while the file's identity (inode, size, modification time) is
+/// unchanged. Every write replaces the file by rename, so a publish by this
+/// server, by another server on the same folder, or by `fm publish` to the
+/// folder is seen on the next request. Other storages are read every time.
+#[derive(Debug, Default)]
+struct DocCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, (FileStamp, Arc<PackageDocument>)>>,
+}
+
+type FileStamp = (u64, u64, Option<std::time::SystemTime>);
+
+fn file_stamp(meta: &std::fs::Metadata) -> FileStamp {
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    (ino, meta.len(), meta.modified().ok())
+}
+
+/// Test-only request accounting (see [`super::TEST_DELAY_ENV`]).
+#[derive(Debug, Default)]
+pub struct TestProbe {
+    pub delay: Duration,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    requests: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(config: &ServerConfig, addr: SocketAddr) -> AppState {
+        AppState {
+            storage: config.storage.clone(),
+            tokens: Arc::new(config.tokens.clone()),
+            require_auth: config.require_auth,
+            limits: config.limits,
+            downloads: Arc::new(Downloads::load(config.storage.as_ref())),
+            addr,
+            test: config.test_delay.map(|delay| {
+                Arc::new(TestProbe {
+                    delay,
+                    ..TestProbe::default()
+                })
+            }),
+            docs: Arc::default(),
+            rendered: Arc::default(),
+        }
+    }
+}
+
+/// All routes, with auth, logging and the test probe.
+pub fn router(state: AppState, config: &ServerConfig) -> Router {
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/packages/search", get(search))
+        .route(
+            "/packages/upload",
+            post(upload).layer(DefaultBodyLimit::max(config.max_upload_bytes)),
+        )
+        .route("/packages/{name}", get(package))
+        .route("/packages/{name}/versions", get(versions))
+        .route("/packages/{name}/{version}", get(package_version).delete(yank))
+        .route("/packages/{name}/{version}/download", get(download))
+        .route("/packages/{name}/{version}/yank", put(yank).delete(unyank))
+        .route("/categories", get(categories))
+        .route("/stats", get(stats))
+        .route("/_test/stats", get(test_stats))
+        .layer(middleware::from_fn_with_state(state.clone(), read_auth))
+        .layer(middleware::from_fn_with_state(state.clone(), test_probe));
+    let mut app = Router::new()
+        .nest("/api/v1/registry", api)
+        .fallback(not_found_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state);
+    if config.log_requests {
+        app = app.layer(middleware::from_fn(log_request));
+    }
+    app
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// An error answer: `{"error":{"code","message"}}` with its status.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn internal(message: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+impl From<PublishError> for ApiError {
+    /// Messages name the package, never the server's storage path.
+    fn from(e: PublishError) -> ApiError {
+        match e {
+            PublishError::Archive(e) => ApiError::new(StatusCode::BAD_REQUEST, "invalid_package", e.to_string()),
+            PublishError::Exists { name, version, .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("Package {name}@{version} already exists; published versions are immutable"),
+            ),
+            PublishError::Checksum { expected, actual, .. } => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "checksum_mismatch",
+                format!("checksum verification failed: expected {expected}, the upload's SHA-256 is {actual}"),
+            ),
+            PublishError::NotFound { name, version, .. } => {
+                ApiError::not_found(format!("Package '{name}@{version}' not found"))
+            }
+            e @ (PublishError::Corrupt { .. } | PublishError::Io { .. }) => {
+                eprintln!("error: {e}");
+                ApiError::internal("the registry's storage failed; see the server's log")
+            }
+        }
+    }
+}
+
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+async fn not_found_route() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not accept that method",
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Middleware
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    // The path and query only: tokens travel in headers, never logged.
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    let resp = next.run(req).await;
+    eprintln!(
+        "{peer} {method} {target} {} {:.1}ms",
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64() * 1000.0
+    );
+    resp
+}
+
+/// `--require-auth`: every read needs a token too (health stays public for
+/// load balancers and FlowMason's `registry add` probe).
+async fn read_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if state.require_auth
+        && !req.uri().path().ends_with("/health")
+        && let Err(e) = authorize(&state, req.headers(), "read from this registry")
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+async fn test_probe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(probe) = state.test.clone() else {
+        return next.run(req).await;
+    };
+    if req.uri().path().ends_with("/_test/stats") {
+        return next.run(req).await;
+    }
+    let now = probe.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    probe.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    probe.requests.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(probe.delay).await;
+    let resp = next.run(req).await;
+    probe.in_flight.fetch_sub(1, Ordering::SeqCst);
+    resp
+}
+
+async fn test_stats(State(state): State<AppState>) -> ApiResult {
+    let probe = state.test.ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    Ok(Json(json!({
+        "requests": probe.requests.load(Ordering::SeqCst),
+        "max_in_flight": probe.max_in_flight.load(Ordering::SeqCst),
+        "in_flight": probe.in_flight.load(Ordering::SeqCst),
+    }))
+    .into_response())
+}
+
+fn authorize(state: &AppState, headers: &HeaderMap, what: &str) -> Result<(), ApiError> {
+    match state.tokens.check(headers) {
+        Access::Granted => Ok(()),
+        Access::Missing => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("a token is required to {what}: send `Authorization: Bearer <token>`"),
+        )),
+        Access::Refused if state.tokens.is_empty() => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this server has no publish tokens configured, so nobody may {what}"),
+        )),
+        Access::Refused => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("the token presented may not {what}"),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+/// `http://host` as the client addressed us (Host header), for absolute
+/// download URLs.
+fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c)))
+        .map_or_else(|| state.addr.to_string(), str::to_owned);
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+fn download_url(base: &str, name: &str, version: &str) -> String {
+    format!("{base}/api/v1/registry/packages/{name}/{version}/download")
+}
+
+/// The stored document of `name`, or `None` (also for invalid names).
+fn load(state: &AppState, name: &str) -> ApiResult<Option<Arc<PackageDocument>>> {
+    if crate::names::validate(name).is_err() {
+        return Ok(None);
+    }
+    let key = crate::registry::document::index_key(name);
+    let stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
+        None => None,
+        Some(Ok(meta)) => Some(file_stamp(&meta)),
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Some(Err(e)) => return Err(ApiError::internal(e)),
+    };
+    if let Some(stamp) = stamp
+        && let Ok(map) = state.docs.map.read()
+        && let Some((cached, doc)) = map.get(name)
+        && *cached == stamp
+    {
+        return Ok(Some(doc.clone()));
+    }
+    let doc = publish::read_document(state.storage.as_ref(), name)?
+        .map(|(d, _)| Arc::new(d))
+        .filter(|d| d.info.name == name);
+    if let (Some(stamp), Some(doc)) = (stamp, &doc)
+        && let Ok(mut map) = state.docs.map.write()
+    {
+        // The stamp was taken before the read: if the file changed in
+        // between, the next request sees a different stamp and re-reads.
+        map.insert(name.to_owned(), (stamp, doc.clone()));
+    }
+    Ok(doc)
+}
+
+fn load_or_404(state: &AppState, name: &str) -> ApiResult<Arc<PackageDocument>> {
+    load(state, name)?.ok_or_else(|| ApiError::not_found(format!("Package '{name}' not found")))
+}
+
+/// Every stored document (one per package), sorted by name.
+fn all_documents(state: &AppState) -> ApiResult<Vec<Arc<PackageDocument>>> {
+    let keys = state.storage.list("index/").map_err(ApiError::internal)?;
+    let mut docs = Vec::with_capacity(keys.len());
+    for key in keys {
+        let Some(name) = key.strip_prefix("index/").and_then(|k| k.strip_suffix(".json")) else {
+            continue;
+        };
+        if let Some(doc) = load(state, name)? {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// A document's [`PackageInfo`] as served: absolute URL, live counts.
+fn served_info(state: &AppState, base: &str, mut info: PackageInfo) -> PackageInfo {
+    info.download_url = download_url(base, &info.name, &info.version);
+    info.downloads = state.downloads.get(&info.name);
+    info
+}
+
+/// Renders a document and its weak ETag. The tag covers everything but
+/// the live `downloads` count (it hashes the body rendered with the count
+/// zeroed), so a client's cached copy stays valid while only the count
+/// moves: weak validators mean "semantically equivalent", which that is.
+fn render<T: serde::Serialize>(
+    value: &mut T,
+    downloads: impl Fn(&mut T) -> &mut u64,
+    count: u64,
+) -> ApiResult<(String, Bytes)> {
+    *downloads(value) = 0;
+    let stable = serde_json::to_vec(&*value).map_err(ApiError::internal)?;
+    let etag = format!("W/\"{}\"", &crate::fsutil::sha256_hex(&stable)[..32]);
+    let body = if count == 0 {
+        stable
+    } else {
+        *downloads(value) = count;
+        serde_json::to_vec(&*value).map_err(ApiError::internal)?
+    };
+    Ok((etag, Bytes::from(body)))
+}
+
+/// A JSON answer with its ETag, or `304` when the client has it.
+fn respond(headers: &HeaderMap, etag: &str, body: Bytes) -> Response {
+    let mut r = if if_none_match(headers, etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Whether `If-None-Match` lists `etag` or `*` (weak comparison, as
+/// RFC 9110 prescribes for `If-None-Match`).
+fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
+    let etag = etag.trim_start_matches("W/");
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().trim_start_matches("W/"))
+        .any(|t| t == etag || t == "*")
+}
+
+// ---------------------------------------------------------------------------
+// Reads
+
+async fn health(State(state): State<AppState>) -> ApiResult {
+    let docs = all_documents(&state)?;
+    let components: usize = docs.iter().map(|d| d.info.component_count).sum();
+    Ok(Json(json!({
+        "status": "healthy",
+        "registry_name": "fm registry",
+        "version": env!("CARGO_PKG_VERSION"),
+        "packages_count": docs.len(),
+        "components_count": components,
+    }))
+    .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchParams {
+    #[serde(default)]
+    q: String,
+    category: Option<String>,
+    page: Option<String>,
+    page_size: Option<String>,
+}
+
+fn bounded(value: Option<&str>, name: &str, default: usize, max: usize) -> ApiResult<usize> {
+    let Some(v) = value else { return Ok(default) };
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ if max == usize::MAX => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            format!("{name} must be a positive integer, got {v:?}"),
+        )),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_query",
+            format!("{name} must be an integer from 1 to {max}, got {v:?}"),
+        )),
+    }
+}
+
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<SearchParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult {
+    let Query(p) =
+        query.map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", e.body_text()))?;
+    let page = bounded(p.page.as_deref(), "page", 1, usize::MAX)?;
+    let page_size = bounded(p.page_size.as_deref(), "page_size", 20, 100)?;
+    let needle = p.q.to_lowercase();
+    let category = p.category.filter(|c| !c.is_empty());
+    let base = base_url(&state, &headers);
+    let matching: Vec<PackageInfo> = all_documents(&state)?
+        .into_iter()
+        .map(|d| d.info.clone())
+        .filter(|i| category.is_none() || i.category == category)
+        .filter(|i| {
+            needle.is_empty()
+                || format!("{} {} {}", i.name, i.description, i.tags.join(" "))
+                    .to_lowercase()
+                    .contains(&needle)
+        })
+        .collect();
+    let total = matching.len();
+    let packages: Vec<PackageInfo> = matching
+        .into_iter()
+        .skip((page - 1).saturating_mul(page_size))
+        .take(page_size)
+        .map(|i| served_info(&state, &base, i))
+        .collect();
+    Ok(Json(json!({
+        "packages": packages,
+        "total_count": total,
+        "page": page,
+        "page_size": page_size,
+        "query": p.q,
+    }))
+    .into_response())
+}
+
+async fn package(State(state): State<AppState>, headers: HeaderMap, Path(name): Path<String>) -> ApiResult {
+    /// The stored document with its served PackageInfo, without copying
+    /// the version list.
+    #[derive(serde::Serialize)]
+    struct Served<'a> {
+        #[serde(flatten)]
+        info: PackageInfo,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        versions: Option<&'a Vec<crate::registry::VersionRecord>>,
+    }
+    let doc = load_or_404(&state, &name)?;
+    let base = base_url(&state, &headers);
+    let count = state.downloads.get(&name);
+    if let Ok(map) = state.rendered.map.read()
+        && let Some(r) = map.get(&name)
+        && Arc::ptr_eq(&r.doc, &doc)
+        && r.base == base
+        && r.count == count
+    {
+        return Ok(respond(&headers, &r.etag, r.body.clone()));
+    }
+    let mut served = Served {
+        info: served_info(&state, &base, doc.info.clone()),
+        versions: doc.versions.as_ref(),
+    };
+    let (etag, body) = render(&mut served, |s| &mut s.info.downloads, count)?;
+    let resp = respond(&headers, &etag, body.clone());
+    if let Ok(mut map) = state.rendered.map.write() {
+        map.insert(
+            name,
+            Arc::new(Rendered {
+                doc,
+                base,
+                count,
+                etag,
+                body,
+            }),
+        );
+    }
+    Ok(resp)
+}
+
+async fn versions(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult {
+    let doc = load_or_404(&state, &name)?;
+    let versions: Vec<&str> = doc.versions_newest_first().iter().map(|r| r.version.as_str()).collect();
+    Ok(Json(json!({
+        "name": doc.info.name,
+        "versions": versions,
+        "latest": doc.latest().map(|r| r.version.clone()),
+    }))
+    .into_response())
+}
+
+fn version_info(state: &AppState, name: &str, version: &str, base: &str) -> ApiResult<PackageInfo> {
+    let doc = load_or_404(state, name)?;
+    let record = doc
+        .version(version)
+        .ok_or_else(|| ApiError::not_found(format!("Package '{name}@{version}' not found")))?;
+    Ok(served_info(state, base, doc.info_for(record)))
+}
+
+async fn package_version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    let base = base_url(&state, &headers);
+    let mut info = version_info(&state, &name, &version, &base)?;
+    let count = info.downloads;
+    let (etag, body) = render(&mut info, |i| &mut i.downloads, count)?;
+    Ok(respond(&headers, &etag, body))
+}
+
+/// `GET packages/{n}/{v}/download`: the archive, streamed from disk when
+/// the storage has local files. Only versions the document lists are
+/// served (an archive left by an interrupted publish is not published), and
+/// the document's digest is the ETag, so nothing is hashed per download.
+async fn download(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    let not_found = || ApiError::not_found(format!("Package '{name}@{version}' not found"));
+    let doc = load(&state, &name)?.ok_or_else(not_found)?;
+    let record = doc.version(&version).ok_or_else(not_found)?;
+    let etag = format!("\"{}\"", record.checksum);
+    let mut resp = if if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let (body, len) = archive_body(&state, &archive_key(&name, &version))
+            .await?
+            .ok_or_else(not_found)?;
+        state.downloads.record(&name);
+        let mut r = body.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{version}.fmpkg\"")) {
+            h.insert(header::CONTENT_DISPOSITION, v);
+        }
+        r
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    // Published bytes never change (yanking keeps them): cache forever.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    Ok(resp)
+}
+
+/// The archive at `key` as a body and its length, or `None`.
+async fn archive_body(state: &AppState, key: &str) -> ApiResult<Option<(Body, u64)>> {
+    use tokio::io::AsyncReadExt;
+    if let Some(path) = state.storage.local_path(key) {
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        let len = file.metadata().await.map_err(ApiError::internal)?.len();
+        let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+            let mut file = file?;
+            let mut buf = vec![0u8; 64 * 1024];
+            match file.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((Ok(Bytes::from(buf)), Some(file)))
+                }
+                // Ends the stream after the error: the client sees a
+                // truncated body, which its digest check catches.
+                Err(e) => Some((Err::<Bytes, _>(e), None)),
+            }
+        });
+        return Ok(Some((Body::from_stream(chunks), len)));
+    }
+    let storage = state.storage.clone();
+    let key = key.to_owned();
+    match tokio::task::spawn_blocking(move || storage.read(&key)).await {
+        Ok(Ok(Some((bytes, _)))) => {
+            let len = bytes.len() as u64;
+            Ok(Some((Body::from(bytes), len)))
+        }
+        Ok(Ok(None)) => Ok(None),
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+async fn categories(State(state): State<AppState>) -> ApiResult {
+    let mut cats: Vec<String> = all_documents(&state)?
+        .into_iter()
+        .filter_map(|d| d.info.category.clone())
+        .filter(|c| !c.is_empty())
+        .collect();
+    cats.sort();
+    cats.dedup();
+    Ok(Json(cats).into_response())
+}
+
+async fn stats(State(state): State<AppState>) -> ApiResult {
+    let docs = all_documents(&state)?;
+    let mut categories = serde_json::Map::new();
+    let (mut versions, mut size) = (0usize, 0u64);
+    for d in &docs {
+        for r in d.versions.iter().flatten() {
+            versions += 1;
+            size += r.size_bytes;
+        }
+        if let Some(c) = d.info.category.as_ref().filter(|c| !c.is_empty()) {
+            let n = categories.get(c).and_then(|v| v.as_u64()).unwrap_or(0);
+            categories.insert(c.clone(), json!(n + 1));
+        }
+    }
+    Ok(Json(json!({
+        "packages_count": docs.len(),
+        "versions_count": versions,
+        "components_count": docs.iter().map(|d| d.info.component_count).sum::<usize>(),
+        "total_size_bytes": size,
+        "downloads": state.downloads.total(),
+        "categories": categories,
+    }))
+    .into_response())
+}
+
+// ---------------------------------------------------------------------------
+// Writes
+
+/// Package names that collide with routes under `packages/`.
+const RESERVED_NAMES: &[&str] = &["search", "upload"];
+
+/// `POST packages/upload`: multipart `file` (+ optional `checksum`, which
+/// FlowMason's client sends first), or a raw `application/octet-stream`
+/// body (checksum in `X-Checksum-Sha256`).
+async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
+    authorize(&state, req.headers(), "publish")?;
+    let base = base_url(&state, req.headers());
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let (bytes, checksum) = if is_multipart {
+        read_multipart(
+            Multipart::from_request(req, &())
+                .await
+                .map_err(|e| body_error(e.status(), e.body_text()))?,
+        )
+        .await?
+    } else {
+        let checksum = req
+            .headers()
+            .get("x-checksum-sha256")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = Bytes::from_request(req, &())
+            .await
+            .map_err(|e| body_error(e.status(), e.body_text()))?;
+        (bytes, checksum)
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_package",
+            "the upload is empty: send the archive as multipart field `file` or as the request body",
+        ));
+    }
+    // `packages/search` and `packages/upload` are routes: a package of that
+    // name could never be fetched.
+    if let Ok(m) = crate::archive::read_manifest(&bytes)
+        && RESERVED_NAMES.contains(&m.raw.name.as_str())
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "reserved_name",
+            format!("the package name {:?} is reserved by the registry API", m.raw.name),
+        ));
+    }
+    let storage = state.storage.clone();
+    let limits = state.limits;
+    let published = tokio::task::spawn_blocking(move || {
+        publish::publish(
+            storage.as_ref(),
+            &bytes,
+            checksum.as_deref().filter(|c| !c.is_empty()),
+            &limits,
+        )
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let info = served_info(&state, &base, published.document.info_for(&published.record));
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+fn body_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(status, "too_large", format!("the upload is too large: {text}"))
+    } else {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", text)
+    }
+}
+
+async fn read_multipart(mut mp: Multipart) -> ApiResult<(Bytes, Option<String>)> {
+    let (mut file, mut checksum) = (None, None);
+    loop {
+        let field = match mp.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(body_error(e.status(), e.body_text())),
+        };
+        match field.name() {
+            Some("file") => file = Some(field.bytes().await.map_err(|e| body_error(e.status(), e.body_text()))?),
+            Some("checksum") => checksum = Some(field.text().await.map_err(|e| body_error(e.status(), e.body_text()))?),
+            _ => {}
+        }
+    }
+    let file = file.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "missing_file",
+            "the multipart upload has no `file` field",
+        )
+    })?;
+    Ok((file, checksum))
+}
+
+async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: String, yanked: bool) -> ApiResult {
+    authorize(&state, &headers, if yanked { "yank" } else { "un-yank" })?;
+    if load(&state, &name)?.is_none() {
+        return Err(ApiError::not_found(format!("Package '{name}@{version}' not found")));
+    }
+    let storage = state.storage.clone();
+    let (n, v) = (name.clone(), version.clone());
+    tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked))
+        .await
+        .map_err(ApiError::internal)??;
+    let verb = if yanked { "yanked" } else { "un-yanked" };
+    Ok(Json(json!({
+        "message": format!("Package {name}@{version} {verb}"),
+        "success": true,
+        "name": name,
+        "version": version,
+        "yanked": yanked,
+    }))
+    .into_response())
+}
+
+/// `DELETE packages/{n}/{v}` and `PUT packages/{n}/{v}/yank`.
+async fn yank(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    set_yanked(state, headers, name, version, true).await
+}
+
+/// `DELETE packages/{n}/{v}/yank`.
+async fn unyank(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
+    set_yanked(state, headers, name, version, false).await
+}
