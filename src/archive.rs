@@ -39,6 +39,20 @@ pub struct Limits {
     pub max_total_bytes: u64,
     /// Most bytes `manifest.json` may have.
     pub max_manifest_bytes: u64,
+    /// Highest ratio of decompressed to compressed bytes an entry may reach
+    /// once it is past [`RATIO_GRACE_BYTES`] (a zip-bomb guard, as Apache
+    /// POI's minimum inflate ratio).
+    pub max_ratio: u64,
+}
+
+/// Bytes an entry may decompress to before [`Limits::max_ratio`] applies:
+/// small, highly repetitive files are normal.
+pub const RATIO_GRACE_BYTES: u64 = 1024 * 1024;
+
+/// Whether an entry that has decompressed `size` bytes out of `compressed`
+/// bytes is past the ratio cap.
+fn past_ratio(size: u64, compressed: u64, limits: &Limits) -> bool {
+    size > RATIO_GRACE_BYTES && size / compressed.max(1) > limits.max_ratio
 }
 
 impl Default for Limits {
@@ -47,6 +61,7 @@ impl Default for Limits {
             max_entries: 10_000,
             max_total_bytes: 512 * 1024 * 1024,
             max_manifest_bytes: 1024 * 1024,
+            max_ratio: 200,
         }
     }
 }
@@ -609,6 +624,9 @@ pub fn extract<R: Read + Seek>(r: R, dest: &Path, limits: &Limits) -> Result<Vec
         let mut hasher = Sha256::new();
         let mut buf = [0u8; 64 * 1024];
         let mut size = 0u64;
+        // The compressed size bounds how many bytes the reader takes from
+        // the archive, so the ratio below is measured, not declared.
+        let compressed = entry.compressed_size();
         loop {
             let k = entry
                 .read(&mut buf)
@@ -621,6 +639,12 @@ pub fn extract<R: Read + Seek>(r: R, dest: &Path, limits: &Limits) -> Result<Vec
                 return Err(ArchiveError::TooLarge(format!(
                     "decompresses to more than {} bytes (a zip bomb?)",
                     limits.max_total_bytes
+                )));
+            }
+            if past_ratio(size, compressed, limits) {
+                return Err(ArchiveError::TooLarge(format!(
+                    "entry {name:?} decompresses to over {} times its compressed size (a zip bomb?)",
+                    limits.max_ratio
                 )));
             }
             hasher.update(&buf[..k]);
@@ -693,6 +717,12 @@ pub fn check_entries(bytes: &[u8], limits: &Limits) -> Result<(), ArchiveError> 
         let n = io::copy(&mut (&mut entry).take(budget + 1), &mut io::sink())
             .map_err(|e| unsafe_entry(format!("cannot decompress: {e}")))?;
         total += n;
+        if past_ratio(n, entry.compressed_size(), limits) {
+            return Err(ArchiveError::TooLarge(format!(
+                "entry {name:?} decompresses to over {} times its compressed size (a zip bomb?)",
+                limits.max_ratio
+            )));
+        }
         if total > limits.max_total_bytes {
             return Err(ArchiveError::TooLarge(format!(
                 "decompresses to more than {} bytes (a zip bomb?)",

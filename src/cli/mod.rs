@@ -6,9 +6,12 @@
 //! not found), 2 a usage error (including commands not built yet).
 
 pub mod args;
+mod install;
 mod manifest_cmds;
 mod pack;
 pub mod shell;
+mod sync;
+mod verify;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -129,15 +132,15 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Lock(_) => Err(Failure::not_built("lock")),
-        Command::Sync(_) => Err(Failure::not_built("sync")),
+        Command::Sync(a) => sync::sync(ctx, a),
         Command::Tree(_) => Err(Failure::not_built("tree")),
         Command::Why(_) => Err(Failure::not_built("why")),
         Command::Outdated(_) => Err(Failure::not_built("outdated")),
         Command::Diff(_) => Err(Failure::not_built("diff")),
         Command::Yank(_) => Err(Failure::not_built("yank")),
-        Command::Verify(_) => Err(Failure::not_built("verify")),
+        Command::Verify(a) => verify::verify(ctx, a),
         Command::Search(_) => Err(Failure::not_built("search")),
-        Command::Install(_) => Err(Failure::not_built("install")),
+        Command::Install(a) => install::install(ctx, a),
         Command::Registry(RegistryCommand::Serve(_)) | Command::Studio(StudioCommand::Start(_)) => {
             Err(Failure::not_built("registry serve"))
         }

@@ -1,0 +1,50 @@
+//! `fm verify`: re-hash the installed tree against `.fm/state.toml`.
+
+use std::fmt::Write as _;
+
+use super::args::VerifyArgs;
+use super::{Context, Failure};
+use crate::install::{Layout, verify};
+
+pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
+    let layout = match &a.dir {
+        Some(d) => Layout::dir(&ctx.cwd.join(d)),
+        None => {
+            let manifest_path = ctx.manifest_path()?;
+            Layout::project(manifest_path.parent().unwrap_or(std::path::Path::new(".")))
+        }
+    };
+    let drift = verify::verify(&layout)?;
+    if drift.is_clean() {
+        ctx.shell.info(format!(
+            "Verified {} packages ({} files): no drift",
+            drift.checked_packages, drift.checked_files
+        ));
+        return Ok(());
+    }
+    let mut text = String::new();
+    for p in &drift.packages {
+        let _ = writeln!(text, "{}:", p.name);
+        for f in &p.modified {
+            let _ = writeln!(text, "  modified {f}");
+        }
+        for f in &p.missing {
+            let _ = writeln!(text, "  missing  {f}");
+        }
+        for f in &p.extra {
+            let _ = writeln!(text, "  extra    {f}");
+        }
+    }
+    for name in &drift.missing_packages {
+        let _ = writeln!(text, "{name}: missing (the whole package folder)");
+    }
+    for name in &drift.extra_packages {
+        let _ = writeln!(text, "{name}: extra (not installed by fm sync)");
+    }
+    Err(Failure::user(miette::miette!(
+        help = "run `fm sync` to restore the locked packages",
+        "the installed packages in {} differ from what fm sync installed:\n{}",
+        layout.packages.display(),
+        text.trim_end()
+    )))
+}
