@@ -42,9 +42,8 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
         let _ = writeln!(text, "{name}: extra (not installed by fm sync)");
     }
     Err(Failure::user(miette::miette!(
-        help = "run `fm sync` to restore the locked packages",
-        "the installed packages in {} differ from what fm sync installed:\n{}",
-        layout.packages.display(),
+        help = "remove the drifted package folders (or all of .fm/packages) and run `fm sync` to reinstall them",
+        "installed packages differ from what fm sync recorded:\n{}",
         text.trim_end()
     )))
 }

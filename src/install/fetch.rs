@@ -25,6 +25,11 @@ use crate::registry::{OpenOptions, Registry};
 /// Most downloads in flight at once.
 pub const MAX_CONCURRENT: usize = 8;
 
+/// Bytes past the lock's recorded size that a download may run on, so that
+/// a wrong archive can still be hashed and both digests shown; past this
+/// the download is cut off (a registry might never stop sending).
+pub const SIZE_SLACK: u64 = 64 * 1024 * 1024;
+
 /// An `AsyncWrite` that hashes and counts what passes through it, and fails
 /// once more than `limit` bytes arrive.
 pub struct HashingWriter<'a, W> {
@@ -66,7 +71,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for HashingWriter<'_, W> {
         if this.bytes + buf.len() as u64 > this.limit {
             this.overflowed = true;
             return Poll::Ready(Err(std::io::Error::other(format!(
-                "the archive is larger than the {} bytes fm.lock records",
+                "the archive is over {} bytes, far more than fm.lock records",
                 this.limit
             ))));
         }
@@ -176,7 +181,11 @@ async fn download_one(
         .try_clone()
         .map_err(InstallError::io(format!("opening {}", file.path().display())))?;
     let version = p.version.to_string();
-    let mut writer = HashingWriter::new(tokio::fs::File::from_std(handle), p.size, progress);
+    let mut writer = HashingWriter::new(
+        tokio::fs::File::from_std(handle),
+        p.size.saturating_add(SIZE_SLACK),
+        progress,
+    );
     let result = client.download(&p.name, &version, &mut writer).await;
     let overflowed = writer.overflowed();
     let (actual, _, mut out) = writer.finish();
@@ -190,7 +199,11 @@ async fn download_one(
                 version,
                 registry: p.registry.clone(),
                 expected: p.sha256.clone(),
-                actual: format!("unknown, it sent more than the {} bytes fm.lock records", p.size),
+                actual: format!(
+                    "unknown: it sent over {} bytes, fm.lock records {}",
+                    p.size.saturating_add(SIZE_SLACK),
+                    p.size
+                ),
             });
         }
         Err(e) => return Err(e.into()),
