@@ -74,6 +74,8 @@ pub enum Command {
     /// Search registries for packages.
     Search(SearchArgs),
     /// Install a package and its dependencies without a manifest.
+    // `--version` here is the package version, not fm's.
+    #[command(disable_version_flag = true)]
     Install(InstallArgs),
     /// Build a reproducible .fmpkg archive from a package folder.
     Pack(PackArgs),
@@ -233,7 +235,7 @@ pub struct SearchArgs {
 pub struct InstallArgs {
     pub package: String,
     /// A version or requirement (default: newest).
-    #[arg(long)]
+    #[arg(long, value_name = "V")]
     pub version: Option<String>,
     #[arg(long)]
     pub registry: Option<String>,

@@ -39,3 +39,14 @@ pub fn install(ctx: &Context, a: InstallArgs) -> Result<(), Failure> {
     super::sync::summarize(ctx, &report, start.elapsed());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    /// Regression: `fm install --version` clashed with the `--version` flag
+    /// clap propagates, and clap panicked on every `fm install`.
+    #[test]
+    fn install_version_flag_does_not_clash() {
+        use clap::CommandFactory;
+        super::super::args::Cli::command().debug_assert();
+    }
+}
