@@ -439,14 +439,14 @@ fn kill_9_at_random_moments_then_sync_heals_and_verify_passes() {
         // Each round wants a different set: versions and membership vary.
         let mut ids: Vec<String> = Vec::new();
         for n in &names {
-            let (keep, v1) = (rng.next() % 4 != 0, rng.next() % 2 == 0);
+            let (keep, v1) = (!rng.next().is_multiple_of(4), rng.next().is_multiple_of(2));
             if keep {
                 ids.push(format!("{n}@{}", if v1 { "1.0.0" } else { "2.0.0" }));
             }
         }
         let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
         w.lock(&id_refs);
-        if rng.next() % 3 == 0 {
+        if rng.next().is_multiple_of(3) {
             // Sometimes cold: the kill then lands in downloads or unpacking.
             let _ = std::fs::remove_dir_all(&w.ctx.cache);
         }

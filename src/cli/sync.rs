@@ -50,8 +50,10 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
         let manifest = crate::manifest::Manifest::load(&manifest_path)?;
         let existing = match Lockfile::load(&lock_path) {
             Ok(l) => l,
-            // A conflicted or unreadable lock is re-resolved below.
-            Err(_) => None,
+            // A lock with merge-conflict markers is re-resolved below
+            // (lock_project prefers both sides); any other error stands.
+            Err(crate::lock::LockError::Conflicted { .. }) => None,
+            Err(e) => return Err(e.into()),
         };
         let fresh = existing
             .as_ref()
