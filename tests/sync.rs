@@ -148,6 +148,19 @@ fn digest_mismatch_fails_naming_both_digests_and_changes_nothing() {
 }
 
 #[test]
+fn digest_mismatch_on_a_first_sync_creates_nothing_in_the_project() {
+    let w = world(&[("a", "1.0.0"), ("a", "1.0.1"), ("b", "1.0.0")]);
+    w.lock(&["a@1.0.0", "b@1.0.0"]);
+    std::fs::copy(w.reg.archive_path("a", "1.0.1"), w.reg.archive_path("a", "1.0.0")).unwrap();
+    let out = w.ctx.run(&["sync", "--frozen"]);
+    assert_code(&out, 1);
+    assert!(!w.ctx.project.join(".fm").exists());
+    // b downloaded fine, but nothing enters the cache unless all match.
+    assert!(!w.ctx.cache.join("archives").exists());
+    assert!(!w.ctx.cache.join("trees").exists());
+}
+
+#[test]
 fn frozen_reads_no_metadata_and_offline_works_warm_and_fails_cold() {
     let w = world(&[("a", "1.0.0"), ("b", "1.0.0")]);
     w.lock(&["a@1.0.0", "b@1.0.0"]);

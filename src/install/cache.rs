@@ -16,6 +16,7 @@
 //! - an archive is stored only after its digest was checked against the
 //!   lock, and re-hashed whenever it is unpacked again, so a corrupted
 //!   entry is removed instead of installed;
+//! - leftovers of interrupted runs in `tmp/` are swept once a day old;
 //! - installed files are hard links to a tree's files. A tree whose files'
 //!   sizes or mtimes no longer match `tree.json` (someone edited an
 //!   installed file in place) is rebuilt from its archive before it is
@@ -95,6 +96,31 @@ impl Cache {
     /// Where the unpacked tree of this digest is stored.
     pub fn tree_dir(&self, sha256: &str) -> PathBuf {
         self.root.join("trees").join(sha256)
+    }
+
+    /// Removes what interrupted runs left in `tmp/` more than `age` ago
+    /// (a run in progress touches its files continuously). Best effort.
+    pub fn sweep_tmp(&self, age: std::time::Duration) {
+        let Ok(rd) = std::fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        for e in rd.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|d| d > age);
+            if old {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
     }
 
     /// Whether the archive is cached.

@@ -21,10 +21,17 @@
 //!    renamed to `.fm-trash-*`); extras are removed; the final state file is
 //!    written.
 //!
+//! Steps 1–3 run first without the project lock, reading the project only;
+//! then, under the project lock, steps 1–3 run again (normally finding
+//! everything cached: another fm may have changed the folder meanwhile) and
+//! 4–5 follow.
+//!
 //! Invariants:
-//! - nothing in the install folder changes before step 5, so every failure
-//!   of steps 1–4 (a digest mismatch, a hostile archive, an offline miss)
-//!   leaves the project exactly as it was;
+//! - every digest is checked, and every archive unpacked, before fm creates
+//!   or changes anything in the project: a digest mismatch, a hostile
+//!   archive or an offline miss leaves the project exactly as it was;
+//! - nothing but `.fm-tmp-*` folders changes in the install folder before
+//!   step 5, and those are deleted on failure;
 //! - a package folder is trusted only if the state file records it with the
 //!   locked digest; the state is rewritten *before* folders change, so after
 //!   a crash at any point the state never vouches for a folder it does not
@@ -34,13 +41,14 @@
 //!   only when it is empty or holds fm's state file. Anything in it that the
 //!   set does not name is removed (by `fm sync`; `fm install` adds only).
 //!
-//! Lock ordering: `{cache}/.lock` (shared: concurrent syncs may fill the
-//! cache together, because every cache write is an atomic rename of a
+//! Lock ordering: `{cache}/.lock` first (shared: concurrent syncs may fill
+//! the cache together, because every cache write is an atomic rename of a
 //! content-addressed entry; clearing the cache takes it exclusively), then
 //! the install folder's lock (`.fm/.lock`, or `.fm-lock` in a `--dir`
-//! folder; exclusive, for the whole run). Always in this order, never the
-//! reverse, so two fm processes cannot deadlock; a second sync of the same
-//! project waits for the first and then finds nothing to do.
+//! folder; exclusive, from the second plan to the end). Always in this
+//! order, never the reverse, so two fm processes cannot deadlock; a second
+//! sync of the same project waits for the first and then finds nothing to
+//! do.
 
 pub mod cache;
 pub mod fetch;
@@ -244,25 +252,22 @@ pub struct Report {
     pub downloaded_bytes: u64,
 }
 
-/// Makes `layout` hold `packages` (see the module doc). `registries` are
-/// the lock's `[[registry]]` entries; they are opened only if an archive
-/// must be downloaded.
-pub fn install(
-    packages: &[LockedPackage],
-    registries: &[LockedRegistry],
-    layout: &Layout,
-    opts: &Options,
-    progress: &dyn Progress,
-) -> Result<Report, InstallError> {
-    let _cache_lock = crate::fsutil::LockFile::acquire_shared(&opts.cache.lock_path(), || {}).map_err(
-        InstallError::io(format!("locking {}", opts.cache.lock_path().display())),
-    )?;
-    std::fs::create_dir_all(&layout.packages)
-        .map_err(InstallError::io(format!("creating {}", layout.packages.display())))?;
-    let _project_lock = crate::fsutil::LockFile::acquire(&layout.lock, || {})
-        .map_err(InstallError::io(format!("locking {}", layout.lock.display())))?;
+/// What a run has to do, as read from the install folder and state file.
+struct Plan<'a> {
+    /// Everything is in place: nothing to do.
+    noop: bool,
+    to_install: Vec<&'a LockedPackage>,
+    /// State entries that stay as they are.
+    keep: BTreeMap<String, InstalledPackage>,
+    /// Package folders to remove.
+    extras: Vec<String>,
+    /// `.fm-tmp-*`/`.fm-trash-*` left by an interrupted run.
+    leftovers: Vec<String>,
+    old_state: State,
+    state_exists: bool,
+}
 
-    // 1. Plan.
+fn plan<'a>(packages: &'a [LockedPackage], layout: &Layout, prune: bool) -> Result<Plan<'a>, InstallError> {
     let entries = list_entries(&layout.packages)?;
     let state_exists = layout.state.exists();
     if !layout.owned && !state_exists && entries.iter().any(|e| !Layout::is_own_entry(e)) {
@@ -271,9 +276,10 @@ pub fn install(
         });
     }
     let wanted: BTreeMap<&str, &LockedPackage> = packages.iter().map(|p| (p.name.as_str(), p)).collect();
-    let leftovers: Vec<&String> = entries
+    let leftovers: Vec<String> = entries
         .iter()
         .filter(|e| e.starts_with(TMP_PREFIX) || e.starts_with(TRASH_PREFIX))
+        .cloned()
         .collect();
     let present: BTreeSet<&str> = entries
         .iter()
@@ -283,27 +289,30 @@ pub fn install(
 
     // Fast path: the state's set digest equals the wanted set's and the
     // folder holds exactly those packages.
-    let wanted_digest = state::set_digest(
-        packages
-            .iter()
-            .map(|p| (p.name.as_str(), p.version.to_string(), p.sha256.as_str())),
-    );
-    if opts.prune
-        && leftovers.is_empty()
-        && present.len() == wanted.len()
-        && present.iter().all(|n| wanted.contains_key(n))
-        && state::read_set_digest(&layout.state).as_deref() == Some(wanted_digest.as_str())
+    if prune && leftovers.is_empty() && present.len() == wanted.len() && present.iter().all(|n| wanted.contains_key(n))
     {
-        return Ok(Report {
-            unchanged: packages.len(),
-            ..Report::default()
-        });
+        let wanted_digest = state::set_digest(
+            packages
+                .iter()
+                .map(|p| (p.name.as_str(), &p.version, p.sha256.as_str())),
+        );
+        if state::read_set_digest(&layout.state).as_deref() == Some(wanted_digest.as_str()) {
+            return Ok(Plan {
+                noop: true,
+                to_install: Vec::new(),
+                keep: BTreeMap::new(),
+                extras: Vec::new(),
+                leftovers,
+                old_state: State::default(),
+                state_exists,
+            });
+        }
     }
 
     // A state file we cannot read vouches for nothing: reinstall.
     let old_state = State::load(&layout.state).ok().flatten().unwrap_or_default();
-    let mut to_install: Vec<&LockedPackage> = Vec::new();
-    let mut keep: BTreeMap<String, InstalledPackage> = BTreeMap::new();
+    let mut to_install = Vec::new();
+    let mut keep = BTreeMap::new();
     for p in packages {
         match old_state.packages.get(&p.name) {
             Some(s)
@@ -314,9 +323,8 @@ pub fn install(
             _ => to_install.push(p),
         }
     }
-    let unchanged = keep.len();
-    let mut extras: Vec<String> = Vec::new();
-    if opts.prune {
+    let mut extras = Vec::new();
+    if prune {
         extras = present
             .iter()
             .filter(|n| !wanted.contains_key(*n))
@@ -329,12 +337,30 @@ pub fn install(
             }
         }
     }
+    let noop = to_install.is_empty() && extras.is_empty() && leftovers.is_empty() && keep == old_state.packages;
+    Ok(Plan {
+        noop,
+        to_install,
+        keep,
+        extras,
+        leftovers,
+        old_state,
+        state_exists,
+    })
+}
 
-    // 2. Fetch.
-    let mut report = Report {
-        unchanged,
-        ..Report::default()
-    };
+/// Steps 2 and 3: every package of `to_install` as an intact cached tree.
+/// Touches nothing but the cache.
+fn prepare(
+    to_install: &[&LockedPackage],
+    registries: &[LockedRegistry],
+    opts: &Options,
+    progress: &dyn Progress,
+    report: &mut Report,
+) -> Result<Vec<cache::Tree>, InstallError> {
+    if !to_install.is_empty() {
+        opts.cache.sweep_tmp(std::time::Duration::from_secs(24 * 3600));
+    }
     let mut seen = BTreeSet::new();
     let need_download: Vec<&LockedPackage> = to_install
         .iter()
@@ -352,22 +378,62 @@ pub fn install(
             });
         }
         let clients = fetch::open_registries(&need_download, registries, opts.offline)?;
-        progress.downloading(need_download.len(), need_download.iter().map(|p| p.size).sum());
+        let bytes = need_download.iter().map(|p| p.size).sum();
+        progress.downloading(need_download.len(), bytes);
         let staged = fetch::download_all(&opts.cache, &need_download, &clients, progress)?;
         fetch::commit(&opts.cache, staged)?;
-        report.downloaded = need_download.len();
-        report.downloaded_bytes = need_download.iter().map(|p| p.size).sum();
+        report.downloaded += need_download.len();
+        report.downloaded_bytes += bytes;
     }
-
-    // 3. Unpack into the cache (nothing in the project changes yet).
-    progress.unpacking(to_install.len());
-    let trees: Vec<cache::Tree> = to_install
+    to_install
         .par_iter()
         .map(|p| opts.cache.ensure_tree(&p.name, &p.version.to_string(), &p.sha256))
-        .collect::<Result<_, _>>()?;
+        .collect()
+}
+
+/// Makes `layout` hold `packages` (see the module doc). `registries` are
+/// the lock's `[[registry]]` entries; they are opened only if an archive
+/// must be downloaded.
+pub fn install(
+    packages: &[LockedPackage],
+    registries: &[LockedRegistry],
+    layout: &Layout,
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Report, InstallError> {
+    let _cache_lock = crate::fsutil::LockFile::acquire_shared(&opts.cache.lock_path(), || {}).map_err(
+        InstallError::io(format!("locking {}", opts.cache.lock_path().display())),
+    )?;
+    let mut report = Report::default();
+
+    // 1-3 without the project lock, reading only: whatever must be fetched
+    // and unpacked is, and every digest is checked, before fm creates or
+    // changes anything in the project (or waits for another fm there).
+    let first = plan(packages, layout, opts.prune)?;
+    if first.noop {
+        report.unchanged = packages.len();
+        return Ok(report);
+    }
+    prepare(&first.to_install, registries, opts, progress, &mut report)?;
+
+    // Then under the project lock, plan again: another fm may have changed
+    // the folder meanwhile. What is left to fetch is normally nothing.
+    std::fs::create_dir_all(&layout.packages)
+        .map_err(InstallError::io(format!("creating {}", layout.packages.display())))?;
+    let _project_lock = crate::fsutil::LockFile::acquire(&layout.lock, || {})
+        .map_err(InstallError::io(format!("locking {}", layout.lock.display())))?;
+    let plan = plan(packages, layout, opts.prune)?;
+    if plan.noop {
+        report.unchanged = packages.len();
+        return Ok(report);
+    }
+    let trees = prepare(&plan.to_install, registries, opts, progress, &mut report)?;
+    report.unchanged = packages.len() - plan.to_install.len();
 
     // 4. Stage beside the destinations.
-    let staged: Vec<Result<tempfile::TempDir, InstallError>> = to_install
+    progress.unpacking(plan.to_install.len());
+    let staged: Vec<Result<tempfile::TempDir, InstallError>> = plan
+        .to_install
         .par_iter()
         .zip(trees.par_iter())
         .map(|(p, tree)| {
@@ -387,17 +453,19 @@ pub fn install(
     let staged: Vec<tempfile::TempDir> = staged.into_iter().collect::<Result<_, _>>()?;
 
     // 5. Commit. First the state without what is about to change.
-    for name in &leftovers {
+    for name in &plan.leftovers {
         remove_any(&layout.packages.join(name));
     }
-    let interim = State { packages: keep.clone() };
-    if interim != old_state || !state_exists {
+    let interim = State {
+        packages: plan.keep.clone(),
+    };
+    if interim != plan.old_state || !plan.state_exists {
         interim
             .save(&layout.state)
             .map_err(InstallError::io(format!("writing {}", layout.state.display())))?;
     }
     let mut new_state = interim;
-    for ((p, tmp), tree) in to_install.iter().zip(staged).zip(&trees) {
+    for ((p, tmp), tree) in plan.to_install.iter().zip(staged).zip(&trees) {
         let dest = layout.packages.join(&p.name);
         if std::fs::symlink_metadata(&dest).is_ok() {
             let trash = layout
@@ -426,7 +494,7 @@ pub fn install(
         );
         report.installed.push((p.name.clone(), p.version.to_string()));
     }
-    for name in &extras {
+    for name in &plan.extras {
         remove_any(&layout.packages.join(name));
         report.removed.push(name.clone());
     }
