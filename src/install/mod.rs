@@ -204,6 +204,10 @@ pub enum InstallError {
         help("fm removes everything in its install folder that the lock does not name; choose an empty or new folder")
     )]
     NotOwned { dir: String },
+    /// A package entry fm cannot install safely.
+    #[error("cannot install {package:?}: {reason}")]
+    #[diagnostic(code(fm::install::invalid_package), help("re-create the lock with `fm lock`"))]
+    InvalidPackage { package: String, reason: String },
     /// `fm verify` with nothing installed.
     #[error("nothing is installed in {dir} (no state file)")]
     #[diagnostic(code(fm::install::nothing_installed), help("run `fm sync` first"))]
@@ -401,6 +405,22 @@ pub fn install(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Report, InstallError> {
+    // Names become folder names and digests file names: check them here
+    // too, whoever built the list, so none can point outside its folder.
+    let mut names = BTreeSet::new();
+    for p in packages {
+        let invalid = |reason: String| InstallError::InvalidPackage {
+            package: p.name.clone(),
+            reason,
+        };
+        crate::names::validate(&p.name).map_err(|why| invalid(format!("invalid name: {why}")))?;
+        if !crate::fsutil::is_sha256_hex(&p.sha256) {
+            return Err(invalid("its sha256 is not a hex SHA-256 digest".to_owned()));
+        }
+        if !names.insert(p.name.as_str()) {
+            return Err(invalid("listed twice".to_owned()));
+        }
+    }
     let _cache_lock = crate::fsutil::LockFile::acquire_shared(&opts.cache.lock_path(), || {}).map_err(
         InstallError::io(format!("locking {}", opts.cache.lock_path().display())),
     )?;
