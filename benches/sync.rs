@@ -148,6 +148,16 @@ fn benches(c: &mut Criterion) {
                 assert_eq!(r.unchanged, 1000);
             })
         });
+        // The same without reading fm.lock: the installer's own share.
+        c.bench_function("sync/noop_1000_lock_in_memory", |b| {
+            b.iter(|| {
+                let r = sync(&fx.lock, &project, &cache);
+                assert_eq!(r.unchanged, 1000);
+            })
+        });
+        c.bench_function("sync/noop_1000_lock_parse_only", |b| {
+            b.iter(|| Lockfile::load(&project.join("fm.lock")).expect("load").expect("lock"))
+        });
     }
 
     // Warm sync into a fresh project vs a plain recursive copy.

@@ -142,7 +142,7 @@ pub enum InstallError {
     },
     /// A downloaded archive is not the one the lock names.
     #[error(
-        "sha256 mismatch for {package} {version} from registry {registry}\n  expected (fm.lock): {expected}\n  actual (download): {actual}"
+        "sha256 mismatch for {package} {version} from registry {registry}\n  expected (fm.lock): {expected}\n  actual (download):  {actual}"
     )]
     #[diagnostic(
         code(fm::install::digest_mismatch),
