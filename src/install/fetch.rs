@@ -239,3 +239,26 @@ pub fn commit(cache: &Cache, staged: Vec<Staged>) -> Result<(), InstallError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn hashing_writer_hashes_and_cuts_off_past_its_limit() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            let mut w = HashingWriter::new(Vec::new(), 8, &super::super::NoProgress);
+            w.write_all(b"12345678").await.unwrap();
+            assert!(!w.overflowed());
+            assert!(w.write_all(b"9").await.is_err());
+            assert!(w.overflowed());
+            let (sha, n, inner) = w.finish();
+            assert_eq!(
+                (sha, n, inner),
+                (crate::fsutil::sha256_hex(b"12345678"), 8, b"12345678".to_vec())
+            );
+        });
+    }
+}
