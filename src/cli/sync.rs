@@ -161,7 +161,8 @@ impl Progress for Bars {
     fn downloading(&self, packages: usize, bytes: u64) {
         let bar = ProgressBar::new(bytes);
         if let Ok(style) = ProgressStyle::with_template(&format!(
-            "Downloading {packages} packages [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}}"
+            "Downloading {packages} {} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}}",
+            if packages == 1 { "package" } else { "packages" }
         )) {
             bar.set_style(style.progress_chars("=> "));
         }

@@ -16,9 +16,13 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
     };
     let drift = verify::verify(&layout)?;
     if drift.is_clean() {
+        let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
         ctx.shell.info(format!(
-            "Verified {} packages ({} files): no drift",
-            drift.checked_packages, drift.checked_files
+            "Verified {} {} ({} {}): no drift",
+            drift.checked_packages,
+            plural(drift.checked_packages, "package", "packages"),
+            drift.checked_files,
+            plural(drift.checked_files, "file", "files")
         ));
         return Ok(());
     }
