@@ -84,6 +84,9 @@ fn locked_fails_on_a_stale_lock_naming_what_differs_and_installs_nothing() {
     let err = text(&out).1;
     assert!(err.contains("stale") && err.contains('c'), "{err}");
     assert!(!ctx.project.join(".fm").exists());
+    // --frozen does not skip the (offline) freshness check --locked asks for.
+    assert_code(&ctx.run(&["sync", "--locked", "--frozen"]), 1);
+    assert!(!ctx.project.join(".fm").exists());
     assert_eq!(ctx.read("fm.lock"), lock);
 }
 

@@ -30,7 +30,8 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
                 lock_path.display()
             )));
         };
-        if a.locked && !a.frozen {
+        // check_fresh reads no registry, so `--locked --frozen` checks too.
+        if a.locked {
             let manifest = crate::manifest::Manifest::load(&manifest_path)?;
             if let Err(reasons) = crate::resolve::check_fresh(&manifest, &lock) {
                 return Err(Failure::user(miette::miette!(
