@@ -99,11 +99,12 @@ pub(super) fn run_install(
         prune,
         cache: Cache::from_env(),
     };
-    let report = if ctx.shell.progress_enabled() {
-        install::install(&lock.packages, &lock.registries, layout, &opts, &Bars::default())?
-    } else {
-        install::install(&lock.packages, &lock.registries, layout, &opts, &install::NoProgress)?
+    let bars = Bars {
+        enabled: ctx.shell.progress_enabled(),
+        shell: ctx.shell.clone(),
+        bar: Default::default(),
     };
+    let report = install::install(&lock.packages, &lock.registries, layout, &opts, &bars)?;
     for (name, version) in &report.installed {
         ctx.shell.verbose(format!("installed {name} {version}"));
     }
@@ -132,10 +133,12 @@ pub(super) fn summarize(ctx: &Context, report: &install::Report, elapsed: Durati
     ctx.shell.info(format!("{line} in {ms} ms"));
 }
 
-/// indicatif bars on stderr: bytes while downloading, then packages while
-/// unpacking.
-#[derive(Default)]
+/// indicatif bars on stderr when it is a terminal (and not --quiet):
+/// bytes while downloading, then packages while unpacking. Also says when
+/// fm waits for another fm process.
 struct Bars {
+    enabled: bool,
+    shell: super::Shell,
     bar: std::sync::Mutex<Option<ProgressBar>>,
 }
 
@@ -159,7 +162,17 @@ impl Bars {
 }
 
 impl Progress for Bars {
+    fn waiting(&self, lock: &Path) {
+        self.shell.status(
+            "Waiting",
+            format!("for another fm process to release {}", lock.display()),
+        );
+    }
+
     fn downloading(&self, packages: usize, bytes: u64) {
+        if !self.enabled {
+            return;
+        }
         let bar = ProgressBar::new(bytes);
         if let Ok(style) = ProgressStyle::with_template(&format!(
             "Downloading {packages} {} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}}",
@@ -175,7 +188,7 @@ impl Progress for Bars {
     }
 
     fn unpacking(&self, packages: usize) {
-        if packages == 0 {
+        if packages == 0 || !self.enabled {
             self.replace(None);
             return;
         }

@@ -123,6 +123,8 @@ pub trait Progress: Sync {
     fn unpacked(&self, _name: &str) {}
     /// Done (bars should be cleared).
     fn finish(&self) {}
+    /// Another fm process holds `lock`; this one waits for it.
+    fn waiting(&self, _lock: &Path) {}
 }
 
 /// A [`Progress`] that shows nothing.
@@ -421,9 +423,11 @@ pub fn install(
             return Err(invalid("listed twice".to_owned()));
         }
     }
-    let _cache_lock = crate::fsutil::LockFile::acquire_shared(&opts.cache.lock_path(), || {}).map_err(
-        InstallError::io(format!("locking {}", opts.cache.lock_path().display())),
-    )?;
+    let cache_lock_path = opts.cache.lock_path();
+    let _cache_lock =
+        crate::fsutil::LockFile::acquire_shared(&cache_lock_path, || progress.waiting(&cache_lock_path)).map_err(
+            InstallError::io(format!("locking {}", opts.cache.lock_path().display())),
+        )?;
     let mut report = Report::default();
 
     // 1-3 without the project lock, reading only: whatever must be fetched
@@ -440,7 +444,7 @@ pub fn install(
     // the folder meanwhile. What is left to fetch is normally nothing.
     std::fs::create_dir_all(&layout.packages)
         .map_err(InstallError::io(format!("creating {}", layout.packages.display())))?;
-    let _project_lock = crate::fsutil::LockFile::acquire(&layout.lock, || {})
+    let _project_lock = crate::fsutil::LockFile::acquire(&layout.lock, || progress.waiting(&layout.lock))
         .map_err(InstallError::io(format!("locking {}", layout.lock.display())))?;
     let plan = plan(packages, layout, opts.prune)?;
     if plan.noop {
