@@ -737,6 +737,27 @@ pub fn check_entries(bytes: &[u8], limits: &Limits) -> Result<(), ArchiveError> 
 mod tests {
     use super::*;
 
+    fn zip_of_zeros(len: usize) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("zeros.bin", opts).unwrap();
+        zip.write_all(&vec![0u8; len]).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn compression_ratio_cap_stops_small_zip_bombs_but_not_small_repetitive_files() {
+        let limits = Limits::default();
+        assert!(check_entries(&zip_of_zeros(512 * 1024), &limits).is_ok());
+        let bomb = zip_of_zeros(4 * 1024 * 1024);
+        assert!(matches!(check_entries(&bomb, &limits), Err(ArchiveError::TooLarge(m)) if m.contains("zip bomb")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            extract(Cursor::new(&bomb), dir.path(), &limits),
+            Err(ArchiveError::TooLarge(m)) if m.contains("zip bomb")
+        ));
+    }
+
     #[test]
     fn entry_paths() {
         assert!(safe_entry_path("a/b.txt").is_ok());
