@@ -42,6 +42,20 @@ pub struct Limits {
     pub max_total_bytes: u64,
     /// Most bytes `manifest.json` may have.
     pub max_manifest_bytes: u64,
+    /// Highest ratio of decompressed to compressed bytes an entry may reach
+    /// once it is past [`RATIO_GRACE_BYTES`] (a zip-bomb guard, as Apache
+    /// POI's minimum inflate ratio).
+    pub max_ratio: u64,
+}
+
+/// Bytes an entry may decompress to before [`Limits::max_ratio`] applies:
+/// small, highly repetitive files are normal.
+pub const RATIO_GRACE_BYTES: u64 = 1024 * 1024;
+
+/// Whether an entry that has decompressed `size` bytes out of `compressed`
+/// bytes is past the ratio cap.
+fn past_ratio(size: u64, compressed: u64, limits: &Limits) -> bool {
+    size > RATIO_GRACE_BYTES && size / compressed.max(1) > limits.max_ratio
 }
 
 impl Default for Limits {
@@ -50,6 +64,7 @@ impl Default for Limits {
             max_entries: 10_000,
             max_total_bytes: 512 * 1024 * 1024,
             max_manifest_bytes: 1024 * 1024,
+            max_ratio: 200,
         }
     }
 }
@@ -615,6 +630,9 @@ pub fn extract<R: Read + Seek>(r: R, dest: &Path, limits: &Limits) -> Result<Vec
         let mut hasher = Sha256::new();
         let mut buf = [0u8; 64 * 1024];
         let mut size = 0u64;
+        // The compressed size bounds how many bytes the reader takes from
+        // the archive, so the ratio below is measured, not declared.
+        let compressed = entry.compressed_size();
         loop {
             let k = entry
                 .read(&mut buf)
@@ -627,6 +645,12 @@ pub fn extract<R: Read + Seek>(r: R, dest: &Path, limits: &Limits) -> Result<Vec
                 return Err(ArchiveError::TooLarge(format!(
                     "decompresses to more than {} bytes (a zip bomb?)",
                     limits.max_total_bytes
+                )));
+            }
+            if past_ratio(size, compressed, limits) {
+                return Err(ArchiveError::TooLarge(format!(
+                    "entry {name:?} decompresses to over {} times its compressed size (a zip bomb?)",
+                    limits.max_ratio
                 )));
             }
             hasher.update(&buf[..k]);
@@ -699,6 +723,12 @@ pub fn check_entries(bytes: &[u8], limits: &Limits) -> Result<(), ArchiveError> 
         let n = io::copy(&mut (&mut entry).take(budget + 1), &mut io::sink())
             .map_err(|e| unsafe_entry(format!("cannot decompress: {e}")))?;
         total += n;
+        if past_ratio(n, entry.compressed_size(), limits) {
+            return Err(ArchiveError::TooLarge(format!(
+                "entry {name:?} decompresses to over {} times its compressed size (a zip bomb?)",
+                limits.max_ratio
+            )));
+        }
         if total > limits.max_total_bytes {
             return Err(ArchiveError::TooLarge(format!(
                 "decompresses to more than {} bytes (a zip bomb?)",
@@ -712,6 +742,27 @@ pub fn check_entries(bytes: &[u8], limits: &Limits) -> Result<(), ArchiveError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn zip_of_zeros(len: usize) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        zip.start_file("zeros.bin", opts).unwrap();
+        zip.write_all(&vec![0u8; len]).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn compression_ratio_cap_stops_small_zip_bombs_but_not_small_repetitive_files() {
+        let limits = Limits::default();
+        assert!(check_entries(&zip_of_zeros(512 * 1024), &limits).is_ok());
+        let bomb = zip_of_zeros(4 * 1024 * 1024);
+        assert!(matches!(check_entries(&bomb, &limits), Err(ArchiveError::TooLarge(m)) if m.contains("zip bomb")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            extract(Cursor::new(&bomb), dir.path(), &limits),
+            Err(ArchiveError::TooLarge(m)) if m.contains("zip bomb")
+        ));
+    }
 
     #[test]
     fn entry_paths() {

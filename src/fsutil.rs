@@ -82,6 +82,32 @@ impl LockFile {
         })
     }
 
+    /// Blocks until a shared lock at `path` is held: any number of shared
+    /// holders, but none while an exclusive one holds it. `fm sync` holds the
+    /// cache this way (its writes are atomic renames of content-addressed
+    /// entries); clearing the cache takes it exclusively.
+    pub fn acquire_shared(path: &Path, on_wait: impl FnOnce()) -> io::Result<LockFile> {
+        std::fs::create_dir_all(parent_dir(path))?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)?;
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                on_wait();
+                file.lock_shared()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        Ok(LockFile {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
     /// The locked file's path.
     pub fn path(&self) -> &Path {
         &self.path

@@ -8,7 +8,7 @@
 //!    and HTTP registries, in priority order.
 //! 3. `resolve` picks one version per package with PubGrub.
 //! 4. [`lock`] writes `fm.lock`: exactly what was picked, with digests.
-//! 5. `install` reproduces the lock into `.fm/packages`, verified.
+//! 5. [`install`] reproduces the lock into `.fm/packages`, verified.
 //!
 //! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
 //! [`server`] is the registry server, and [`cli`] parses arguments and prints.
@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod diff;
 pub mod fsutil;
+pub mod install;
 pub mod lock;
 pub mod manifest;
 pub mod names;

@@ -205,18 +205,29 @@ impl Lockfile {
             path: path.to_owned(),
             reason,
         };
-        // Check the format version before anything else, so a newer lock
-        // with fields this fm does not know is reported as "too new".
-        if let Ok(v) = toml::from_str::<toml::Table>(text)
-            && let Some(found) = v.get("version").and_then(toml::Value::as_integer)
-            && found > LOCK_VERSION as i64
-        {
-            return Err(LockError::TooNew {
-                path: path.to_owned(),
-                found: found as u64,
-            });
+        let too_new = |found: u64| LockError::TooNew {
+            path: path.to_owned(),
+            found,
+        };
+        // One parse on the common path (a no-op `fm sync` of a big lock
+        // spends most of its time here). Only when it fails is the format
+        // version looked up, so a newer lock with fields this fm does not
+        // know is reported as "too new" rather than invalid.
+        let raw: RawLock = match toml::from_str(text) {
+            Ok(raw) => raw,
+            Err(e) => {
+                if let Ok(v) = toml::from_str::<toml::Table>(text)
+                    && let Some(found) = v.get("version").and_then(toml::Value::as_integer)
+                    && found > LOCK_VERSION as i64
+                {
+                    return Err(too_new(found as u64));
+                }
+                return Err(invalid(e.message().to_owned()));
+            }
+        };
+        if raw.version > LOCK_VERSION as u64 {
+            return Err(too_new(raw.version));
         }
-        let raw: RawLock = toml::from_str(text).map_err(|e| invalid(e.message().to_owned()))?;
         if raw.version != LOCK_VERSION as u64 {
             return Err(invalid(format!("unsupported version {}", raw.version)));
         }

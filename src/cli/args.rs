@@ -241,7 +241,7 @@ pub struct SearchArgs {
 pub struct InstallArgs {
     pub package: String,
     /// A version or requirement (default: newest).
-    #[arg(long)]
+    #[arg(long, value_name = "V")]
     pub version: Option<String>,
     #[arg(long)]
     pub registry: Option<String>,

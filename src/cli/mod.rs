@@ -7,6 +7,7 @@
 
 pub mod args;
 mod diff;
+mod install;
 mod manifest_cmds;
 mod outdated;
 mod pack;
@@ -14,7 +15,9 @@ mod registry_cmds;
 mod search;
 mod serve;
 pub mod shell;
+mod sync;
 mod target;
+mod verify;
 mod yank;
 
 use std::ffi::OsString;
@@ -136,15 +139,15 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
             Ok(())
         }
         Command::Lock(_) => Err(Failure::not_built("lock")),
-        Command::Sync(_) => Err(Failure::not_built("sync")),
+        Command::Sync(a) => sync::sync(ctx, a),
         Command::Tree(_) => Err(Failure::not_built("tree")),
         Command::Why(_) => Err(Failure::not_built("why")),
         Command::Outdated(a) => outdated::outdated(ctx, a),
         Command::Diff(a) => diff::diff(ctx, a),
         Command::Yank(a) => yank::yank(ctx, a),
-        Command::Verify(_) => Err(Failure::not_built("verify")),
+        Command::Verify(a) => verify::verify(ctx, a),
         Command::Search(a) => search::search(ctx, a),
-        Command::Install(_) => Err(Failure::not_built("install")),
+        Command::Install(a) => install::install(ctx, a),
         Command::Registry(RegistryCommand::Serve(a)) | Command::Studio(StudioCommand::Start(a)) => serve::serve(ctx, a),
         Command::Registry(RegistryCommand::List { all }) => registry_cmds::list(ctx, all),
         Command::Registry(RegistryCommand::Add {

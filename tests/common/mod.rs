@@ -292,4 +292,67 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+/// A package for [`write_lock`]: name, version, sha256 (from
+/// [`DirRegistry::publish`]) and dependencies as lock strings (`b ^1.0`).
+pub struct LockEntry<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha256: &'a str,
+    pub deps: &'a [&'a str],
+}
+
+/// Writes `fm.lock` in the project naming packages of the one registry
+/// `reg` (called `registry_name`); sizes are read from the registry's
+/// archives. Returns the lock.
+pub fn write_lock(
+    ctx: &TestContext,
+    registry_name: &str,
+    reg: &DirRegistry,
+    packages: &[LockEntry<'_>],
+) -> fm::lock::Lockfile {
+    let lock = fm::lock::Lockfile {
+        root: packages.iter().map(|p| format!("{} ={}", p.name, p.version)).collect(),
+        registries: vec![fm::lock::LockedRegistry {
+            name: registry_name.to_owned(),
+            url: reg.url(),
+            priority: 100,
+            explicit: false,
+        }],
+        packages: packages
+            .iter()
+            .map(|p| fm::lock::LockedPackage {
+                name: p.name.to_owned(),
+                version: semver::Version::parse(p.version).expect("version"),
+                registry: registry_name.to_owned(),
+                sha256: p.sha256.to_owned(),
+                size: std::fs::metadata(reg.archive_path(p.name, p.version))
+                    .map(|m| m.len())
+                    .unwrap_or(0),
+                dependencies: p.deps.iter().map(|d| d.to_string()).collect(),
+            })
+            .collect(),
+    };
+    lock.save(&ctx.project.join("fm.lock")).expect("write fm.lock");
+    lock
+}
+
+/// Every file under `dir` (relative, sorted) with its bytes; empty if
+/// `dir` does not exist.
+pub fn snapshot_tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).expect("prefix").display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap_or_default()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
 }

@@ -1,0 +1,213 @@
+//! `fm sync`: make the install folder hold exactly what fm.lock names.
+//!
+//! Modes: by default a missing or stale lock is re-locked first; `--locked`
+//! fails on a stale lock instead (naming what differs) and installs
+//! nothing; `--frozen` installs the lock as it is, reading no registry
+//! metadata (only archives); `--offline` uses the cache only.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::SyncArgs;
+use super::{Context, Failure};
+use crate::install::{self, Cache, Layout, Progress};
+use crate::lock::{LOCK_FILE, Lockfile};
+
+pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
+    let start = Instant::now();
+    let manifest_path = ctx.manifest_path()?;
+    let root = manifest_path.parent().unwrap_or(Path::new("."));
+    let lock_path = root.join(LOCK_FILE);
+    let offline = ctx.global.offline;
+
+    let lock = if a.frozen || a.locked {
+        let Some(lock) = Lockfile::load(&lock_path)? else {
+            return Err(Failure::user(miette::miette!(
+                help = "run `fm lock` to create it (or `fm sync` without --locked/--frozen)",
+                "{} does not exist",
+                lock_path.display()
+            )));
+        };
+        // check_fresh reads no registry, so `--locked --frozen` checks too.
+        if a.locked {
+            let manifest = crate::manifest::Manifest::load(&manifest_path)?;
+            if let Err(reasons) = crate::resolve::check_fresh(&manifest, &lock) {
+                return Err(Failure::user(miette::miette!(
+                    help = "run `fm lock` (or `fm sync` without --locked) to update it",
+                    "{} is stale; nothing was installed:\n{}",
+                    lock_path.display(),
+                    reasons
+                        .iter()
+                        .map(|r| format!("  - {r}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                )));
+            }
+        }
+        lock
+    } else {
+        let manifest = crate::manifest::Manifest::load(&manifest_path)?;
+        let existing = match Lockfile::load(&lock_path) {
+            Ok(l) => l,
+            // A lock with merge-conflict markers is re-resolved below
+            // (lock_project prefers both sides); any other error stands.
+            Err(crate::lock::LockError::Conflicted { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let fresh = existing
+            .as_ref()
+            .is_some_and(|l| crate::resolve::check_fresh(&manifest, l).is_ok());
+        match existing {
+            Some(lock) if fresh => lock,
+            _ => {
+                let outcome = crate::resolve::lock_project(
+                    &manifest,
+                    &crate::resolve::LockOptions {
+                        offline,
+                        ..Default::default()
+                    },
+                )?;
+                for change in &outcome.changes {
+                    ctx.shell.info(change);
+                }
+                outcome.lock
+            }
+        }
+    };
+
+    let layout = match &a.dir {
+        Some(d) => Layout::dir(&ctx.cwd.join(d)),
+        None => Layout::project(root),
+    };
+    let report = run_install(ctx, &lock, &layout, true)?;
+    summarize(ctx, &report, start.elapsed());
+    Ok(())
+}
+
+/// Installs `lock`'s packages into `layout`, with bars when stderr is a
+/// terminal.
+pub(super) fn run_install(
+    ctx: &Context,
+    lock: &Lockfile,
+    layout: &Layout,
+    prune: bool,
+) -> Result<install::Report, Failure> {
+    let opts = install::Options {
+        offline: ctx.global.offline,
+        prune,
+        cache: Cache::from_env(),
+    };
+    let bars = Bars {
+        enabled: ctx.shell.progress_enabled(),
+        shell: ctx.shell.clone(),
+        bar: Default::default(),
+    };
+    let report = install::install(&lock.packages, &lock.registries, layout, &opts, &bars)?;
+    for (name, version) in &report.installed {
+        ctx.shell.verbose(format!("installed {name} {version}"));
+    }
+    for name in &report.removed {
+        ctx.shell.verbose(format!("removed {name}"));
+    }
+    Ok(report)
+}
+
+/// The one-line summary: `Installed 12 packages, removed 1 in 85 ms`.
+pub(super) fn summarize(ctx: &Context, report: &install::Report, elapsed: Duration) {
+    let plural = |n: usize| if n == 1 { "package" } else { "packages" };
+    let mut line = if report.installed.is_empty() && report.removed.is_empty() {
+        format!("{} {} up to date", report.unchanged, plural(report.unchanged))
+    } else {
+        format!(
+            "Installed {} {}",
+            report.installed.len(),
+            plural(report.installed.len())
+        )
+    };
+    if !report.removed.is_empty() {
+        line.push_str(&format!(", removed {}", report.removed.len()));
+    }
+    let ms = elapsed.as_millis();
+    ctx.shell.info(format!("{line} in {ms} ms"));
+}
+
+/// indicatif bars on stderr when it is a terminal (and not --quiet):
+/// bytes while downloading, then packages while unpacking. Also says when
+/// fm waits for another fm process.
+struct Bars {
+    enabled: bool,
+    shell: super::Shell,
+    bar: std::sync::Mutex<Option<ProgressBar>>,
+}
+
+impl Bars {
+    fn replace(&self, bar: Option<ProgressBar>) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(old) = slot.take() {
+                old.finish_and_clear();
+            }
+            *slot = bar;
+        }
+    }
+
+    fn with(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Ok(slot) = self.bar.lock()
+            && let Some(b) = slot.as_ref()
+        {
+            f(b);
+        }
+    }
+}
+
+impl Progress for Bars {
+    fn waiting(&self, lock: &Path) {
+        self.shell.status(
+            "Waiting",
+            format!("for another fm process to release {}", lock.display()),
+        );
+    }
+
+    fn downloading(&self, packages: usize, bytes: u64) {
+        if !self.enabled {
+            return;
+        }
+        let bar = ProgressBar::new(bytes);
+        if let Ok(style) = ProgressStyle::with_template(&format!(
+            "Downloading {packages} {} [{{bar:30}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}}",
+            if packages == 1 { "package" } else { "packages" }
+        )) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        self.replace(Some(bar));
+    }
+
+    fn downloaded(&self, bytes: u64) {
+        self.with(|b| b.inc(bytes));
+    }
+
+    fn unpacking(&self, packages: usize) {
+        if packages == 0 || !self.enabled {
+            self.replace(None);
+            return;
+        }
+        let bar = ProgressBar::new(packages as u64);
+        if let Ok(style) = ProgressStyle::with_template("  Unpacking [{bar:30}] {pos}/{len} {msg}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        self.replace(Some(bar));
+    }
+
+    fn unpacked(&self, name: &str) {
+        let name = name.to_owned();
+        self.with(|b| {
+            b.set_message(name);
+            b.inc(1);
+        });
+    }
+
+    fn finish(&self) {
+        self.replace(None);
+    }
+}

@@ -1,0 +1,53 @@
+//! `fm verify`: re-hash the installed tree against `.fm/state.toml`.
+
+use std::fmt::Write as _;
+
+use super::args::VerifyArgs;
+use super::{Context, Failure};
+use crate::install::{Layout, verify};
+
+pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
+    let layout = match &a.dir {
+        Some(d) => Layout::dir(&ctx.cwd.join(d)),
+        None => {
+            let manifest_path = ctx.manifest_path()?;
+            Layout::project(manifest_path.parent().unwrap_or(std::path::Path::new(".")))
+        }
+    };
+    let drift = verify::verify(&layout)?;
+    if drift.is_clean() {
+        let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
+        ctx.shell.info(format!(
+            "Verified {} {} ({} {}): no drift",
+            drift.checked_packages,
+            plural(drift.checked_packages, "package", "packages"),
+            drift.checked_files,
+            plural(drift.checked_files, "file", "files")
+        ));
+        return Ok(());
+    }
+    let mut text = String::new();
+    for p in &drift.packages {
+        let _ = writeln!(text, "{}:", p.name);
+        for f in &p.modified {
+            let _ = writeln!(text, "  modified {f}");
+        }
+        for f in &p.missing {
+            let _ = writeln!(text, "  missing  {f}");
+        }
+        for f in &p.extra {
+            let _ = writeln!(text, "  extra    {f}");
+        }
+    }
+    for name in &drift.missing_packages {
+        let _ = writeln!(text, "{name}: missing (the whole package folder)");
+    }
+    for name in &drift.extra_packages {
+        let _ = writeln!(text, "{name}: extra (not installed by fm sync)");
+    }
+    Err(Failure::user(miette::miette!(
+        help = "remove the drifted package folders (or all of .fm/packages) and run `fm sync` to reinstall them",
+        "installed packages differ from what fm sync recorded:\n{}",
+        text.trim_end()
+    )))
+}
