@@ -292,6 +292,8 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
 /// A package for [`write_lock`]: name, version, sha256 (from
 /// [`DirRegistry::publish`]) and dependencies as lock strings (`b ^1.0`).
 pub struct LockEntry<'a> {
