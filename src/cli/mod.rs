@@ -6,9 +6,11 @@
 //! not found), 2 a usage error (including commands not built yet).
 
 pub mod args;
+mod lock;
 mod manifest_cmds;
 mod pack;
 pub mod shell;
+mod tree;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -128,10 +130,10 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut Cli::command(), "fm", &mut std::io::stdout());
             Ok(())
         }
-        Command::Lock(_) => Err(Failure::not_built("lock")),
+        Command::Lock(a) => lock::lock(ctx, a),
         Command::Sync(_) => Err(Failure::not_built("sync")),
-        Command::Tree(_) => Err(Failure::not_built("tree")),
-        Command::Why(_) => Err(Failure::not_built("why")),
+        Command::Tree(a) => tree::tree(ctx, a),
+        Command::Why(a) => tree::why(ctx, a),
         Command::Outdated(_) => Err(Failure::not_built("outdated")),
         Command::Diff(_) => Err(Failure::not_built("diff")),
         Command::Yank(_) => Err(Failure::not_built("yank")),
