@@ -222,7 +222,38 @@ fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile, ResolveEr
                     names.join(", ")
                 )
             };
-            let formatter = report::Formatter { missing, searched };
+            let mut available = HashMap::new();
+            for p in tree.packages() {
+                let Pkg::Named(n) = p else { continue };
+                if let Ok(Some(e)) = provider.index.get(n) {
+                    let shown: Vec<String> = e
+                        .candidates
+                        .iter()
+                        .take(5)
+                        .map(|c| {
+                            if c.yanked {
+                                format!("{} (yanked)", c.version)
+                            } else {
+                                c.version.to_string()
+                            }
+                        })
+                        .collect();
+                    let more = if e.candidates.len() > 5 { ", …" } else { "" };
+                    let registry = &registries.entries[e.registry].decl.name;
+                    let text = if shown.is_empty() {
+                        format!("{registry} has no versions of it")
+                    } else {
+                        format!("{registry} has {}{more}", shown.join(", "))
+                    };
+                    available.insert(n.to_string(), text);
+                }
+            }
+            let formatter = report::Formatter {
+                missing,
+                searched,
+                known: provider.known(),
+                available,
+            };
             return Err(ResolveError::Conflict {
                 explanation: report::explain(tree, &formatter),
                 help,

@@ -84,6 +84,20 @@ impl FmProvider {
         }
     }
 
+    /// Every requirement text met so far with its set, sorted by text.
+    pub fn known(&self) -> Vec<(SemverSet, String)> {
+        let mut out: Vec<(SemverSet, String)> = self
+            .sets
+            .borrow()
+            .values()
+            .chain(self.root.iter().map(|(_, s)| s))
+            .filter_map(|s| s.written().map(|w| (s.clone(), w.to_owned())))
+            .collect();
+        out.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.1.cmp(&b.1)));
+        out.dedup_by(|a, b| a.1 == b.1);
+        out
+    }
+
     /// Names no registry had.
     pub fn missing(&self) -> HashSet<String> {
         self.missing.borrow().clone()

@@ -8,6 +8,7 @@
 //! registry has, the registries searched.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use pubgrub::{
     DefaultStringReporter, DerivationTree, Derived, External, Map, ReportFormatter, Reporter, Term, VersionSet,
@@ -24,14 +25,23 @@ pub struct Formatter {
     pub missing: HashSet<String>,
     /// For each missing name, the registries searched, in order.
     pub searched: HashMap<String, Vec<String>>,
+    /// Requirement texts met during resolution and their sets, by text.
+    pub known: Vec<(SemverSet, String)>,
+    /// name → what its registry offers ("main has 1.0.0, 0.9.0").
+    pub available: HashMap<String, String>,
 }
 
 /// `pkg range` as a reader wants it: `a 1.2.0`, `b ^2`, `c` (any version).
-fn term(p: &Pkg, set: &SemverSet) -> String {
+fn term(f: &Formatter, p: &Pkg, set: &SemverSet) -> String {
     match p {
         Pkg::Root => "the project".to_owned(),
         Pkg::Named(n) => {
             if let Some(w) = set.written() {
+                return format!("{n} {w}");
+            }
+            // A set the solver derived that equals a requirement someone
+            // wrote is shown as they wrote it.
+            if let Some((_, w)) = f.known.iter().find(|(k, _)| k == set) {
                 return format!("{n} {w}");
             }
             if set.pre.is_empty()
@@ -61,9 +71,9 @@ impl Formatter {
             (e1, e2)
         {
             let (a, b) = if d1 <= d2 {
-                (term(d1, s1), term(d2, s2))
+                (term(self, d1, s1), term(self, d2, s2))
             } else {
-                (term(d2, s2), term(d1, s1))
+                (term(self, d2, s2), term(self, d1, s1))
             };
             return format!("the project depends on {a} and {b}");
         }
@@ -83,8 +93,20 @@ impl Formatter {
                     )
                 }
             }
-            _ if *set == SemverSet::full() => format!("there is no usable version of {p}"),
-            _ => format!("no usable version of {p} matches {set}"),
+            _ => {
+                let what = if *set == SemverSet::full() {
+                    format!("there is no usable version of {p}")
+                } else {
+                    format!(
+                        "no usable version of {}",
+                        term(self, p, set).replacen(' ', " matches ", 1)
+                    )
+                };
+                match self.available.get(&p.to_string()) {
+                    Some(a) => format!("{what} ({a})"),
+                    None => what,
+                }
+            }
         }
     }
 }
@@ -96,11 +118,18 @@ impl ReportFormatter<Pkg, SemverSet, String> for Formatter {
         match external {
             External::NotRoot(p, _) => format!("{p} is being resolved"),
             External::NoVersions(p, set) => self.no_versions(p, set),
-            External::FromDependencyOf(p, ps, d, ds) => match p {
-                Pkg::Root => format!("the project depends on {}", term(d, ds)),
-                _ => format!("{} depends on {}", term(p, ps), term(d, ds)),
-            },
-            External::Custom(p, ps, why) => format!("{} {why}", term(p, ps)),
+            External::FromDependencyOf(p, ps, d, ds) => {
+                let dep = if ds.is_empty() {
+                    format!("{}, which no version can satisfy", term(self, d, ds))
+                } else {
+                    term(self, d, ds)
+                };
+                match p {
+                    Pkg::Root => format!("the project depends on {dep}"),
+                    _ => format!("{} depends on {dep}", term(self, p, ps)),
+                }
+            }
+            External::Custom(p, ps, why) => format!("{} {why}", term(self, p, ps)),
         }
     }
 
@@ -110,8 +139,8 @@ impl ReportFormatter<Pkg, SemverSet, String> for Formatter {
         match list.as_slice() {
             [] => "the requirements cannot all be met".to_owned(),
             [(Pkg::Root, Term::Positive(_))] => "the project's requirements cannot all be met".to_owned(),
-            [(p, Term::Positive(r))] => format!("{} cannot be used", term(p, r)),
-            [(p, Term::Negative(r))] => format!("{} is required", term(p, r)),
+            [(p, Term::Positive(r))] => format!("{} cannot be used", term(self, p, r)),
+            [(p, Term::Negative(r))] => format!("{} is required", term(self, p, r)),
             [(p1, Term::Positive(r1)), (p2, Term::Negative(r2))] => self.format_external(&External::FromDependencyOf(
                 (*p1).clone(),
                 r1.clone(),
@@ -128,8 +157,8 @@ impl ReportFormatter<Pkg, SemverSet, String> for Formatter {
                 let parts: Vec<String> = slice
                     .iter()
                     .map(|(p, t)| match t {
-                        Term::Positive(r) => term(p, r),
-                        Term::Negative(r) => format!("not {}", term(p, r)),
+                        Term::Positive(r) => term(self, p, r),
+                        Term::Negative(r) => format!("not {}", term(self, p, r)),
                     })
                     .collect();
                 format!("{} are incompatible", parts.join(", "))
@@ -212,9 +241,55 @@ impl ReportFormatter<Pkg, SemverSet, String> for Formatter {
     }
 }
 
+/// Folds "there are no other versions of `a`" into what sits next to it,
+/// as pubgrub's `collapse_no_versions` does ("a 1.0.0 depends on b ^2"
+/// rather than a sentence about the versions of `a` that do not exist);
+/// but it keeps the statement when it is the news: the package does not
+/// exist at all, or no version meets the whole requirement next to it.
+fn collapse(tree: &mut Tree, missing: &HashSet<String>) {
+    let DerivationTree::Derived(d) = tree else { return };
+    collapse(Arc::make_mut(&mut d.cause1), missing);
+    collapse(Arc::make_mut(&mut d.cause2), missing);
+    let (none, other) = match (&*d.cause1, &*d.cause2) {
+        (DerivationTree::External(External::NoVersions(p, r)), other)
+        | (other, DerivationTree::External(External::NoVersions(p, r))) => ((p, r), other),
+        _ => return,
+    };
+    let (p, r) = none;
+    if let Pkg::Named(n) = p
+        && missing.contains(&**n)
+    {
+        return;
+    }
+    let merged = match other {
+        DerivationTree::Derived(_) => other.clone(),
+        DerivationTree::External(External::FromDependencyOf(p1, r1, p2, r2)) => {
+            if p1 == p {
+                DerivationTree::External(External::FromDependencyOf(
+                    p1.clone(),
+                    r1.union(r),
+                    p2.clone(),
+                    r2.clone(),
+                ))
+            } else if p2 == p && !r2.subset_of(r) {
+                DerivationTree::External(External::FromDependencyOf(
+                    p1.clone(),
+                    r1.clone(),
+                    p2.clone(),
+                    r2.union(r),
+                ))
+            } else {
+                return;
+            }
+        }
+        _ => return,
+    };
+    *tree = merged;
+}
+
 /// The explanation of a failed resolution, one sentence a line.
 pub fn explain(mut tree: Tree, formatter: &Formatter) -> String {
-    tree.collapse_no_versions();
+    collapse(&mut tree, &formatter.missing);
     let text = DefaultStringReporter::report_with_formatter(&tree, formatter);
     // A single external cause is a bare phrase: make it a sentence.
     let mut text = text.trim().to_owned();
