@@ -543,8 +543,7 @@ fn a_conflicted_lock_is_re_resolved_preferring_both_sides() {
     reg.publish("a", "1.2.0", &[]);
     reg.publish("b", "1.2.0", &[]);
     // "ours" upgraded a, "theirs" upgraded b.
-    let ours = base.replace("version = \"1.1.0\"", "version = \"1.1.0\"");
-    let ours = ours.replacen(
+    let ours = base.replacen(
         "name = \"a\"\nversion = \"1.1.0\"",
         "name = \"a\"\nversion = \"1.2.0\"",
         1,
@@ -576,4 +575,129 @@ fn a_conflicted_lock_is_re_resolved_preferring_both_sides() {
     b 1.2.0
     ");
     assert!(!ctx.read("fm.lock").contains("<<<<<<<"));
+}
+
+fn graph_project(ctx: &TestContext) {
+    setup(
+        ctx,
+        &[
+            ("summarizer", "1.4.2", &[("text-utils", "^2.1"), ("tokenizer", "^0.3")]),
+            ("text-utils", "2.3.1", &[("tokenizer", "^0.3.1")]),
+            ("tokenizer", "0.3.4", &[]),
+            ("sentiment", "1.0.4", &[("text-utils", ">=2.0, <3")]),
+        ],
+        &[("summarizer", "^1.2"), ("sentiment", "1.0.4")],
+    );
+    run_ok(ctx, &["lock"]);
+}
+
+#[test]
+fn tree_shows_the_locked_graph() {
+    let ctx = TestContext::new();
+    graph_project(&ctx);
+    // No registry needed: the lock is the whole input.
+    std::fs::remove_dir_all(ctx.root.join("registries")).unwrap();
+    insta::assert_snapshot!(run_ok(&ctx, &["tree"]).0, @r"
+    app
+    ├── sentiment 1.0.4
+    │   └── text-utils 2.3.1
+    │       └── tokenizer 0.3.4
+    └── summarizer 1.4.2
+        ├── text-utils 2.3.1 (*)
+        └── tokenizer 0.3.4
+    ");
+    insta::assert_snapshot!(run_ok(&ctx, &["tree", "--depth", "1"]).0, @r"
+    app
+    ├── sentiment 1.0.4
+    └── summarizer 1.4.2
+    ");
+    insta::assert_snapshot!(run_ok(&ctx, &["tree", "--invert", "tokenizer"]).0, @r"
+    tokenizer 0.3.4
+    ├── summarizer 1.4.2
+    │   └── app
+    └── text-utils 2.3.1
+        ├── sentiment 1.0.4
+        │   └── app
+        └── summarizer 1.4.2 (*)
+    ");
+    insta::assert_snapshot!(run_ok(&ctx, &["tree", "--format", "dot"]).0, @r#"
+    digraph fm {
+      "app";
+      "sentiment 1.0.4";
+      "summarizer 1.4.2";
+      "text-utils 2.3.1";
+      "tokenizer 0.3.4";
+      "app" -> "sentiment 1.0.4" [label="^1.0.4"];
+      "app" -> "summarizer 1.4.2" [label="^1.2"];
+      "sentiment 1.0.4" -> "text-utils 2.3.1" [label=">=2.0, <3"];
+      "summarizer 1.4.2" -> "text-utils 2.3.1" [label="^2.1"];
+      "summarizer 1.4.2" -> "tokenizer 0.3.4" [label="^0.3"];
+      "text-utils 2.3.1" -> "tokenizer 0.3.4" [label="^0.3.1"];
+    }
+    "#);
+    let json: serde_json::Value = serde_json::from_str(&run_ok(&ctx, &["tree", "--format", "json"]).0).unwrap();
+    assert_eq!(json["name"], "app");
+    assert_eq!(json["children"][1]["children"][1]["name"], "tokenizer");
+    assert_eq!(json["children"][1]["children"][1]["requirement"], "^0.3");
+    let out = ctx.run(&["tree", "--invert", "nope"]);
+    assert_code(&out, 1);
+}
+
+#[test]
+fn why_lists_every_path_to_a_package() {
+    let ctx = TestContext::new();
+    graph_project(&ctx);
+    insta::assert_snapshot!(run_ok(&ctx, &["why", "tokenizer"]).0, @r"
+    tokenizer 0.3.4 is locked because:
+      app -> sentiment 1.0.4 (^1.0.4) -> text-utils 2.3.1 (>=2.0, <3) -> tokenizer 0.3.4 (^0.3.1)
+      app -> summarizer 1.4.2 (^1.2) -> tokenizer 0.3.4 (^0.3)
+      app -> summarizer 1.4.2 (^1.2) -> text-utils 2.3.1 (^2.1) -> tokenizer 0.3.4 (^0.3.1)
+    ");
+    let out = ctx.run(&["why", "ghost"]);
+    assert_code(&out, 1);
+    insta::assert_snapshot!(trim(&ctx.filter(&text(&out).1)), @r"
+    fm::tree::not_locked
+
+      x ghost is not in [ROOT]/project/fm.lock
+      help: `fm tree` shows the locked packages; `fm add ghost` adds it
+    ");
+}
+
+#[test]
+fn add_without_a_requirement_writes_a_caret_on_the_newest_version() {
+    let ctx = TestContext::new();
+    let reg = setup(&ctx, &[("foo", "1.0.0", &[])], &[]);
+    reg.publish("bar", "0.4.1", &[]);
+    reg.publish("bar", "0.5.2", &[("foo", "^1")]);
+    let (_, err) = run_ok(&ctx, &["add", "bar"]);
+    insta::assert_snapshot!(err, @r#"
+           Added bar "^0.5.2" to [ROOT]/project/fm.toml
+           Added bar 0.5.2
+           Added foo 1.0.0
+          Locked 2 packages
+    "#);
+    assert!(ctx.read("fm.toml").contains("bar = \"^0.5.2\""));
+    assert!(ctx.read("fm.lock").contains("dependencies = [\"bar ^0.5.2\"]"));
+    run_ok(&ctx, &["lock", "--check"]);
+    let (_, err) = run_ok(&ctx, &["remove", "bar"]);
+    insta::assert_snapshot!(err, @r"
+         Removed bar from [ROOT]/project/fm.toml
+         Removed bar 0.5.2
+         Removed foo 1.0.0
+          Locked 0 packages
+    ");
+    assert_eq!(locked(&ctx), "");
+}
+
+#[test]
+fn add_that_cannot_be_resolved_leaves_the_manifest_as_it_was() {
+    let ctx = TestContext::new();
+    setup(&ctx, &[("foo", "1.0.0", &[])], &[("foo", "^1")]);
+    run_ok(&ctx, &["lock"]);
+    let (manifest, lock) = (ctx.read("fm.toml"), ctx.read("fm.lock"));
+    let out = ctx.run(&["add", "foo@^2"]);
+    assert_code(&out, 1);
+    assert!(text(&out).1.contains("was left unchanged"), "{}", text(&out).1);
+    assert_eq!(ctx.read("fm.toml"), manifest);
+    assert_eq!(ctx.read("fm.lock"), lock);
 }

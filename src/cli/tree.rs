@@ -306,15 +306,13 @@ pub fn why(ctx: &Context, a: WhyArgs) -> Result<(), Failure> {
     }
     let mut out = format!("{} {} is locked because:\n", pkg.name, pkg.version);
     for p in &found {
-        let mut line = String::from("  ");
-        for (i, (n, r)) in p.iter().enumerate() {
-            if i > 0 {
-                line.push_str(" -> ");
-            }
-            let next = p.get(i + 1).map_or(pkg.name.as_str(), |(m, _)| m.unwrap_or(""));
-            line.push_str(&format!("{} (needs {next} {r})", graph.label(*n)));
+        // Each step: the next package, and the requirement that led to it.
+        let mut line = format!("  {}", graph.label(p.first().and_then(|(n, _)| *n)));
+        for (i, (_, r)) in p.iter().enumerate() {
+            let next = p.get(i + 1).and_then(|(m, _)| *m).unwrap_or(pkg.name.as_str());
+            line.push_str(&format!(" -> {} ({r})", graph.label(Some(next))));
         }
-        line.push_str(&format!(" -> {} {}\n", pkg.name, pkg.version));
+        line.push('\n');
         out.push_str(&line);
     }
     if found.is_empty() {
