@@ -157,6 +157,9 @@ pub fn resolve(
         }
         root.push((Pkg::named(&d.name), SemverSet::from_req(&d.req.0)));
     }
+    // The order of the project's requirements must not change the answer
+    // (nor the explanation of a conflict).
+    root.sort_by(|a: &(Pkg, SemverSet), b| a.0.cmp(&b.0));
     let mut preferred: HashMap<String, Vec<semver::Version>> = HashMap::new();
     if !prefs.upgrade_all {
         for lock in &prefs.locks {

@@ -136,6 +136,11 @@ impl ReportFormatter<Pkg, SemverSet, String> for Formatter {
     fn format_terms(&self, terms: &Map<Pkg, Term<SemverSet>>) -> String {
         let mut list: Vec<(&Pkg, &Term<SemverSet>)> = terms.iter().collect();
         list.sort_by(|a, b| a.0.cmp(b.0));
+        // The project is always chosen: "the project and a 1.0 are
+        // incompatible" says no more than "a 1.0 cannot be used".
+        if list.len() > 1 {
+            list.retain(|(p, t)| !(**p == Pkg::Root && matches!(t, Term::Positive(_))));
+        }
         match list.as_slice() {
             [] => "the requirements cannot all be met".to_owned(),
             [(Pkg::Root, Term::Positive(_))] => "the project's requirements cannot all be met".to_owned(),
