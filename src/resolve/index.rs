@@ -2,8 +2,11 @@
 //! synchronous solver.
 //!
 //! The solver thread asks for a document with [`Index::get`], which blocks
-//! until it is there. Fetches run as tasks on a tokio runtime owned by the
-//! index. [`Index::request`] starts one without waiting; the provider calls
+//! until it is there. A fetch started from the solver thread is polled once
+//! right there: a registry that answers at once (directory, memory) costs
+//! no thread hand-off, and one that must wait (HTTP) has its request on the
+//! wire and finishes as a task on a tokio runtime owned by the index.
+//! [`Index::request`] starts one without waiting; the provider calls
 //! it for every dependency of a version the moment those dependencies are
 //! known, and a fetch that completes requests the dependencies of the
 //! version most likely to be picked (the locked one, else the newest
@@ -148,15 +151,16 @@ impl Index {
         })
     }
 
-    /// Starts fetching `name` unless it is fetched or being fetched.
+    /// Starts fetching `name` unless it is fetched or being fetched. Call
+    /// from the solver thread.
     pub fn request(&self, name: &str) {
-        request(&self.shared, name);
+        request_inline(&self.shared, name);
     }
 
     /// The package `name`, waiting for its fetch; `Ok(None)` when no
     /// registry it may come from has it.
     pub fn get(&self, name: &str) -> Result<Option<Arc<PackageEntry>>, FetchFailed> {
-        request(&self.shared, name);
+        request_inline(&self.shared, name);
         let mut state = lock(&self.shared.state);
         loop {
             match state.slots.get(name) {
@@ -208,40 +212,80 @@ fn candidates_for(shared: &Shared, name: &str) -> Vec<usize> {
     }
 }
 
-fn request(shared: &Arc<Shared>, name: &str) {
-    {
-        let mut state = lock(&shared.state);
-        if state.slots.contains_key(name) {
-            return;
+fn claim(shared: &Shared, name: &str) -> bool {
+    let mut state = lock(&shared.state);
+    if state.slots.contains_key(name) {
+        return false;
+    }
+    state.slots.insert(name.to_owned(), Slot::Pending);
+    true
+}
+
+fn finish(
+    shared: &Arc<Shared>,
+    name: String,
+    outcome: Result<Option<Arc<PackageEntry>>, RegistryError>,
+    prefetch: bool,
+) {
+    let slot = match outcome {
+        Ok(entry) => {
+            if prefetch && let Some(e) = &entry {
+                prefetch_likely(shared, &name, e);
+            }
+            Slot::Ready(entry)
         }
-        state.slots.insert(name.to_owned(), Slot::Pending);
+        Err(err) => {
+            lock(&shared.state).errors.push(err);
+            Slot::Failed
+        }
+    };
+    lock(&shared.state).slots.insert(name, slot);
+    shared.ready.notify_all();
+}
+
+/// Starts a fetch on the runtime (prefetching, from fetch tasks).
+fn request(shared: &Arc<Shared>, name: &str) {
+    if !claim(shared, name) {
+        return;
     }
     let task_shared = Arc::clone(shared);
     let name = name.to_owned();
     shared.handle.spawn(async move {
-        let outcome = fetch(&task_shared, &name).await;
-        let slot = match outcome {
-            Ok(entry) => {
-                if let Some(e) = &entry {
-                    prefetch_likely(&task_shared, &name, e);
-                }
-                Slot::Ready(entry)
-            }
-            Err(err) => {
-                lock(&task_shared.state).errors.push(err);
-                Slot::Failed
-            }
-        };
-        lock(&task_shared.state).slots.insert(name, slot);
-        task_shared.ready.notify_all();
+        let outcome = fetch(Arc::clone(&task_shared), name.clone()).await;
+        finish(&task_shared, name, outcome, true);
     });
 }
 
+/// Starts a fetch from the solver thread: polls it once right here, so a
+/// registry that answers at once (a directory, memory) costs no thread
+/// hand-off; one that has to wait (HTTP) has its request sent and goes on
+/// on the runtime.
+fn request_inline(shared: &Arc<Shared>, name: &str) {
+    if !claim(shared, name) {
+        return;
+    }
+    let _entered = shared.handle.enter();
+    let mut fut: futures_util::future::BoxFuture<'static, _> = Box::pin(fetch(Arc::clone(shared), name.to_owned()));
+    let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+    match fut.as_mut().poll(&mut cx) {
+        // It answered without waiting: prefetching would gain nothing.
+        std::task::Poll::Ready(outcome) => finish(shared, name.to_owned(), outcome, false),
+        std::task::Poll::Pending => {
+            let task_shared = Arc::clone(shared);
+            let name = name.to_owned();
+            shared.handle.spawn(async move {
+                let outcome = fut.await;
+                finish(&task_shared, name, outcome, true);
+            });
+        }
+    }
+}
+
 /// First match by priority among the registries `name` may come from.
-async fn fetch(shared: &Shared, name: &str) -> Result<Option<Arc<PackageEntry>>, RegistryError> {
-    for i in candidates_for(shared, name) {
+async fn fetch(shared: Arc<Shared>, name: String) -> Result<Option<Arc<PackageEntry>>, RegistryError> {
+    for i in candidates_for(&shared, &name) {
         let client = &shared.registries.entries[i].client;
-        if let Some(doc) = client.document(name).await? {
+        if let Some(doc) = client.document(&name).await? {
             return Ok(Some(Arc::new(PackageEntry::new(i, doc))));
         }
     }

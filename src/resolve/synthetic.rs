@@ -225,16 +225,25 @@ pub struct Shape {
     pub fan_out: usize,
     /// Direct dependencies of the project.
     pub roots: usize,
+    /// Deep packages the project holds back to major 1.
+    pub held: usize,
+    /// Percent of dependencies whose major is drawn at random instead of
+    /// following the dependent's major (the source of conflicts).
+    pub wild: u64,
 }
 
 impl Shape {
-    /// The benchmark's universe: 2,000 packages × 10 versions.
+    /// The benchmark's universe: 2,000 packages × 10 versions; about 850
+    /// of them in the solution, after a few hundred milliseconds of
+    /// backtracking.
     pub const BENCH: Shape = Shape {
         layers: 5,
         width: 400,
         versions: 10,
         fan_out: 3,
         roots: 24,
+        held: 3,
+        wild: 2,
     };
     /// A small one for tests in debug builds.
     pub const SMALL: Shape = Shape {
@@ -243,6 +252,8 @@ impl Shape {
         versions: 6,
         fan_out: 2,
         roots: 6,
+        held: 2,
+        wild: 30,
     };
 }
 
@@ -263,10 +274,10 @@ pub fn universe(seed: u64, shape: Shape) -> Universe {
                     for _ in 0..shape.fan_out {
                         let dep = name(layer + 1, rng.below(shape.width as u64) as usize);
                         // Newer majors mostly want newer majors below them.
-                        let want = if major == 2 && rng.below(10) < 7 {
-                            2
-                        } else {
+                        let want = if rng.below(100) < shape.wild {
                             1 + rng.below(2)
+                        } else {
+                            major
                         };
                         let req = match rng.below(4) {
                             0 => format!(">={want}.1, <{}", want + 1),
@@ -292,7 +303,7 @@ pub fn universe(seed: u64, shape: Shape) -> Universe {
     // Hold a few deep packages back: their dependents' newest versions
     // then conflict and the solver backtracks.
     if shape.layers > 2 {
-        for _ in 0..shape.roots.div_ceil(4) {
+        for _ in 0..shape.held {
             let layer = 1 + rng.below(shape.layers as u64 - 1) as usize;
             root.insert(name(layer, rng.below(shape.width as u64) as usize), "^1".to_owned());
         }
