@@ -320,3 +320,88 @@ fn random_cases_include_solutions_and_conflicts() {
     }
     assert!(ok >= 6 && conflict >= 6, "{ok} solved, {conflict} conflicts");
 }
+
+/// A registry that answers after a pause and counts requests in flight.
+#[derive(Debug)]
+struct SlowRegistry {
+    inner: MemoryRegistry,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+impl fm::registry::Registry for SlowRegistry {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn url(&self) -> &url::Url {
+        self.inner.url()
+    }
+    fn document<'a>(
+        &'a self,
+        package: &'a str,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<Option<std::sync::Arc<fm::registry::PackageDocument>>, fm::registry::RegistryError>,
+    > {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.most.fetch_max(now, SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            self.inner.document(package).await
+        })
+    }
+    fn download<'a>(
+        &'a self,
+        package: &'a str,
+        version: &'a str,
+        sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
+    ) -> futures_util::future::BoxFuture<'a, Result<u64, fm::registry::RegistryError>> {
+        self.inner.download(package, version, sink)
+    }
+}
+
+/// Documents of a package's dependencies are fetched together, not one
+/// after the other (prefetching).
+#[test]
+fn dependencies_are_fetched_concurrently() {
+    let v = |deps: &[&str]| {
+        vec![SynthVersion {
+            version: Version::new(1, 0, 0),
+            dependencies: deps.iter().map(|d| (d.to_string(), "^1".to_owned())).collect(),
+            yanked: false,
+        }]
+    };
+    let packages: BTreeMap<String, Vec<SynthVersion>> = [
+        ("top".to_owned(), v(&["b", "c", "d", "e"])),
+        ("b".to_owned(), v(&[])),
+        ("c".to_owned(), v(&[])),
+        ("d".to_owned(), v(&[])),
+        ("e".to_owned(), v(&[])),
+    ]
+    .into();
+    let slow = std::sync::Arc::new(SlowRegistry {
+        inner: MemoryRegistry::new("slow", &packages, false),
+        in_flight: 0.into(),
+        most: 0.into(),
+    });
+    let entry = MemoryRegistry::new("slow", &packages, false).entry(100, false);
+    let set = RegistrySet {
+        entries: vec![fm::resolve::RegistryEntry {
+            decl: entry.decl,
+            client: slow.clone(),
+        }],
+    };
+    let u = Universe {
+        packages: BTreeMap::new(),
+        root: vec![("top".to_owned(), "^1".to_owned())],
+    };
+    let lock = resolve(&u.dependencies(), &set, &Preferences::default()).unwrap();
+    assert_eq!(lock.packages.len(), 5);
+    assert_eq!(
+        slow.most.load(std::sync::atomic::Ordering::SeqCst),
+        4,
+        "b, c, d and e at once"
+    );
+}
