@@ -25,7 +25,7 @@ fn bench(c: &mut Criterion) {
         lock.packages.len()
     );
     let mut g = c.benchmark_group("resolve");
-    g.sample_size(10);
+    g.sample_size(15);
     // The registry's documents exist before resolution starts, as on a
     // server; each resolution builds its own index, so nothing is cached
     // between iterations.

@@ -68,9 +68,12 @@ pub struct FmProvider {
     /// name → preferred versions (several after a merge conflict).
     prefs: HashMap<String, Vec<Version>>,
     /// Requirement text → set, so each text is parsed once.
-    sets: RefCell<HashMap<String, SemverSet>>,
+    sets: RefCell<pubgrub::Map<String, SemverSet>>,
     /// Names no registry had.
     missing: RefCell<HashSet<String>>,
+    /// Entries the solver has seen, without the index's lock (the solver
+    /// asks for the same package many times while it backtracks).
+    seen: RefCell<pubgrub::Map<Pkg, Option<Arc<PackageEntry>>>>,
 }
 
 impl FmProvider {
@@ -79,8 +82,9 @@ impl FmProvider {
             index,
             root,
             prefs,
-            sets: RefCell::new(HashMap::new()),
+            sets: RefCell::new(pubgrub::Map::default()),
             missing: RefCell::new(HashSet::new()),
+            seen: RefCell::new(pubgrub::Map::default()),
         }
     }
 
@@ -103,11 +107,15 @@ impl FmProvider {
         self.missing.borrow().clone()
     }
 
-    fn entry(&self, name: &str) -> Result<Option<Arc<PackageEntry>>, ProviderError> {
+    fn entry(&self, pkg: &Pkg, name: &str) -> Result<Option<Arc<PackageEntry>>, ProviderError> {
+        if let Some(e) = self.seen.borrow().get(pkg) {
+            return Ok(e.clone());
+        }
         let e = self.index.get(name)?;
         if e.is_none() {
             self.missing.borrow_mut().insert(name.to_owned());
         }
+        self.seen.borrow_mut().insert(pkg.clone(), e.clone());
         Ok(e)
     }
 
@@ -138,7 +146,7 @@ impl DependencyProvider for FmProvider {
         let Pkg::Named(name) = package else {
             return (u32::MAX, Reverse(0));
         };
-        let count = match self.index.get(name) {
+        let count = match self.entry(package, name) {
             Ok(Some(e)) => e
                 .candidates
                 .iter()
@@ -157,10 +165,12 @@ impl DependencyProvider for FmProvider {
         let Pkg::Named(name) = package else {
             return Ok(Some(root_version()));
         };
-        let Some(entry) = self.entry(name)? else {
+        let Some(entry) = self.entry(package, name)? else {
             return Ok(None);
         };
-        if let Some(prefs) = self.prefs.get(&**name) {
+        if !self.prefs.is_empty()
+            && let Some(prefs) = self.prefs.get(&**name)
+        {
             // The newest preferred version the range allows (the lock's;
             // after a merge conflict, the newer of both sides').
             let mut ok: Vec<&Version> = prefs.iter().filter(|v| range.contains(v)).collect();
@@ -191,7 +201,7 @@ impl DependencyProvider for FmProvider {
             }
             return Ok(Dependencies::Available(self.root.iter().cloned().collect()));
         };
-        let Some(entry) = self.entry(name)? else {
+        let Some(entry) = self.entry(package, name)? else {
             return Ok(Dependencies::Unavailable("is in no registry".to_owned()));
         };
         let Some(record) = entry.candidate(version).and_then(|c| entry.record(c)) else {
@@ -199,11 +209,6 @@ impl DependencyProvider for FmProvider {
         };
         // Fetch every dependency's document at once, before the solver asks
         // for the first of them.
-        for dep in record.dependencies.keys() {
-            if crate::names::validate(dep).is_ok() {
-                self.index.request(dep);
-            }
-        }
         let mut deps = Vec::with_capacity(record.dependencies.len());
         for (dep, text) in &record.dependencies {
             if crate::names::validate(dep).is_err() {
@@ -214,10 +219,12 @@ impl DependencyProvider for FmProvider {
             if **dep == **name {
                 return Ok(Dependencies::Unavailable("depends on itself".to_owned()));
             }
+            let pkg = Pkg::named(dep);
+            if !self.seen.borrow().contains_key(&pkg) {
+                self.index.request(dep);
+            }
             match self.set_for(text) {
-                Ok(set) => {
-                    deps.push((Pkg::named(dep), set));
-                }
+                Ok(set) => deps.push((pkg, set)),
                 Err(e) => {
                     return Ok(Dependencies::Unavailable(format!(
                         "has an invalid requirement {dep} {text:?}: {e}"
