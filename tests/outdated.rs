@@ -1,9 +1,5 @@
 //! `fm outdated` against directory registries where newer versions exist
 //! inside and outside the requirements, with a hand-built fm.lock.
-//!
-//! The tests that read registries need `fm::resolve::registries_for` (the
-//! resolver issue); until that lands they are ignored, and run with
-//! `cargo test --test outdated -- --include-ignored`.
 
 mod common;
 
@@ -62,7 +58,6 @@ fn project() -> TestContext {
 }
 
 #[test]
-#[ignore = "needs fm::resolve::registries_for from the resolver issue"]
 fn table_shows_locked_allowed_and_newest() {
     let ctx = project();
     let out = ctx.run(&["outdated"]);
@@ -81,7 +76,6 @@ fn table_shows_locked_allowed_and_newest() {
 }
 
 #[test]
-#[ignore = "needs fm::resolve::registries_for from the resolver issue"]
 fn json_names_who_requires_what() {
     let ctx = project();
     let out = ctx.run(&["outdated", "--json"]);
@@ -101,7 +95,6 @@ fn json_names_who_requires_what() {
 }
 
 #[test]
-#[ignore = "needs fm::resolve::registries_for from the resolver issue"]
 fn a_package_the_registry_no_longer_has_shows_dashes() {
     let ctx = project();
     let mut lock = Lockfile::load(&ctx.project.join("fm.lock"))

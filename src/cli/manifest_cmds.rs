@@ -2,7 +2,8 @@
 
 use super::args::{AddArgs, InitArgs, RemoveArgs};
 use super::{Context, Failure};
-use crate::manifest::{self, edit};
+use crate::manifest::{self, Manifest, edit};
+use crate::resolve::{self, LockOptions, LockOutcome};
 
 pub fn init(ctx: &Context, a: InitArgs) -> Result<(), Failure> {
     let name = match a.name {
@@ -27,26 +28,75 @@ fn split_spec(spec: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Re-locks after an edit of fm.toml; on failure puts fm.toml back as it
+/// was, so a dependency that cannot be resolved is never left half-added.
+fn relock(ctx: &Context, path: &std::path::Path, original: &str) -> Result<LockOutcome, Failure> {
+    let outcome = Manifest::load(path).map_err(Failure::from).and_then(|m| {
+        let opts = LockOptions {
+            offline: ctx.global.offline,
+            ..LockOptions::default()
+        };
+        resolve::lock_project(&m, &opts).map_err(Failure::from)
+    });
+    if outcome.is_err() {
+        if let Err(e) = crate::fsutil::write_atomic(path, original.as_bytes()) {
+            ctx.shell.warn(format!("cannot restore {}: {e}", path.display()));
+        } else {
+            ctx.shell.warn(format!("{} was left unchanged", path.display()));
+        }
+    }
+    outcome
+}
+
+fn read(path: &std::path::Path) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|source| {
+        Failure::from(manifest::ManifestError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    })
+}
+
+/// `fm add PKG[@REQ]`. Without a requirement, the package is resolved
+/// first (as `*`) and then written as `^<the version picked>`, like
+/// `cargo add`.
 pub fn add(ctx: &Context, a: AddArgs) -> Result<(), Failure> {
     let path = ctx.manifest_path()?;
     let (name, req) = split_spec(&a.package);
-    let req = req.unwrap_or("*");
-    let change = edit::add(&path, name, req, a.registry.as_deref())?;
+    let original = read(&path)?;
+    let before = Manifest::load(&path)?;
+    let old_lock = resolve::read_lock(&resolve::lock_path(&before))?.and_then(|(_, s, _)| s.into_iter().next());
+    let change = edit::add(&path, name, req.unwrap_or("*"), a.registry.as_deref())?;
+    let mut outcome = relock(ctx, &path, &original)?;
+    let mut written_req = req.unwrap_or("*").to_owned();
+    if req.is_none()
+        && let Some(p) = outcome.lock.package(name)
+    {
+        written_req = format!("^{}", p.version);
+        edit::add(&path, name, &written_req, a.registry.as_deref())?;
+        outcome = relock(ctx, &path, &original)?;
+    }
     match change {
-        edit::Change::Replaced { old } => ctx
-            .shell
-            .status("Updated", format!("{name} {old:?} -> {req:?} in {}", path.display())),
+        edit::Change::Replaced { old } => ctx.shell.status(
+            "Updated",
+            format!("{name} {old} -> {written_req:?} in {}", path.display()),
+        ),
         _ => ctx
             .shell
-            .status("Added", format!("{name} {req:?} to {}", path.display())),
+            .status("Added", format!("{name} {written_req:?} to {}", path.display())),
     }
+    let changes = crate::lock::changes(old_lock.as_ref(), &outcome.lock);
+    super::lock::print_outcome(ctx, &changes, &outcome);
     Ok(())
 }
 
 pub fn remove(ctx: &Context, a: RemoveArgs) -> Result<(), Failure> {
     let path = ctx.manifest_path()?;
+    let original = read(&path)?;
     edit::remove(&path, &a.package)?;
     ctx.shell
         .status("Removed", format!("{} from {}", a.package, path.display()));
+    let outcome = relock(ctx, &path, &original)?;
+    super::lock::print_outcome(ctx, &outcome.changes, &outcome);
     Ok(())
 }

@@ -8,6 +8,7 @@
 pub mod args;
 mod diff;
 mod install;
+mod lock;
 mod manifest_cmds;
 mod outdated;
 mod pack;
@@ -17,6 +18,7 @@ mod serve;
 pub mod shell;
 mod sync;
 mod target;
+mod tree;
 mod verify;
 mod yank;
 
@@ -138,10 +140,10 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut Cli::command(), "fm", &mut std::io::stdout());
             Ok(())
         }
-        Command::Lock(_) => Err(Failure::not_built("lock")),
+        Command::Lock(a) => lock::lock(ctx, a),
         Command::Sync(a) => sync::sync(ctx, a),
-        Command::Tree(_) => Err(Failure::not_built("tree")),
-        Command::Why(_) => Err(Failure::not_built("why")),
+        Command::Tree(a) => tree::tree(ctx, a),
+        Command::Why(a) => tree::why(ctx, a),
         Command::Outdated(a) => outdated::outdated(ctx, a),
         Command::Diff(a) => diff::diff(ctx, a),
         Command::Yank(a) => yank::yank(ctx, a),

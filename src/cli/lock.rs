@@ -1,0 +1,86 @@
+//! `fm lock`: resolve and write fm.lock; `--check` says whether it is stale
+//! without writing anything.
+
+use super::args::LockArgs;
+use super::{Context, Failure};
+use crate::lock::Change;
+use crate::manifest::Manifest;
+use crate::resolve::{self, LockOptions, LockOutcome};
+
+/// fm.lock does not match fm.toml (`fm lock --check`).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{} is stale:\n{}", path.display(), reasons.iter().map(|r| format!("  - {r}")).collect::<Vec<_>>().join("\n"))]
+#[diagnostic(code(fm::lock::stale), help("run `fm lock` to update it"))]
+pub struct StaleLock {
+    pub path: std::path::PathBuf,
+    pub reasons: Vec<String>,
+}
+
+pub fn lock(ctx: &Context, a: LockArgs) -> Result<(), Failure> {
+    let manifest = Manifest::load(&ctx.manifest_path()?)?;
+    if a.check {
+        return check(ctx, &manifest);
+    }
+    let opts = LockOptions {
+        offline: ctx.global.offline,
+        upgrade_all: a.upgrade,
+        upgrade: a.upgrade_package,
+    };
+    let outcome = resolve::lock_project(&manifest, &opts)?;
+    print_outcome(ctx, &outcome.changes, &outcome);
+    Ok(())
+}
+
+/// Whether fm.lock is fresh, decided offline; writes nothing.
+fn check(ctx: &Context, manifest: &Manifest) -> Result<(), Failure> {
+    let path = resolve::lock_path(manifest);
+    let reasons = match resolve::read_lock(&path)? {
+        None => vec!["fm.lock does not exist".to_owned()],
+        Some((_, _, true)) => vec!["fm.lock contains git merge-conflict markers".to_owned()],
+        Some((_, sides, false)) => match sides.first() {
+            Some(lock) => resolve::check_fresh(manifest, lock).err().unwrap_or_default(),
+            None => vec!["fm.lock cannot be read".to_owned()],
+        },
+    };
+    if ctx.global.json {
+        ctx.shell
+            .json(&serde_json::json!({ "fresh": reasons.is_empty(), "reasons": reasons }));
+    }
+    if reasons.is_empty() {
+        ctx.shell.status("Fresh", format!("{} matches fm.toml", path.display()));
+        Ok(())
+    } else {
+        Err(StaleLock { path, reasons }.into())
+    }
+}
+
+/// Prints one line a change (status, stderr), or the changes as JSON on
+/// stdout with `--json`.
+pub(super) fn print_outcome(ctx: &Context, changes: &[Change], outcome: &LockOutcome) {
+    for c in changes {
+        let (verb, rest) = match c {
+            Change::Added { name, version } => ("Added", format!("{name} {version}")),
+            Change::Updated { name, from, to } => ("Updated", format!("{name} {from} -> {to}")),
+            Change::Removed { name, version } => ("Removed", format!("{name} {version}")),
+        };
+        ctx.shell.status(verb, rest);
+    }
+    let n = outcome.lock.packages.len();
+    let packages = if n == 1 {
+        "1 package".to_owned()
+    } else {
+        format!("{n} packages")
+    };
+    if outcome.written {
+        ctx.shell.status("Locked", packages);
+    } else {
+        ctx.shell.status("Fresh", format!("fm.lock is up to date ({packages})"));
+    }
+    if ctx.global.json {
+        ctx.shell.json(&serde_json::json!({
+            "changes": changes,
+            "written": outcome.written,
+            "packages": n,
+        }));
+    }
+}

@@ -1,0 +1,309 @@
+//! The metadata index: package documents fetched concurrently, ahead of the
+//! synchronous solver.
+//!
+//! The solver thread asks for a document with [`Index::get`], which blocks
+//! until it is there. A fetch started from the solver thread is polled once
+//! right there: a registry that answers at once (directory, memory) costs
+//! no thread hand-off, and one that must wait (HTTP) has its request on the
+//! wire and finishes as a task on a tokio runtime owned by the index.
+//! [`Index::request`] starts one without waiting; the provider calls
+//! it for every dependency of a version the moment those dependencies are
+//! known, and a fetch that completes requests the dependencies of the
+//! version most likely to be picked (the locked one, else the newest
+//! non-yanked). So an HTTP resolution costs about as many round trips as the
+//! graph is deep, not one per package.
+//!
+//! Registry choice is made here (SPEC §2): a name pinned by the project to
+//! a registry comes from that registry only; any other name comes from the
+//! first registry, in priority order, that has it, skipping `explicit`
+//! registries. Registries are asked one after the other for one name, so a
+//! lower-priority registry is never consulted for a name a higher one has
+//! (dependency confusion), while different names are fetched in parallel.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use semver::Version;
+
+use super::RegistrySet;
+use crate::registry::{PackageDocument, RegistryError};
+
+/// One usable version of a package.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub version: Version,
+    pub yanked: bool,
+    /// Index of its record in the document's `versions`.
+    pub record: usize,
+}
+
+/// A package as one registry serves it.
+#[derive(Debug)]
+pub struct PackageEntry {
+    /// Index into [`RegistrySet::entries`].
+    pub registry: usize,
+    pub doc: Arc<PackageDocument>,
+    /// Versions with a valid semver version, newest first.
+    pub candidates: Vec<Candidate>,
+}
+
+impl PackageEntry {
+    fn new(registry: usize, doc: Arc<PackageDocument>) -> PackageEntry {
+        let mut candidates: Vec<Candidate> = doc
+            .versions
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(record, r)| {
+                r.semver().map(|version| Candidate {
+                    version,
+                    yanked: r.yanked,
+                    record,
+                })
+            })
+            .collect();
+        // Newest first; the record index breaks ties (duplicate versions in
+        // a corrupt document) so the order never depends on listing order
+        // more than the document itself does.
+        candidates.sort_by(|a, b| b.version.cmp(&a.version).then(a.record.cmp(&b.record)));
+        candidates.dedup_by(|a, b| a.version == b.version);
+        PackageEntry {
+            registry,
+            doc,
+            candidates,
+        }
+    }
+
+    /// The record of a candidate.
+    pub fn record(&self, c: &Candidate) -> Option<&crate::registry::VersionRecord> {
+        self.doc.versions.as_ref()?.get(c.record)
+    }
+
+    /// The candidate with this version.
+    pub fn candidate(&self, v: &Version) -> Option<&Candidate> {
+        self.candidates
+            .binary_search_by(|c| v.cmp(&c.version))
+            .ok()
+            .map(|i| &self.candidates[i])
+    }
+}
+
+enum Slot {
+    Pending,
+    Ready(Option<Arc<PackageEntry>>),
+    Failed,
+}
+
+struct State {
+    slots: HashMap<String, Slot>,
+    errors: Vec<RegistryError>,
+}
+
+struct Shared {
+    registries: RegistrySet,
+    /// name → registry index, for the project's `registry = "x"` pins.
+    pins: HashMap<String, usize>,
+    /// Versions the lock prefers, to guess which version's dependencies to
+    /// prefetch.
+    hints: HashMap<String, Version>,
+    state: Mutex<State>,
+    ready: Condvar,
+    handle: tokio::runtime::Handle,
+}
+
+/// Documents, fetched ahead of the solver.
+pub struct Index {
+    shared: Arc<Shared>,
+    // Dropped last: shuts the fetch tasks down.
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// Why the index has no answer for a name.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchFailed;
+
+impl Index {
+    /// An index over `registries`; `pins` maps names to registry indexes.
+    pub fn new(
+        registries: RegistrySet,
+        pins: HashMap<String, usize>,
+        hints: HashMap<String, Version>,
+    ) -> std::io::Result<Index> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fm-fetch")
+            .enable_all()
+            .build()?;
+        let shared = Arc::new(Shared {
+            registries,
+            pins,
+            hints,
+            state: Mutex::new(State {
+                slots: HashMap::new(),
+                errors: Vec::new(),
+            }),
+            ready: Condvar::new(),
+            handle: runtime.handle().clone(),
+        });
+        Ok(Index {
+            shared,
+            _runtime: runtime,
+        })
+    }
+
+    /// Starts fetching `name` unless it is fetched or being fetched. Call
+    /// from the solver thread.
+    pub fn request(&self, name: &str) {
+        request_inline(&self.shared, name);
+    }
+
+    /// The package `name`, waiting for its fetch; `Ok(None)` when no
+    /// registry it may come from has it.
+    pub fn get(&self, name: &str) -> Result<Option<Arc<PackageEntry>>, FetchFailed> {
+        request_inline(&self.shared, name);
+        let mut state = lock(&self.shared.state);
+        loop {
+            match state.slots.get(name) {
+                Some(Slot::Ready(e)) => return Ok(e.clone()),
+                Some(Slot::Failed) | None => return Err(FetchFailed),
+                Some(Slot::Pending) => {
+                    state = self.shared.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+                }
+            }
+        }
+    }
+
+    /// The first registry error met, if any (taken out of the index).
+    pub fn take_error(&self) -> Option<RegistryError> {
+        let mut state = lock(&self.shared.state);
+        if state.errors.is_empty() {
+            None
+        } else {
+            Some(state.errors.remove(0))
+        }
+    }
+
+    /// The registries.
+    pub fn registries(&self) -> &RegistrySet {
+        &self.shared.registries
+    }
+
+    /// The registries a name is looked up in, in order.
+    pub fn searched(&self, name: &str) -> Vec<usize> {
+        candidates_for(&self.shared, name)
+    }
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn candidates_for(shared: &Shared, name: &str) -> Vec<usize> {
+    match shared.pins.get(name) {
+        Some(&i) => vec![i],
+        None => shared
+            .registries
+            .entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !e.decl.explicit)
+            .map(|(i, _)| i)
+            .collect(),
+    }
+}
+
+fn claim(shared: &Shared, name: &str) -> bool {
+    let mut state = lock(&shared.state);
+    if state.slots.contains_key(name) {
+        return false;
+    }
+    state.slots.insert(name.to_owned(), Slot::Pending);
+    true
+}
+
+fn finish(
+    shared: &Arc<Shared>,
+    name: String,
+    outcome: Result<Option<Arc<PackageEntry>>, RegistryError>,
+    prefetch: bool,
+) {
+    let slot = match outcome {
+        Ok(entry) => {
+            if prefetch && let Some(e) = &entry {
+                prefetch_likely(shared, &name, e);
+            }
+            Slot::Ready(entry)
+        }
+        Err(err) => {
+            lock(&shared.state).errors.push(err);
+            Slot::Failed
+        }
+    };
+    lock(&shared.state).slots.insert(name, slot);
+    shared.ready.notify_all();
+}
+
+/// Starts a fetch on the runtime (prefetching, from fetch tasks).
+fn request(shared: &Arc<Shared>, name: &str) {
+    if !claim(shared, name) {
+        return;
+    }
+    let task_shared = Arc::clone(shared);
+    let name = name.to_owned();
+    shared.handle.spawn(async move {
+        let outcome = fetch(Arc::clone(&task_shared), name.clone()).await;
+        finish(&task_shared, name, outcome, true);
+    });
+}
+
+/// Starts a fetch from the solver thread: polls it once right here, so a
+/// registry that answers at once (a directory, memory) costs no thread
+/// hand-off; one that has to wait (HTTP) has its request sent and goes on
+/// on the runtime.
+fn request_inline(shared: &Arc<Shared>, name: &str) {
+    if !claim(shared, name) {
+        return;
+    }
+    let _entered = shared.handle.enter();
+    let mut fut: futures_util::future::BoxFuture<'static, _> = Box::pin(fetch(Arc::clone(shared), name.to_owned()));
+    let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+    match fut.as_mut().poll(&mut cx) {
+        // It answered without waiting: prefetching would gain nothing.
+        std::task::Poll::Ready(outcome) => finish(shared, name.to_owned(), outcome, false),
+        std::task::Poll::Pending => {
+            let task_shared = Arc::clone(shared);
+            let name = name.to_owned();
+            shared.handle.spawn(async move {
+                let outcome = fut.await;
+                finish(&task_shared, name, outcome, true);
+            });
+        }
+    }
+}
+
+/// First match by priority among the registries `name` may come from.
+async fn fetch(shared: Arc<Shared>, name: String) -> Result<Option<Arc<PackageEntry>>, RegistryError> {
+    for i in candidates_for(&shared, &name) {
+        let client = &shared.registries.entries[i].client;
+        if let Some(doc) = client.document(&name).await? {
+            return Ok(Some(Arc::new(PackageEntry::new(i, doc))));
+        }
+    }
+    Ok(None)
+}
+
+/// Requests the dependencies of the version the solver will most likely
+/// pick: the locked one if the lock has one, else the newest non-yanked.
+fn prefetch_likely(shared: &Arc<Shared>, name: &str, entry: &PackageEntry) {
+    let hinted = shared.hints.get(name).and_then(|v| entry.candidate(v));
+    let likely = hinted.or_else(|| entry.candidates.iter().find(|c| !c.yanked));
+    let Some(record) = likely.and_then(|c| entry.record(c)) else {
+        return;
+    };
+    let mut seen = HashSet::new();
+    for dep in record.dependencies.keys() {
+        if seen.insert(dep.as_str()) && crate::names::validate(dep).is_ok() {
+            request(shared, dep);
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! fm's pubgrub [`DependencyProvider`]: packages from the [`Index`],
+//! versions as [`SemverSet`]s.
+//!
+//! Choices it makes:
+//! - newest allowed version first, except that a preferred version (from
+//!   the existing lock) is taken when the range allows it;
+//! - yanked versions are never chosen unless preferred (the lock pins them);
+//! - decision priority as pubgrub's `OfflineDependencyProvider`: packages
+//!   that caused more conflicts first, then those with fewer candidate
+//!   versions (a package with one candidate is decided before it can cause
+//!   backtracking elsewhere).
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use pubgrub::{Dependencies, DependencyProvider, PackageResolutionStatistics, VersionSet};
+use semver::Version;
+
+use super::index::{FetchFailed, Index, PackageEntry};
+use super::ranges::SemverSet;
+
+/// A package in the solver: the project itself, or a named package.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Pkg {
+    Root,
+    Named(Arc<str>),
+}
+
+impl Pkg {
+    pub fn named(name: &str) -> Pkg {
+        Pkg::Named(Arc::from(name))
+    }
+}
+
+impl fmt::Display for Pkg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Pkg::Root => f.write_str("the project"),
+            Pkg::Named(n) => f.write_str(n),
+        }
+    }
+}
+
+/// The version the project itself is given in the solver.
+pub fn root_version() -> Version {
+    Version::new(0, 0, 0)
+}
+
+/// A fetch failed; the registry error is kept in the [`Index`].
+#[derive(Debug, thiserror::Error)]
+#[error("a registry could not be read")]
+pub struct ProviderError;
+
+impl From<FetchFailed> for ProviderError {
+    fn from(_: FetchFailed) -> Self {
+        ProviderError
+    }
+}
+
+/// The provider.
+pub struct FmProvider {
+    pub index: Index,
+    /// The project's dependencies.
+    root: Vec<(Pkg, SemverSet)>,
+    /// name → preferred versions (several after a merge conflict).
+    prefs: HashMap<String, Vec<Version>>,
+    /// Requirement text → set, so each text is parsed once.
+    sets: RefCell<pubgrub::Map<String, SemverSet>>,
+    /// Names no registry had.
+    missing: RefCell<HashSet<String>>,
+    /// Entries the solver has seen, without the index's lock (the solver
+    /// asks for the same package many times while it backtracks).
+    seen: RefCell<pubgrub::Map<Pkg, Option<Arc<PackageEntry>>>>,
+}
+
+impl FmProvider {
+    pub fn new(index: Index, root: Vec<(Pkg, SemverSet)>, prefs: HashMap<String, Vec<Version>>) -> Self {
+        FmProvider {
+            index,
+            root,
+            prefs,
+            sets: RefCell::new(pubgrub::Map::default()),
+            missing: RefCell::new(HashSet::new()),
+            seen: RefCell::new(pubgrub::Map::default()),
+        }
+    }
+
+    /// Every requirement text met so far with its set, sorted by text.
+    pub fn known(&self) -> Vec<(SemverSet, String)> {
+        let mut out: Vec<(SemverSet, String)> = self
+            .sets
+            .borrow()
+            .values()
+            .chain(self.root.iter().map(|(_, s)| s))
+            .filter_map(|s| s.written().map(|w| (s.clone(), w.to_owned())))
+            .collect();
+        out.sort_by(|a, b| a.1.len().cmp(&b.1.len()).then_with(|| a.1.cmp(&b.1)));
+        out.dedup_by(|a, b| a.1 == b.1);
+        out
+    }
+
+    /// Names no registry had.
+    pub fn missing(&self) -> HashSet<String> {
+        self.missing.borrow().clone()
+    }
+
+    fn entry(&self, pkg: &Pkg, name: &str) -> Result<Option<Arc<PackageEntry>>, ProviderError> {
+        if let Some(e) = self.seen.borrow().get(pkg) {
+            return Ok(e.clone());
+        }
+        let e = self.index.get(name)?;
+        if e.is_none() {
+            self.missing.borrow_mut().insert(name.to_owned());
+        }
+        self.seen.borrow_mut().insert(pkg.clone(), e.clone());
+        Ok(e)
+    }
+
+    fn preferred(&self, name: &str, v: &Version) -> bool {
+        self.prefs.get(name).is_some_and(|p| p.contains(v))
+    }
+
+    fn set_for(&self, text: &str) -> Result<SemverSet, semver::Error> {
+        if let Some(s) = self.sets.borrow().get(text) {
+            return Ok(s.clone());
+        }
+        let req = crate::req::Requirement::parse(text)?;
+        let set = SemverSet::from_req(&req.0);
+        self.sets.borrow_mut().insert(text.to_owned(), set.clone());
+        Ok(set)
+    }
+}
+
+impl DependencyProvider for FmProvider {
+    type P = Pkg;
+    type V = Version;
+    type VS = SemverSet;
+    type M = String;
+    type Err = ProviderError;
+    type Priority = (u32, Reverse<usize>);
+
+    fn prioritize(&self, package: &Pkg, range: &SemverSet, stats: &PackageResolutionStatistics) -> Self::Priority {
+        let Pkg::Named(name) = package else {
+            return (u32::MAX, Reverse(0));
+        };
+        let count = match self.entry(package, name) {
+            Ok(Some(e)) => e
+                .candidates
+                .iter()
+                .filter(|c| range.contains(&c.version) && (!c.yanked || self.preferred(name, &c.version)))
+                .count(),
+            // Decide it at once: choosing its version reports the failure.
+            _ => 0,
+        };
+        if count == 0 {
+            return (u32::MAX, Reverse(0));
+        }
+        (stats.conflict_count(), Reverse(count))
+    }
+
+    fn choose_version(&self, package: &Pkg, range: &SemverSet) -> Result<Option<Version>, ProviderError> {
+        let Pkg::Named(name) = package else {
+            return Ok(Some(root_version()));
+        };
+        let Some(entry) = self.entry(package, name)? else {
+            return Ok(None);
+        };
+        if !self.prefs.is_empty()
+            && let Some(prefs) = self.prefs.get(&**name)
+        {
+            // The newest preferred version the range allows (the lock's;
+            // after a merge conflict, the newer of both sides').
+            let mut ok: Vec<&Version> = prefs.iter().filter(|v| range.contains(v)).collect();
+            ok.sort();
+            if let Some(v) = ok.last()
+                && entry.candidate(v).is_some()
+            {
+                return Ok(Some((*v).clone()));
+            }
+        }
+        Ok(entry
+            .candidates
+            .iter()
+            .find(|c| !c.yanked && range.contains(&c.version))
+            .map(|c| c.version.clone()))
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Pkg,
+        version: &Version,
+    ) -> Result<Dependencies<Pkg, SemverSet, String>, ProviderError> {
+        let Pkg::Named(name) = package else {
+            for (p, _) in self.root.iter() {
+                if let Pkg::Named(n) = p {
+                    self.index.request(n);
+                }
+            }
+            return Ok(Dependencies::Available(self.root.iter().cloned().collect()));
+        };
+        let Some(entry) = self.entry(package, name)? else {
+            return Ok(Dependencies::Unavailable("is in no registry".to_owned()));
+        };
+        let Some(record) = entry.candidate(version).and_then(|c| entry.record(c)) else {
+            return Ok(Dependencies::Unavailable("is not in the registry".to_owned()));
+        };
+        // Fetch every dependency's document at once, before the solver asks
+        // for the first of them.
+        let mut deps = Vec::with_capacity(record.dependencies.len());
+        for (dep, text) in &record.dependencies {
+            if crate::names::validate(dep).is_err() {
+                return Ok(Dependencies::Unavailable(format!(
+                    "depends on {dep:?}, which is not a valid package name"
+                )));
+            }
+            if **dep == **name {
+                return Ok(Dependencies::Unavailable("depends on itself".to_owned()));
+            }
+            let pkg = Pkg::named(dep);
+            if !self.seen.borrow().contains_key(&pkg) {
+                self.index.request(dep);
+            }
+            match self.set_for(text) {
+                Ok(set) => deps.push((pkg, set)),
+                Err(e) => {
+                    return Ok(Dependencies::Unavailable(format!(
+                        "has an invalid requirement {dep} {text:?}: {e}"
+                    )));
+                }
+            }
+        }
+        Ok(Dependencies::Available(deps.into_iter().collect()))
+    }
+}
