@@ -6,7 +6,7 @@
 //! 1. [`manifest`] reads `fm.toml`: what the project wants.
 //! 2. [`registry`] fetches package documents and archives from directory
 //!    and HTTP registries, in priority order.
-//! 3. `resolve` picks one version per package with PubGrub.
+//! 3. [`resolve`] picks one version per package with PubGrub.
 //! 4. [`lock`] writes `fm.lock`: exactly what was picked, with digests.
 //! 5. [`install`] reproduces the lock into `.fm/packages`, verified.
 //!

@@ -290,6 +290,23 @@ impl Lockfile {
         })
     }
 
+    /// The `[[registry]]` entries with every relative path (as fm.toml gave
+    /// it) turned into an absolute `file://` URL against `base`, the folder
+    /// holding fm.lock.
+    pub fn registries_at(&self, base: &Path) -> Result<Vec<LockedRegistry>, String> {
+        self.registries
+            .iter()
+            .map(|r| {
+                let url = crate::manifest::parse_location(&r.url, base)
+                    .map_err(|why| format!("registry {} in fm.lock has an unusable URL {:?}: {why}", r.name, r.url))?;
+                Ok(LockedRegistry {
+                    url: url.to_string(),
+                    ..r.clone()
+                })
+            })
+            .collect()
+    }
+
     /// The package of that name.
     pub fn package(&self, name: &str) -> Option<&LockedPackage> {
         self.packages.iter().find(|p| p.name == name)

@@ -80,6 +80,10 @@ pub struct RegistryDecl {
     pub url: url::Url,
     pub priority: i64,
     pub explicit: bool,
+    /// The path as written, when fm.toml gives a relative path. fm.lock
+    /// records this rather than the absolute URL, so a lock committed with
+    /// a project stays fresh in every checkout of it.
+    pub relative: Option<String>,
 }
 
 /// `[package]`: what `fm pack` writes into `manifest.json`.
@@ -408,6 +412,7 @@ impl Manifest {
                 )
             })?;
             registries.push(RegistryDecl {
+                relative: relative_location(r.url.get_ref()),
                 name: r.name.into_inner(),
                 url,
                 priority: r.priority.unwrap_or(DEFAULT_PRIORITY),
@@ -530,6 +535,19 @@ pub fn parse_location(text: &str, base: &Path) -> Result<url::Url, String> {
     };
     let abs = normalize(&abs);
     url::Url::from_directory_path(&abs).map_err(|()| format!("{} is not an absolute path", abs.display()))
+}
+
+/// A registry location written as a relative path, normalised to `/`
+/// separators without a trailing one (`../registries/main`); `None` for URLs
+/// and absolute paths.
+pub fn relative_location(text: &str) -> Option<String> {
+    let text = text.trim();
+    if text.contains("://") || Path::new(text).is_absolute() {
+        return None;
+    }
+    let t = text.replace('\\', "/");
+    let t = t.trim_end_matches('/');
+    Some(if t.is_empty() { ".".to_owned() } else { t.to_owned() })
 }
 
 /// Removes `.` and `..` components lexically (the folder may not exist yet).

@@ -81,16 +81,18 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
         Some(d) => Layout::dir(&ctx.cwd.join(d)),
         None => Layout::project(root),
     };
-    let report = run_install(ctx, &lock, &layout, true)?;
+    let report = run_install(ctx, &lock, root, &layout, true)?;
     summarize(ctx, &report, start.elapsed());
     Ok(())
 }
 
 /// Installs `lock`'s packages into `layout`, with bars when stderr is a
-/// terminal.
+/// terminal. Relative registry paths in the lock are relative to `base`
+/// (the folder of fm.toml and fm.lock).
 pub(super) fn run_install(
     ctx: &Context,
     lock: &Lockfile,
+    base: &Path,
     layout: &Layout,
     prune: bool,
 ) -> Result<install::Report, Failure> {
@@ -104,7 +106,10 @@ pub(super) fn run_install(
         shell: ctx.shell.clone(),
         bar: Default::default(),
     };
-    let report = install::install(&lock.packages, &lock.registries, layout, &opts, &bars)?;
+    let registries = lock
+        .registries_at(base)
+        .map_err(|e| Failure::user(miette::miette!("{e}")))?;
+    let report = install::install(&lock.packages, &registries, layout, &opts, &bars)?;
     for (name, version) in &report.installed {
         ctx.shell.verbose(format!("installed {name} {version}"));
     }

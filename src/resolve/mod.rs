@@ -62,7 +62,10 @@ impl RegistrySet {
 fn locked_registry(d: &RegistryDecl) -> LockedRegistry {
     LockedRegistry {
         name: d.name.clone(),
-        url: crate::registry::redact_url(&d.url).to_string(),
+        url: d
+            .relative
+            .clone()
+            .unwrap_or_else(|| crate::registry::redact_url(&d.url).to_string()),
         priority: d.priority,
         explicit: d.explicit,
     }
@@ -358,6 +361,7 @@ pub fn registry_decls(manifest: &Manifest) -> Result<Vec<RegistryDecl>, ResolveE
                 ),
             })?;
         out.push(RegistryDecl {
+            relative: None,
             name: e.name.clone(),
             url,
             priority: e.priority,
@@ -543,6 +547,7 @@ pub fn resolve_one(
             reason: format!("its URL {:?} is not usable: {reason}", e.url),
         })?;
         decls.push(RegistryDecl {
+            relative: None,
             name: e.name.clone(),
             url,
             priority: e.priority,

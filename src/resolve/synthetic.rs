@@ -100,6 +100,7 @@ impl MemoryRegistry {
     pub fn entry(self, priority: i64, explicit: bool) -> RegistryEntry {
         RegistryEntry {
             decl: RegistryDecl {
+                relative: None,
                 name: self.name.clone(),
                 url: self.url.clone(),
                 priority,
