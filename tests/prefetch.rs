@@ -41,11 +41,6 @@ fn cold_lock_fetches_each_level_of_the_graph_concurrently() {
     ctx.write_manifest(&manifest);
 
     let out = ctx.run(&["lock"]);
-    if out.status.code() == Some(2) && text(&out).1.contains("not implemented") {
-        // Resolution lands on another branch; this test guards it once merged.
-        eprintln!("skipping: `fm lock` is not built in this tree");
-        return;
-    }
     assert_code(&out, 0);
     let lock = ctx.read("fm.lock");
     assert_eq!(lock.matches("[[package]]").count(), LEVELS * WIDTH, "{lock}");
