@@ -209,24 +209,32 @@ impl Cache {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent).map_err(InstallError::io(format!("creating {}", parent.display())))?;
         }
-        // A stale (edited) tree is moved aside first; a tree another process
-        // just completed makes our rename fail, and theirs is as good.
-        if dest.exists() {
-            let trash = tempfile::Builder::new()
-                .prefix("trash-")
-                .tempdir_in(&tmp_root)
-                .map_err(InstallError::io(format!("creating a folder in {}", tmp_root.display())))?;
-            let _ = std::fs::rename(&dest, trash.path().join("t"));
-        }
+        // Another process may have completed this tree while we unpacked:
+        // theirs is as good, and it may be in use (linked from) right now,
+        // so only a stale (edited) tree is ever moved aside. Renames race
+        // with other processes doing the same; a few rounds settle it.
         let kept = tmp.keep();
-        if std::fs::rename(&kept, &dest).is_err() {
-            let _ = std::fs::remove_dir_all(&kept);
-            return self.intact_tree(sha256).ok_or_else(|| InstallError::Io {
-                what: format!("moving an unpacked tree to {}", dest.display()),
-                source: std::io::Error::other("another process left it incomplete"),
-            });
+        for _ in 0..3 {
+            if let Some(theirs) = self.intact_tree(sha256) {
+                let _ = std::fs::remove_dir_all(&kept);
+                return Ok(theirs);
+            }
+            if dest.exists() {
+                let trash = tempfile::Builder::new()
+                    .prefix("trash-")
+                    .tempdir_in(&tmp_root)
+                    .map_err(InstallError::io(format!("creating a folder in {}", tmp_root.display())))?;
+                let _ = std::fs::rename(&dest, trash.path().join("t"));
+            }
+            if std::fs::rename(&kept, &dest).is_ok() {
+                return Ok(tree);
+            }
         }
-        Ok(tree)
+        let _ = std::fs::remove_dir_all(&kept);
+        self.intact_tree(sha256).ok_or_else(|| InstallError::Io {
+            what: format!("moving an unpacked tree to {}", dest.display()),
+            source: std::io::Error::other("other processes kept replacing it; try again"),
+        })
     }
 
     /// Links (hard link, else copy) the files of `tree` into the new folder
