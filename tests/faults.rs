@@ -42,13 +42,16 @@ enum Fault {
     Oversized,
 }
 
+/// Requests a fault server answered: path and `Authorization` header.
+type Seen = Vec<(String, Option<String>)>;
+
 /// A loopback HTTP/1.1 server answering each request with the next fault of
 /// its script (then [`Fault::Serve`]), recording the path and the
 /// `Authorization` header it saw.
 struct FaultServer {
     url: String,
     script: Arc<Mutex<VecDeque<Fault>>>,
-    seen: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 /// How long a stall lasts: well past `FM_HTTP_TIMEOUT_SECS=1`.
@@ -57,7 +60,7 @@ const STALL: Duration = Duration::from_secs(3);
 impl FaultServer {
     fn start(archive: Vec<u8>) -> FaultServer {
         let script: Arc<Mutex<VecDeque<Fault>>> = Arc::default();
-        let seen: Arc<Mutex<Vec<(String, Option<String>)>>> = Arc::default();
+        let seen: Arc<Mutex<Seen>> = Arc::default();
         let (tx, rx) = std::sync::mpsc::channel();
         let (s, v) = (script.clone(), seen.clone());
         let archive = Arc::new(archive);
@@ -102,7 +105,7 @@ async fn answer(
     mut stream: tokio::net::TcpStream,
     fault: Fault,
     archive: &[u8],
-    seen: &Mutex<Vec<(String, Option<String>)>>,
+    seen: &Mutex<Seen>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
