@@ -94,6 +94,20 @@ fn archive_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let mut bytes = zip_of(&[m, ("components/ok.py", b"x")]);
     patch_name(&mut bytes, b"components/ok.py", b"../../../evil.py", true);
     cases.push(("local header disagrees with central directory", bytes, "local header"));
+    // Stacked zips (a second archive appended to, or a prefix before, a
+    // good one): readers disagree on which one they see.
+    let good = zip_of(&[m, ("components/a.py", b"good")]);
+    let evil = zip_of(&[m, ("components/a.py", b"evil")]);
+    cases.push((
+        "stacked zips",
+        [good.clone(), evil].concat(),
+        "central directory is not where",
+    ));
+    cases.push((
+        "data before the archive",
+        [b"#!/bin/sh\n".to_vec(), good].concat(),
+        "central directory is not where",
+    ));
     // Many-entry bomb: more entries than the cap (10 000).
     let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
