@@ -200,8 +200,108 @@ impl ArchiveError {
     }
 }
 
-fn open_zip<R: Read + Seek>(r: R) -> Result<ZipArchive<R>, ArchiveError> {
+fn open_zip<R: Read + Seek>(mut r: R) -> Result<ZipArchive<R>, ArchiveError> {
+    check_structure(&mut r)?;
+    r.seek(io::SeekFrom::Start(0))
+        .map_err(|e| ArchiveError::NotZip(e.to_string()))?;
     ZipArchive::new(r).map_err(|e| ArchiveError::NotZip(e.to_string()))
+}
+
+/// Entries a central directory may list before the walk stops (far above
+/// [`Limits::max_entries`], which is checked after).
+const MAX_WALKED_ENTRIES: usize = 65_535;
+
+/// Checks what the zip reader glosses over, by walking the raw central
+/// directory: every entry's name appears once (the reader keeps only the
+/// last of duplicates, other tools the first) and equals the name in its
+/// local header (streaming extractors read those). Zip64 and data around
+/// the archive are refused: a package never needs them.
+fn check_structure<R: Read + Seek>(r: &mut R) -> Result<(), ArchiveError> {
+    let not_zip = |m: &str| ArchiveError::NotZip(m.to_owned());
+    let io_err = |e: io::Error| ArchiveError::NotZip(e.to_string());
+    let len = r.seek(io::SeekFrom::End(0)).map_err(io_err)?;
+    if len < 22 {
+        return Err(not_zip("too short to hold a zip end record"));
+    }
+    let tail_len = len.min(22 + 65_535);
+    r.seek(io::SeekFrom::Start(len - tail_len)).map_err(io_err)?;
+    let mut tail = vec![0u8; tail_len as usize];
+    r.read_exact(&mut tail).map_err(io_err)?;
+    let Some(at) = (0..=tail.len() - 22)
+        .rev()
+        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+    else {
+        return Err(not_zip("no end of central directory record"));
+    };
+    let eocd = &tail[at..];
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let entries = u16_at(eocd, 10);
+    let (cd_size, cd_offset) = (u32_at(eocd, 12), u32_at(eocd, 16));
+    if entries == 0xFFFF || cd_size == u32::MAX || cd_offset == u32::MAX {
+        return Err(not_zip("zip64 archives are not accepted (a package is far smaller)"));
+    }
+    let eocd_pos = len - tail_len + at as u64;
+    if u64::from(cd_offset) + u64::from(cd_size) != eocd_pos {
+        return Err(not_zip(
+            "the central directory is not where the end record says (data before or inside the archive)",
+        ));
+    }
+    r.seek(io::SeekFrom::Start(u64::from(cd_offset))).map_err(io_err)?;
+    let mut cd = vec![0u8; cd_size as usize];
+    r.read_exact(&mut cd).map_err(io_err)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut p = 0usize;
+    for _ in 0..usize::from(entries).min(MAX_WALKED_ENTRIES) {
+        if p + 46 > cd.len() || cd[p..p + 4] != [0x50, 0x4b, 0x01, 0x02] {
+            return Err(not_zip(
+                "the central directory is truncated or has fewer entries than it says",
+            ));
+        }
+        let (n, e, c) = (
+            usize::from(u16_at(&cd, p + 28)),
+            usize::from(u16_at(&cd, p + 30)),
+            usize::from(u16_at(&cd, p + 32)),
+        );
+        let local_offset = u32_at(&cd, p + 42);
+        let Some(name) = cd.get(p + 46..p + 46 + n) else {
+            return Err(not_zip("the central directory is truncated"));
+        };
+        let shown = String::from_utf8_lossy(name).into_owned();
+        if !seen.insert(name.to_vec()) {
+            return Err(ArchiveError::UnsafeEntry {
+                name: shown,
+                reason: "duplicate entry".to_owned(),
+            });
+        }
+        if local_offset == u32::MAX {
+            return Err(not_zip("zip64 archives are not accepted (a package is far smaller)"));
+        }
+        r.seek(io::SeekFrom::Start(u64::from(local_offset))).map_err(io_err)?;
+        let mut head = [0u8; 30];
+        r.read_exact(&mut head)
+            .map_err(|_| not_zip("a local header is missing"))?;
+        if head[..4] != [0x50, 0x4b, 0x03, 0x04] {
+            return Err(ArchiveError::UnsafeEntry {
+                name: shown,
+                reason: "its local header is missing or damaged".to_owned(),
+            });
+        }
+        let mut local = vec![0u8; usize::from(u16_at(&head, 26))];
+        r.read_exact(&mut local)
+            .map_err(|_| not_zip("a local header is truncated"))?;
+        if local != name {
+            return Err(ArchiveError::UnsafeEntry {
+                name: shown,
+                reason: format!(
+                    "its local header names it {:?} (the local header and the central directory disagree)",
+                    String::from_utf8_lossy(&local)
+                ),
+            });
+        }
+        p += 46 + n + e + c;
+    }
+    Ok(())
 }
 
 /// Reads and validates `manifest.json` from archive bytes.

@@ -306,25 +306,34 @@ impl Manifest {
             } else {
                 None
             };
+            let (src, span) = match e.span() {
+                Some(span) => {
+                    let (src, span) = excerpt(path, text, span);
+                    (src, Some(span))
+                }
+                None => (src(), None),
+            };
             ManifestError::Syntax {
                 // With a span, miette shows the file name above the snippet.
-                message: match e.span() {
+                message: match span {
                     Some(_) => message,
                     None => format!("invalid {}: {message}", path.display()),
                 },
-                src: src(),
-                span: e.span().map(SourceSpan::from),
+                src,
+                span,
                 help,
             }
         })?;
-        let invalid =
-            |span: std::ops::Range<usize>, message: String, label: &str, help: Option<String>| ManifestError::Invalid {
+        let invalid = |span: std::ops::Range<usize>, message: String, label: &str, help: Option<String>| {
+            let (src, span) = excerpt(path, text, span);
+            ManifestError::Invalid {
                 message,
-                src: src(),
-                span: span.into(),
+                src,
+                span,
                 label: label.to_owned(),
                 help,
-            };
+            }
+        };
 
         let project = match raw.project {
             None => None,
@@ -494,6 +503,43 @@ impl Manifest {
         r.sort_by_key(|r| r.priority);
         r
     }
+}
+
+/// Lines longer than this are cut around the span in diagnostics.
+const MAX_SNIPPET_LINE: usize = 240;
+
+/// The source and span a diagnostic shows: the whole file, unless the line
+/// holding `span` is very long (a hostile or generated file), then only a
+/// window of that line, named with its line and column, so an error stays a
+/// few lines long whatever the input.
+pub(crate) fn excerpt(path: &Path, text: &str, span: std::ops::Range<usize>) -> (NamedSource<String>, SourceSpan) {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    if line_end - line_start <= MAX_SNIPPET_LINE {
+        return (
+            NamedSource::new(path.display().to_string(), text.to_owned()),
+            span.into(),
+        );
+    }
+    let floor = |mut i: usize| {
+        while !text.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let from = floor(start.saturating_sub(MAX_SNIPPET_LINE / 2).max(line_start));
+    let to = floor((start + MAX_SNIPPET_LINE / 2).min(line_end));
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let len = span.end.min(to).saturating_sub(start);
+    (
+        NamedSource::new(
+            format!("{}:{line}:{column} (excerpt of a long line)", path.display()),
+            text[from..to].to_owned(),
+        ),
+        (start - from, len).into(),
+    )
 }
 
 /// The span of `[table] key`'s value, for errors found after serde has

@@ -16,8 +16,11 @@
 //!   one request, so a resolver can prefetch freely.
 //! - **At most 32 requests wait for answers at once** per client, however
 //!   many documents a resolver prefetches.
-//! - **Transient failures are retried**: connection errors, timeouts and
-//!   5xx, three attempts with exponential backoff. 401/403/404 are not.
+//! - **Transient failures are retried**: connection errors, timeouts
+//!   (`FM_HTTP_TIMEOUT_SECS` between reads, 60 by default), connections
+//!   dropped before an answer (requests without a body only) and 5xx,
+//!   three attempts with exponential backoff. 401/403/404 are not. A body
+//!   that breaks off mid-way is an error (the archive is verified anyway).
 //! - **Legacy servers** (FlowMason Studio 1.0.x: no `versions` array): the
 //!   versions come from `packages/search?q=NAME` (exact-name matches, every
 //!   page), and each version's dependencies from its archive's
@@ -45,6 +48,16 @@ const MAX_REDIRECTS: usize = 10;
 /// Requests one registry client has waiting for an answer at once: plenty
 /// for prefetching a wide graph level, few enough to stay polite.
 const MAX_IN_FLIGHT: usize = 32;
+
+/// How long a read may wait for the next bytes: `FM_HTTP_TIMEOUT_SECS`
+/// (a positive number of seconds), 60 by default.
+pub fn read_timeout() -> Duration {
+    std::env::var("FM_HTTP_TIMEOUT_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(Duration::from_secs(60), Duration::from_secs)
+}
 
 /// One document, fetched once however many callers ask at the same time.
 type DocCell = OnceCell<Option<Arc<PackageDocument>>>;
@@ -112,7 +125,7 @@ impl HttpRegistry {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(Duration::from_secs(60))
+            .read_timeout(read_timeout())
             .user_agent(concat!("fm/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RegistryError::Unsupported {
@@ -193,7 +206,12 @@ impl HttpRegistry {
                 match sent {
                     Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
                     Ok(r) => break r,
-                    Err(e) if (e.is_connect() || e.is_timeout()) && attempt < ATTEMPTS => {}
+                    // A connection dropped before any answer (reset, closed)
+                    // is transient too, but only a request without a body is
+                    // safe to send again.
+                    Err(e)
+                        if (e.is_connect() || e.is_timeout() || (body.is_none() && e.is_request()))
+                            && attempt < ATTEMPTS => {}
                     Err(e) => {
                         return Err(self.http_err(
                             format!("cannot reach {}: {}", redact_url(&url), error_chain(&e)),
