@@ -184,7 +184,9 @@ fn publish_yank_search_and_sync_through_a_bucket() {
     let ctx = TestContext::new();
     let (url, bucket) = bucket(moto, "fm-e2e");
     let server = replica(&ctx, moto, &url, "one");
-    assert!(server.log().contains(&format!("(storage {url})")), "{}", server.log());
+    let shown = format!("(storage {url})");
+    let log = server.log_when(|l| l.contains(&shown));
+    assert!(log.contains(&shown), "{log}");
 
     let mut shas = std::collections::BTreeMap::new();
     for (name, version, deps) in [
@@ -400,4 +402,46 @@ fn a_replica_killed_mid_upload_leaves_no_partial_version() {
         assert_eq!(versions(&doc), ["1.0.0", "2.0.0"]);
     });
     assert_eq!(bucket.list("packages/k/").expect("list").len(), 2);
+}
+
+#[test]
+fn a_missing_bucket_or_a_plain_http_remote_endpoint_fails_at_start() {
+    let Some(moto) = moto() else { return };
+    let ctx = TestContext::new();
+    let mut cmd = ctx.fm();
+    cmd.args([
+        "registry",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--storage",
+        "s3://fm-no-such-bucket/reg",
+        "--storage-endpoint",
+        &moto.endpoint,
+    ])
+    .envs(CREDENTIALS);
+    let out = cmd.output().expect("serve");
+    assert_code(&out, 1);
+    let err = text(&out).1;
+    assert!(
+        err.contains("cannot reach the storage s3://fm-no-such-bucket/reg") && err.contains("bucket exists"),
+        "{err}"
+    );
+
+    let mut cmd = ctx.fm();
+    cmd.args([
+        "registry",
+        "serve",
+        "--storage",
+        "s3://b/reg",
+        "--storage-endpoint",
+        "http://s3.example.com",
+    ]);
+    let out = cmd.output().expect("serve");
+    assert_code(&out, 1);
+    assert!(
+        text(&out).1.contains("only allowed on a loopback address"),
+        "{}",
+        text(&out).1
+    );
 }

@@ -61,6 +61,15 @@ fn open_storage(ctx: &Context, a: &ServeArgs) -> Result<Arc<dyn Storage>, Failur
                 a.storage
             ))
         })?;
+        // Fail at start, not at the first request, on a wrong bucket,
+        // endpoint or credentials.
+        s.list("index/").map_err(|e| {
+            Failure::user(miette::miette!(
+                help = "check that the bucket exists, --storage-endpoint, and the AWS_* credential variables",
+                "cannot reach the storage {}: {e}",
+                a.storage
+            ))
+        })?;
         return Ok(Arc::new(s));
     }
     if a.storage_endpoint.is_some() {
