@@ -41,15 +41,17 @@ curl -sf -X PUT "$endpoint/fm-bench" >/dev/null
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
 export FLOWMASON_REGISTRY_TOKEN=bench-token
 
-replica() { # id -> url
+replica() { # id; sets $url (not in a subshell: it records the pid)
     "$FM" --quiet registry serve --storage s3://fm-bench/reg --storage-endpoint "$endpoint" \
-        --token "$FLOWMASON_REGISTRY_TOKEN" --replica-id "$1" --bind 127.0.0.1:0 2>"$work/$1.log" &
+        --token "$FLOWMASON_REGISTRY_TOKEN" --replica-id "$1" --bind 127.0.0.1:0 >/dev/null 2>"$work/$1.log" &
     pids+=($!)
     for _ in $(seq 1 100); do grep -q 'http://' "$work/$1.log" 2>/dev/null && break; sleep 0.1; done
-    grep -o 'http://[^ ]*' "$work/$1.log" | head -1
+    url=$(grep -o 'http://[^ ]*' "$work/$1.log" | head -1)
 }
-a=$(replica a)
-b=$(replica b)
+replica a
+a=$url
+replica b
+b=$url
 
 # $PACKAGES packages, three versions each, published through replica a.
 for i in $(seq 1 "$PACKAGES"); do
