@@ -313,9 +313,17 @@ pub enum StudioCommand {
 
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
-    /// Where packages are stored.
-    #[arg(long, default_value = "./fm-registry", value_name = "DIR")]
+    /// Where packages are stored: a folder, or a bucket (`s3://BUCKET/PREFIX`).
+    #[arg(long, default_value = "./fm-registry", value_name = "DIR|URL")]
     pub storage: String,
+    /// The endpoint of an S3-compatible server for an `s3://` storage
+    /// (plain http only on loopback). Credentials: the AWS_* variables.
+    #[arg(long, value_name = "URL")]
+    pub storage_endpoint: Option<String>,
+    /// This replica's name in the storage's download counters (default:
+    /// random). Give each replica over one bucket its own.
+    #[arg(long, env = "FM_REPLICA_ID", value_name = "ID")]
+    pub replica_id: Option<String>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8999", value_name = "ADDR")]
     pub bind: String,

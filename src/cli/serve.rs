@@ -4,23 +4,28 @@ use std::sync::Arc;
 
 use super::args::ServeArgs;
 use super::{Context, Failure};
-use crate::registry::storage::DirStorage;
+use crate::registry::object::{ObjectStorage, is_object_url};
+use crate::registry::storage::{DirStorage, Storage};
 use crate::server::{self, ServerConfig, Tokens};
 
 pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
-    let root = ctx.cwd.join(&a.storage);
-    std::fs::create_dir_all(&root).map_err(|e| {
-        Failure::user(miette::miette!(
-            "cannot create the storage folder {}: {e}",
-            root.display()
-        ))
-    })?;
+    let storage = open_storage(ctx, &a)?;
     let mut tokens = Tokens::from_plain(a.token.iter().map(String::as_str));
     if let Some(file) = &a.tokens_file {
         tokens.add_file(&ctx.cwd.join(file))?;
     }
     let bind = bind_address(&a.bind, a.host.as_deref(), a.port);
-    let mut config = ServerConfig::new(Arc::new(DirStorage::new(root.clone())), bind);
+    let described = storage.describe();
+    let mut config = ServerConfig::new(storage, bind);
+    if let Some(id) = &a.replica_id {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(Failure::usage(
+                format!("--replica-id {id:?}: use letters, digits, '-' and '_'"),
+                None,
+            ));
+        }
+        config.replica_id = id.clone();
+    }
     config.tokens = tokens;
     config.require_auth = a.require_auth;
     config.max_upload_bytes = a.max_upload_mb.saturating_mul(1024 * 1024);
@@ -38,13 +43,51 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::user(miette::miette!("cannot start the async runtime: {e}")))?;
     let shell = ctx.shell.clone();
-    let storage = root.display().to_string();
     runtime.block_on(server::serve(config, move |addr| {
         // Printed even with --quiet: scripts and tests read the address.
-        eprintln!("   Listening on http://{addr} (storage {storage})");
+        eprintln!("   Listening on http://{addr} (storage {described})");
         shell.verbose("Press Ctrl-C to stop");
     }))?;
     Ok(())
+}
+
+/// `--storage`: a bucket URL, a `file://` URL or a folder (created).
+fn open_storage(ctx: &Context, a: &ServeArgs) -> Result<Arc<dyn Storage>, Failure> {
+    if is_object_url(&a.storage) {
+        let s = ObjectStorage::open(&a.storage, a.storage_endpoint.as_deref()).map_err(|e| {
+            Failure::user(miette::miette!(
+                help = "check the URL, --storage-endpoint and the AWS_* credential variables",
+                "cannot open the storage {}: {e}",
+                a.storage
+            ))
+        })?;
+        // Fail at start, not at the first request, on a wrong bucket,
+        // endpoint or credentials.
+        s.list("index/").map_err(|e| {
+            Failure::user(miette::miette!(
+                help = "check that the bucket exists, --storage-endpoint, and the AWS_* credential variables",
+                "cannot reach the storage {}: {e}",
+                a.storage
+            ))
+        })?;
+        return Ok(Arc::new(s));
+    }
+    if a.storage_endpoint.is_some() {
+        return Err(Failure::usage("--storage-endpoint needs an s3:// --storage", None));
+    }
+    let root = match url::Url::parse(&a.storage) {
+        Ok(u) if u.scheme() == "file" => u
+            .to_file_path()
+            .map_err(|()| Failure::usage(format!("--storage {}: not a local file URL", a.storage), None))?,
+        _ => ctx.cwd.join(&a.storage),
+    };
+    std::fs::create_dir_all(&root).map_err(|e| {
+        Failure::user(miette::miette!(
+            "cannot create the storage folder {}: {e}",
+            root.display()
+        ))
+    })?;
+    Ok(Arc::new(DirStorage::new(root)))
 }
 
 /// `--bind`, with FlowMason's `--host`/`--port` replacing its parts.

@@ -15,6 +15,7 @@
 pub mod directory;
 pub mod document;
 pub mod http;
+pub mod object;
 pub mod publish;
 pub mod search;
 pub mod storage;

@@ -1,49 +1,80 @@
-//! Download counts: counted in memory, flushed in batches.
+//! Download counts: counted in memory, flushed in batches, one object per
+//! replica.
 //!
-//! A download only bumps an in-memory counter; a background task merges the
-//! pending counts into `stats/downloads.json` every few seconds (and once
-//! more at shutdown) with the storage's compare-and-swap, so counts survive
-//! a restart, several servers on one storage add up (each picks up the
-//! others' totals at its next flush), and a download never waits for a
-//! contended write.
+//! A download only bumps an in-memory counter. A background task adds the
+//! pending counts to this server's own totals at
+//! `stats/downloads/{replica}.json` every few seconds (and once more at
+//! shutdown), then re-reads the other replicas' objects. No object is
+//! written by two replicas, so many replicas over one bucket never contend
+//! for a hot object and a download never waits for a write; totals are the
+//! sum of every replica's object (plus the single-file
+//! `stats/downloads.json` of older servers, read but no longer written).
+//! The write is a compare-and-swap all the same, so two servers started
+//! with the same replica id still add up.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use crate::registry::storage::Storage;
 
-/// Where the totals live in storage.
-pub const KEY: &str = "stats/downloads.json";
+/// Where older servers kept the totals of every server (read only).
+pub const LEGACY_KEY: &str = "stats/downloads.json";
+/// The folder of per-replica totals.
+pub const DIR: &str = "stats/downloads/";
+
+/// The object holding `replica`'s totals.
+pub fn replica_key(replica: &str) -> String {
+    format!("{DIR}{replica}.json")
+}
+
+/// A fresh replica id: 16 hex digits, random enough that replicas started
+/// at the same moment on different hosts differ.
+pub fn new_replica_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        h.write_u128(t.as_nanos());
+    }
+    format!("{:016x}", h.finish())
+}
 
 /// Persisted totals plus pending increments.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Downloads {
+    key: String,
     inner: Mutex<Counts>,
 }
 
 #[derive(Debug, Default)]
 struct Counts {
-    /// As last read from or written to storage.
-    stored: BTreeMap<String, u64>,
+    /// This replica's totals, as last read from or written to storage.
+    mine: BTreeMap<String, u64>,
+    /// The sum of every other replica's totals, as last read.
+    others: BTreeMap<String, u64>,
     /// Not flushed yet.
     pending: BTreeMap<String, u64>,
 }
 
+fn parse(bytes: &[u8]) -> BTreeMap<String, u64> {
+    serde_json::from_slice(bytes).unwrap_or_default()
+}
+
 impl Downloads {
-    /// Loads the stored totals (missing or unreadable: start from zero).
-    pub fn load(storage: &dyn Storage) -> Downloads {
-        let stored = storage
-            .read(KEY)
-            .ok()
-            .flatten()
-            .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok())
-            .unwrap_or_default();
-        Downloads {
-            inner: Mutex::new(Counts {
-                stored,
-                pending: BTreeMap::new(),
-            }),
+    /// Loads the stored totals of every replica (missing or unreadable:
+    /// zero) for the server with replica id `replica`.
+    pub fn load(storage: &dyn Storage, replica: &str) -> Downloads {
+        let d = Downloads {
+            key: replica_key(replica),
+            inner: Mutex::default(),
+        };
+        if let Ok(Some((bytes, _))) = storage.read(&d.key)
+            && let Ok(mut c) = d.inner.lock()
+        {
+            c.mine = parse(&bytes);
         }
+        let _ = d.refresh_others(storage);
+        d
     }
 
     /// Counts one download of `package`.
@@ -56,65 +87,76 @@ impl Downloads {
     /// Total downloads of `package`.
     pub fn get(&self, package: &str) -> u64 {
         self.inner.lock().map_or(0, |c| {
-            c.stored.get(package).copied().unwrap_or(0) + c.pending.get(package).copied().unwrap_or(0)
+            [&c.mine, &c.others, &c.pending]
+                .iter()
+                .map(|m| m.get(package).copied().unwrap_or(0))
+                .sum()
         })
     }
 
     /// Total downloads of every package.
     pub fn total(&self) -> u64 {
-        self.inner
-            .lock()
-            .map_or(0, |c| c.stored.values().sum::<u64>() + c.pending.values().sum::<u64>())
+        self.inner.lock().map_or(0, |c| {
+            [&c.mine, &c.others, &c.pending]
+                .iter()
+                .map(|m| m.values().sum::<u64>())
+                .sum()
+        })
     }
 
-    /// Merges pending counts into storage. On failure the counts stay
-    /// pending for the next flush.
+    /// Re-reads the other replicas' totals.
+    fn refresh_others(&self, storage: &dyn Storage) -> std::io::Result<()> {
+        let mut others = BTreeMap::new();
+        let keys = storage.list(DIR)?.into_iter().chain([LEGACY_KEY.to_owned()]);
+        for key in keys.filter(|k| *k != self.key) {
+            if let Some((bytes, _)) = storage.read(&key)? {
+                for (name, n) in parse(&bytes) {
+                    *others.entry(name).or_default() += n;
+                }
+            }
+        }
+        if let Ok(mut c) = self.inner.lock() {
+            c.others = others;
+        }
+        Ok(())
+    }
+
+    /// Adds pending counts to this replica's object and picks up the
+    /// others'. On failure the counts stay pending for the next flush.
     pub fn flush(&self, storage: &dyn Storage) -> std::io::Result<()> {
         let pending = match self.inner.lock() {
             Ok(mut c) => std::mem::take(&mut c.pending),
             Err(_) => return Ok(()),
         };
-        if pending.is_empty() {
-            // Nothing to add; pick up what other servers on this storage
-            // counted.
-            if let Some((bytes, _)) = storage.read(KEY)?
-                && let Ok(totals) = serde_json::from_slice(&bytes)
-                && let Ok(mut c) = self.inner.lock()
-            {
-                c.stored = totals;
-            }
-            return Ok(());
-        }
-        let result = (|| loop {
-            let current = storage.read(KEY)?;
-            let (mut totals, tag): (BTreeMap<String, u64>, _) = match current {
-                Some((bytes, tag)) => (serde_json::from_slice(&bytes).unwrap_or_default(), Some(tag)),
-                None => (BTreeMap::new(), None),
-            };
-            for (name, n) in &pending {
-                *totals.entry(name.clone()).or_default() += n;
-            }
-            let mut bytes = serde_json::to_vec_pretty(&totals).unwrap_or_default();
-            bytes.push(b'\n');
-            if storage.swap(KEY, tag.as_ref(), &bytes)? {
-                return Ok(totals);
-            }
-        })();
-        let Ok(mut c) = self.inner.lock() else {
-            return Ok(());
-        };
-        match result {
-            Ok(totals) => {
-                c.stored = totals;
-                Ok(())
-            }
-            Err(e) => {
-                for (name, n) in pending {
-                    *c.pending.entry(name).or_default() += n;
+        if !pending.is_empty() {
+            let result = (|| loop {
+                let (mut totals, tag) = match storage.read(&self.key)? {
+                    Some((bytes, tag)) => (parse(&bytes), Some(tag)),
+                    None => (BTreeMap::new(), None),
+                };
+                for (name, n) in &pending {
+                    *totals.entry(name.clone()).or_default() += n;
                 }
-                Err(e)
+                let mut bytes = serde_json::to_vec_pretty(&totals).unwrap_or_default();
+                bytes.push(b'\n');
+                if storage.swap(&self.key, tag.as_ref(), &bytes)? {
+                    return Ok(totals);
+                }
+            })();
+            let Ok(mut c) = self.inner.lock() else {
+                return Ok(());
+            };
+            match result {
+                Ok(totals) => c.mine = totals,
+                Err(e) => {
+                    for (name, n) in pending {
+                        *c.pending.entry(name).or_default() += n;
+                    }
+                    return Err(e);
+                }
             }
         }
+        self.refresh_others(storage)
     }
 }
 
@@ -148,7 +190,7 @@ mod tests {
     fn two_servers_on_one_storage_add_up() {
         let dir = tempfile::tempdir().expect("tmp");
         let storage = DirStorage::new(dir.path());
-        let (a, b) = (Downloads::load(&storage), Downloads::load(&storage));
+        let (a, b) = (Downloads::load(&storage, "a"), Downloads::load(&storage, "b"));
         a.record("x");
         a.record("x");
         b.record("x");
@@ -158,7 +200,19 @@ mod tests {
         assert_eq!((b.get("x"), b.get("y"), b.total()), (3, 1, 4));
         a.flush(&storage).expect("refresh a");
         assert_eq!(a.get("x"), 3);
-        let c = Downloads::load(&storage);
+        let c = Downloads::load(&storage, "c");
         assert_eq!((c.get("x"), c.get("y"), c.get("z")), (3, 1, 0));
+        // Each replica wrote only its own object.
+        assert_eq!(
+            storage.list(DIR).expect("list"),
+            ["stats/downloads/a.json", "stats/downloads/b.json"]
+        );
+        // A restart with the same id continues its own totals.
+        let a2 = Downloads::load(&storage, "a");
+        a2.record("y");
+        a2.flush(&storage).expect("flush a2");
+        assert_eq!((a2.get("x"), a2.get("y")), (3, 2));
+        let a_obj: BTreeMap<String, u64> = parse(&storage.read(&replica_key("a")).expect("read").expect("a").0);
+        assert_eq!(a_obj.get("y"), Some(&1));
     }
 }

@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub flush_every: Duration,
     /// See [`TEST_DELAY_ENV`].
     pub test_delay: Option<Duration>,
+    /// Names this server's download-count object
+    /// ([`downloads::replica_key`]); unique per replica over one storage.
+    pub replica_id: String,
 }
 
 impl ServerConfig {
@@ -69,6 +72,7 @@ impl ServerConfig {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis),
+            replica_id: downloads::new_replica_id(),
         }
     }
 }

@@ -97,7 +97,7 @@ impl AppState {
             tokens: Arc::new(config.tokens.clone()),
             require_auth: config.require_auth,
             limits: config.limits,
-            downloads: Arc::new(Downloads::load(config.storage.as_ref())),
+            downloads: Arc::new(Downloads::load(config.storage.as_ref(), &config.replica_id)),
             addr,
             test: config.test_delay.map(|delay| {
                 Arc::new(TestProbe {

@@ -1,0 +1,358 @@
+//! [`Storage`] on an object store (S3 and S3-compatible servers), through
+//! the `object_store` crate, for registries that run as stateless replicas
+//! over one bucket.
+//!
+//! The two writes that matter map onto conditional puts:
+//!
+//! - [`Storage::create`] is `PutMode::Create` (`If-None-Match: *`): of two
+//!   uploads of one archive, the store lets exactly one through.
+//! - [`Storage::swap`] is `PutMode::Update` (`If-Match: <etag>`), or
+//!   `PutMode::Create` when the document is expected to be absent: a
+//!   replica that read a stale document loses and retries.
+//!
+//! Keys are the directory-registry layout (SPEC §4) under the URL's prefix,
+//! so a bucket is also a static registry. A [`Tag`] is the object's ETag
+//! (and version, when the store reports one).
+//!
+//! The trait is synchronous and the server calls it from async handlers
+//! too, so every call runs on a process-wide runtime of its own and the
+//! caller waits for the answer — through `block_in_place` when it is a
+//! worker of a multi-thread runtime, so that runtime's other tasks move on.
+//! Small objects (documents, counters) are cached in memory and revalidated
+//! with `If-None-Match`, so an unchanged document costs a 304, not a body.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::path::Path;
+use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
+
+use super::storage::{Storage, Tag};
+
+/// Objects up to this size are cached (documents and counters, not archives).
+const CACHE_MAX_OBJECT: usize = 1024 * 1024;
+/// Entries kept in the cache before it is cleared.
+const CACHE_MAX_ENTRIES: usize = 4096;
+
+/// A registry in a bucket: `s3://bucket/prefix`.
+#[derive(Debug)]
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    url: String,
+    cache: Mutex<HashMap<String, (Tag, Bytes)>>,
+}
+
+/// Whether `location` names an object store rather than a folder.
+pub fn is_object_url(location: &str) -> bool {
+    ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://"]
+        .iter()
+        .any(|s| location.len() >= s.len() && location[..s.len()].eq_ignore_ascii_case(s))
+}
+
+impl ObjectStorage {
+    /// Opens `url` (`s3://bucket[/prefix]`). Credentials and region come from
+    /// the standard AWS environment variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, …);
+    /// `endpoint` selects an S3-compatible server (plain http only on a
+    /// loopback address).
+    pub fn open(url: &str, endpoint: Option<&str>) -> io::Result<ObjectStorage> {
+        let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        let parsed = url::Url::parse(url).map_err(|e| invalid(format!("bad storage URL {url}: {e}")))?;
+        let scheme = parsed.scheme().to_ascii_lowercase();
+        if scheme != "s3" && scheme != "s3a" {
+            return Err(invalid(format!(
+                "storage URL {url}: only s3:// buckets (and S3-compatible servers through --storage-endpoint) are supported by this build"
+            )));
+        }
+        let bucket = parsed
+            .host_str()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| invalid(format!("storage URL {url} names no bucket (s3://BUCKET/PREFIX)")))?
+            .to_owned();
+        let prefix = parsed.path().trim_matches('/').to_owned();
+        if !prefix.is_empty() {
+            Path::parse(&prefix).map_err(|e| invalid(format!("bad prefix in {url}: {e}")))?;
+        }
+        let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&bucket);
+        if let Some(endpoint) = endpoint {
+            let e =
+                url::Url::parse(endpoint).map_err(|e| invalid(format!("bad --storage-endpoint {endpoint}: {e}")))?;
+            let http = e.scheme() == "http";
+            if http && !is_loopback(&e) {
+                return Err(invalid(format!(
+                    "--storage-endpoint {endpoint}: plain http is only allowed on a loopback address; use https"
+                )));
+            }
+            builder = builder
+                .with_endpoint(endpoint.trim_end_matches('/'))
+                .with_allow_http(http);
+        }
+        let store = builder
+            .build()
+            .map_err(|e| io::Error::other(format!("cannot open {url}: {e}")))?;
+        let shown = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        Ok(ObjectStorage::with_store(Arc::new(store), &prefix, shown))
+    }
+
+    /// A storage over any object store (tests use the in-memory one).
+    pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str, url: String) -> ObjectStorage {
+        ObjectStorage {
+            store,
+            prefix: prefix.trim_matches('/').to_owned(),
+            url,
+            cache: Mutex::default(),
+        }
+    }
+
+    fn path(&self, key: &str) -> io::Result<Path> {
+        let full = if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}/{key}", self.prefix)
+        };
+        Path::parse(&full)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bad storage key {key:?}: {e}")))
+    }
+
+    fn failed(&self, key: &str, e: object_store::Error) -> io::Error {
+        io::Error::other(format!("{} ({key}): {e}", self.url))
+    }
+
+    fn remember(&self, key: &str, tag: &Tag, bytes: &Bytes) {
+        if bytes.len() > CACHE_MAX_OBJECT {
+            return;
+        }
+        if let Ok(mut c) = self.cache.lock() {
+            if c.len() >= CACHE_MAX_ENTRIES {
+                c.clear();
+            }
+            c.insert(key.to_owned(), (tag.clone(), bytes.clone()));
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        if let Ok(mut c) = self.cache.lock() {
+            c.remove(key);
+        }
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+fn tag_of(e_tag: Option<String>, version: Option<String>) -> Tag {
+    format!("{}\n{}", e_tag.unwrap_or_default(), version.unwrap_or_default())
+}
+
+fn version_of(tag: &Tag) -> UpdateVersion {
+    let (e, v) = tag.split_once('\n').unwrap_or((tag.as_str(), ""));
+    let some = |s: &str| (!s.is_empty()).then(|| s.to_owned());
+    UpdateVersion {
+        e_tag: some(e),
+        version: some(v),
+    }
+}
+
+/// The runtime every object-store call runs on: process-wide and never
+/// dropped (dropping a runtime inside another one's worker panics).
+fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
+    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fm-object-store")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| io::Error::other(format!("cannot start the object store runtime: {e}")))
+}
+
+/// Runs `fut` on [`runtime`] and waits for it without stalling the caller's
+/// runtime.
+fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> io::Result<T> {
+    let rt = runtime()?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    let wait = move || {
+        rx.recv()
+            .map_err(|_| io::Error::other("an object store request was cancelled"))
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(wait),
+        _ => wait(),
+    }
+}
+
+impl Storage for ObjectStorage {
+    fn read(&self, key: &str) -> io::Result<Option<(Vec<u8>, Tag)>> {
+        let path = self.path(key)?;
+        let cached = self.cache.lock().ok().and_then(|c| c.get(key).cloned());
+        let options = GetOptions {
+            if_none_match: cached.as_ref().and_then(|(tag, _)| version_of(tag).e_tag),
+            ..GetOptions::default()
+        };
+        let store = self.store.clone();
+        let got = run(async move {
+            let r = store.get_opts(&path, options).await?;
+            let tag = tag_of(r.meta.e_tag.clone(), r.meta.version.clone());
+            Ok::<_, object_store::Error>((r.bytes().await?, tag))
+        })?;
+        match got {
+            Ok((bytes, tag)) => {
+                self.remember(key, &tag, &bytes);
+                Ok(Some((bytes.to_vec(), tag)))
+            }
+            Err(object_store::Error::NotModified { .. }) if cached.is_some() => {
+                Ok(cached.map(|(tag, bytes)| (bytes.to_vec(), tag)))
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.forget(key);
+                Ok(None)
+            }
+            Err(e) => Err(self.failed(key, e)),
+        }
+    }
+
+    fn create(&self, key: &str, bytes: &[u8]) -> io::Result<bool> {
+        self.swap(key, None, bytes)
+    }
+
+    fn swap(&self, key: &str, expected: Option<&Tag>, bytes: &[u8]) -> io::Result<bool> {
+        let path = self.path(key)?;
+        let mode = match expected {
+            None => PutMode::Create,
+            Some(tag) => PutMode::Update(version_of(tag)),
+        };
+        let store = self.store.clone();
+        let body = Bytes::copy_from_slice(bytes);
+        let payload = PutPayload::from_bytes(body.clone());
+        let put = run(async move {
+            let options = PutOptions {
+                mode,
+                ..PutOptions::default()
+            };
+            store.put_opts(&path, payload, options).await
+        })?;
+        match put {
+            Ok(r) => {
+                self.remember(key, &tag_of(r.e_tag, r.version), &body);
+                Ok(true)
+            }
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                self.forget(key);
+                Ok(false)
+            }
+            Err(e) => Err(self.failed(key, e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        let dir = prefix.trim_end_matches('/');
+        let path = self.path(dir)?;
+        let store = self.store.clone();
+        let metas = run(async move { store.list(Some(&path)).try_collect::<Vec<_>>().await })?
+            .map_err(|e| self.failed(prefix, e))?;
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let mut keys: Vec<String> = metas
+            .into_iter()
+            .filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(str::to_owned))
+            .filter(|k| {
+                // Direct children only, like a folder listing.
+                k.strip_prefix(dir)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .is_some_and(|rest| !rest.contains('/') && !rest.starts_with('.'))
+            })
+            .collect();
+        keys.sort();
+        Ok(keys)
+    }
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn storage() -> ObjectStorage {
+        ObjectStorage::with_store(Arc::new(InMemory::new()), "reg", "memory://reg".into())
+    }
+
+    #[test]
+    fn create_is_if_absent_and_swap_compares_tags() {
+        let s = storage();
+        assert!(s.create("packages/a/a-1.0.0.fmpkg", b"one").expect("create"));
+        assert!(!s.create("packages/a/a-1.0.0.fmpkg", b"two").expect("second create"));
+        assert_eq!(
+            s.read("packages/a/a-1.0.0.fmpkg").expect("read").expect("some").0,
+            b"one"
+        );
+
+        assert!(s.swap("index/a.json", None, b"v1").expect("swap from absent"));
+        assert!(!s.swap("index/a.json", None, b"v1'").expect("absent expected, present"));
+        let (_, tag) = s.read("index/a.json").expect("read").expect("some");
+        assert!(s.swap("index/a.json", Some(&tag), b"v2").expect("swap"));
+        assert!(!s.swap("index/a.json", Some(&tag), b"v3").expect("stale tag loses"));
+        // The cached copy is revalidated, not trusted.
+        assert_eq!(s.read("index/a.json").expect("read").expect("some").0, b"v2");
+        assert_eq!(s.read("index/b.json").expect("read"), None);
+    }
+
+    #[test]
+    fn list_returns_direct_children_without_the_prefix() {
+        let s = storage();
+        for k in [
+            "index/a.json",
+            "index/b.json",
+            "packages/a/a-1.0.0.fmpkg",
+            "stats/downloads/r1.json",
+        ] {
+            assert!(s.create(k, b"x").expect("create"));
+        }
+        assert_eq!(s.list("index/").expect("list"), ["index/a.json", "index/b.json"]);
+        assert_eq!(s.list("stats/downloads/").expect("list"), ["stats/downloads/r1.json"]);
+        assert!(s.list("nothing/").expect("list").is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn usable_from_an_async_worker() {
+        let s = storage();
+        assert!(s.create("index/a.json", b"x").expect("create"));
+        assert!(s.read("index/a.json").expect("read").is_some());
+    }
+
+    #[test]
+    fn urls() {
+        assert!(is_object_url("s3://bucket/p") && is_object_url("S3://b") && !is_object_url("./s3"));
+        let e = ObjectStorage::open("gs://b", None).expect_err("gs unsupported");
+        assert!(e.to_string().contains("only s3://"), "{e}");
+        let e = ObjectStorage::open("s3://b", Some("http://example.com")).expect_err("http refused");
+        assert!(e.to_string().contains("loopback"), "{e}");
+    }
+}
