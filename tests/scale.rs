@@ -2,9 +2,9 @@
 //! S3-compatible server (moto in server mode, on 127.0.0.1, started here),
 //! served by one or more stateless replicas.
 //!
-//! Needs `python3 -m pip install 'moto[server]'` (.ci/run does it). Without
-//! python3 at all the tests say so loudly and pass; with python3 but no
-//! moto they fail.
+//! Needs moto (`python3 -m pip install 'moto[server]'`): .ci/run installs
+//! it, and the tests install it themselves when it is missing. Without
+//! python3 at all they say so loudly and pass.
 
 mod common;
 use common::*;
@@ -43,6 +43,24 @@ fn start_moto() -> Option<Moto> {
             "\n!!!!! SKIPPING the S3 tests: python3 is not installed (they need `pip install 'moto[server]'`) !!!!!\n"
         );
         return None;
+    }
+    // The test installs what it needs: on a fresh machine `cargo test` alone
+    // works (.ci/run installs moto up front as well).
+    let has_moto = |py: &str| {
+        Command::new("python3")
+            .args(["-c", py])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has_moto("import moto.server") {
+        let status = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "moto[server]"])
+            .status()
+            .expect("run pip");
+        assert!(
+            status.success() && has_moto("import moto.server"),
+            "cannot install moto: run python3 -m pip install 'moto[server]'"
+        );
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
