@@ -61,25 +61,7 @@ impl LockFile {
     /// Blocks until the lock at `path` is held. Calls `on_wait` once if it
     /// has to wait, so the CLI can say what it is waiting for.
     pub fn acquire(path: &Path, on_wait: impl FnOnce()) -> io::Result<LockFile> {
-        std::fs::create_dir_all(parent_dir(path))?;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                on_wait();
-                file.lock()?;
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e),
-        }
-        Ok(LockFile {
-            file,
-            path: path.to_owned(),
-        })
+        Self::take(path, on_wait, false)
     }
 
     /// Blocks until a shared lock at `path` is held: any number of shared
@@ -87,6 +69,10 @@ impl LockFile {
     /// cache this way (its writes are atomic renames of content-addressed
     /// entries); clearing the cache takes it exclusively.
     pub fn acquire_shared(path: &Path, on_wait: impl FnOnce()) -> io::Result<LockFile> {
+        Self::take(path, on_wait, true)
+    }
+
+    fn take(path: &Path, on_wait: impl FnOnce(), shared: bool) -> io::Result<LockFile> {
         std::fs::create_dir_all(parent_dir(path))?;
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -94,11 +80,16 @@ impl LockFile {
             .read(true)
             .write(true)
             .open(path)?;
-        match file.try_lock_shared() {
+        let tried = if shared {
+            file.try_lock_shared()
+        } else {
+            file.try_lock()
+        };
+        match tried {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 on_wait();
-                file.lock_shared()?;
+                if shared { file.lock_shared()? } else { file.lock()? }
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
