@@ -85,3 +85,44 @@ fn cache_is_shown_and_cleared() {
     assert!(!ctx.cache.join("http/x/a.json").exists());
     assert!(ctx.cache.join(".lock").exists(), "lock files stay");
 }
+
+#[test]
+fn read_only_registries_refuse_publish_and_yank() {
+    let ctx = TestContext::new();
+    let dir = ctx.dir_registry("ro");
+    dir.publish("alpha", "1.0.0", &[]);
+    let before = snapshot_tree(&dir.root);
+    // As FlowMason's `registry add` saves it: can_publish false.
+    let config = serde_json::json!({"registries": [{
+        "name": "ro", "url": dir.url(), "auth_token": null, "priority": 100, "enabled": true,
+        "is_default": true, "can_publish": false, "requires_auth": false, "description": ""
+    }]});
+    std::fs::write(ctx.home.join("registries.json"), config.to_string()).expect("config");
+    let src = package_source(&ctx.root.join("src"), "beta", "1.0.0", &[]);
+    let src = src.to_str().expect("utf-8");
+    for args in [
+        vec!["publish", src],
+        vec!["publish", src, "--registry", "ro"],
+        vec!["publish", src, "--registry", &dir.url()],
+        vec!["yank", "alpha@1.0.0"],
+    ] {
+        let out = ctx.run(&args);
+        assert_code(&out, 1);
+        let err = text(&out).1;
+        assert!(
+            err.contains("registry ro is configured as read-only"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("fm registry add ro URL"), "{err}");
+    }
+    assert_eq!(
+        snapshot_tree(&dir.root),
+        before,
+        "nothing written to a read-only registry"
+    );
+
+    // `fm registry add` (fm's, not FlowMason's) allows publishing again.
+    assert_code(&ctx.run(&["registry", "add", "ro", &dir.url()]), 0);
+    assert_code(&ctx.run(&["publish", src]), 0);
+    assert_code(&ctx.run(&["yank", "alpha@1.0.0"]), 0);
+}

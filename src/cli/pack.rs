@@ -53,6 +53,7 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
     let manifest = archive::read_manifest(&bytes)?;
     archive::check_entries(&bytes, &archive::Limits::default())?;
     let target = super::target::resolve(ctx, a.registry.as_deref())?;
+    target.check_writable("upload")?;
     if let Some(root) = target.directory() {
         let storage = DirStorage::new(root);
         let published = publish::publish(&storage, &bytes, None, &archive::Limits::default())?;

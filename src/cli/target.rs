@@ -11,6 +11,8 @@ pub struct Target {
     pub name: String,
     pub url: url::Url,
     pub opts: OpenOptions,
+    /// `false` when the user's config says `can_publish: false` for it.
+    pub can_publish: bool,
 }
 
 impl Target {
@@ -21,12 +23,30 @@ impl Target {
             .then(|| source.to_file_path().ok())
             .flatten()
     }
+
+    /// Refuses a publish or yank (`what`) to a registry the user's config
+    /// marks `can_publish: false`, before anything is sent.
+    pub fn check_writable(&self, what: &str) -> Result<(), Failure> {
+        if self.can_publish {
+            return Ok(());
+        }
+        Err(Failure::user(miette::miette!(
+            help = format!(
+                "run `fm registry add {} URL` again to allow it (FlowMason's `registry add` always saves \
+                 can_publish: false), or edit can_publish in {}",
+                self.name,
+                UserConfig::path().display()
+            ),
+            "registry {} is configured as read-only (can_publish: false): not sending this {what}",
+            self.name
+        )))
+    }
 }
 
 /// Resolves `--registry` (or the default registry).
 pub fn resolve(ctx: &Context, registry: Option<&str>) -> Result<Target, Failure> {
     let config = UserConfig::load()?;
-    let (name, url) = match registry {
+    let (name, url, can_publish) = match registry {
         Some(r) => named(ctx, &config, r)?,
         None => {
             let entry = config
@@ -43,11 +63,16 @@ pub fn resolve(ctx: &Context, registry: Option<&str>) -> Result<Target, Failure>
                         Some("pass --registry NAME|URL|DIR, or run `fm registry set-default NAME`"),
                     )
                 })?;
-            (entry.name.clone(), location(ctx, &entry.url)?)
+            (entry.name.clone(), location(ctx, &entry.url)?, entry.can_publish)
         }
     };
     let opts = OpenOptions::for_registry(&name, &url, &config, ctx.global.offline);
-    Ok(Target { name, url, opts })
+    Ok(Target {
+        name,
+        url,
+        opts,
+        can_publish,
+    })
 }
 
 fn location(ctx: &Context, text: &str) -> Result<url::Url, Failure> {
@@ -55,9 +80,11 @@ fn location(ctx: &Context, text: &str) -> Result<url::Url, Failure> {
         .map_err(|why| Failure::usage(format!("invalid registry location {text:?}: {why}"), None))
 }
 
-fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Url), Failure> {
+/// A registry named on the command line: its name, location, and whether
+/// the user's config allows writing to it (anything not configured does).
+fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Url, bool), Failure> {
     if let Some(e) = config.get(r) {
-        return Ok((e.name.clone(), location(ctx, &e.url)?));
+        return Ok((e.name.clone(), location(ctx, &e.url)?, e.can_publish));
     }
     if let Some(decl) = ctx
         .manifest_path()
@@ -65,7 +92,7 @@ fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Ur
         .and_then(|p| crate::manifest::Manifest::load(&p).ok())
         .and_then(|m| m.registries.into_iter().find(|d| d.name == r))
     {
-        return Ok((decl.name, decl.url));
+        return Ok((decl.name, decl.url, true));
     }
     if crate::names::validate(r).is_ok() && !r.contains('/') && !std::path::Path::new(r).exists() {
         return Err(Failure::user(miette::miette!(
@@ -74,12 +101,12 @@ fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Ur
         )));
     }
     let url = location(ctx, r)?;
-    let name = config
+    let configured = config
         .registries
         .iter()
-        .find(|e| e.url.trim_end_matches('/') == url.as_str().trim_end_matches('/'))
-        .map_or_else(|| crate::registry::redact_url(&url).to_string(), |e| e.name.clone());
-    Ok((name, url))
+        .find(|e| e.url.trim_end_matches('/') == url.as_str().trim_end_matches('/'));
+    let name = configured.map_or_else(|| crate::registry::redact_url(&url).to_string(), |e| e.name.clone());
+    Ok((name, url, configured.is_none_or(|e| e.can_publish)))
 }
 
 /// A runtime for commands that talk to registries.

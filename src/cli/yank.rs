@@ -25,6 +25,7 @@ pub fn yank(ctx: &Context, a: YankArgs) -> Result<(), Failure> {
         .to_string();
     let yanked = !a.undo;
     let target = super::target::resolve(ctx, a.registry.as_deref())?;
+    target.check_writable("yank")?;
     if let Some(root) = target.directory() {
         publish::set_yanked(&DirStorage::new(root), name, &version, yanked)?;
     } else {
