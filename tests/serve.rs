@@ -524,3 +524,41 @@ fn doc_digest(server: &Server) -> String {
         serde_json::from_slice(&std::fs::read(server.storage.join("index/a.json")).expect("doc")).expect("json");
     doc["checksum"].as_str().expect("checksum").to_owned()
 }
+
+#[test]
+fn temporary_files_of_killed_writes_are_removed_at_start() {
+    let ctx = TestContext::new();
+    let dir = ctx.dir_registry("reg");
+    dir.publish("alpha", "1.0.0", &[]);
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let leftovers = [
+        dir.root.join("index/.fm-tmp-a1b2"),
+        dir.root.join("packages/alpha/.fm-tmp-c3d4"),
+    ];
+    for path in &leftovers {
+        std::fs::write(path, b"half a write").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(old))
+            .expect("age");
+    }
+    // Young: may belong to a publish running right now in another process.
+    let young = dir.root.join("index/.fm-tmp-e5f6");
+    std::fs::write(&young, b"in progress").expect("write");
+    // Not ours: left alone whatever its age.
+    let foreign = dir.root.join("packages/alpha/.keep");
+    std::fs::write(&foreign, b"").expect("write");
+
+    let server = ctx.serve(&dir.root, &[], &[]);
+    let log = server.log();
+    for path in &leftovers {
+        assert!(!path.exists(), "{} left", path.display());
+    }
+    assert!(young.exists() && foreign.exists());
+    assert!(log.contains("Removed 2 temporary file(s)"), "{log}");
+    let body = runtime()
+        .block_on(async { client().get(server.api("packages/alpha")).send().await?.text().await })
+        .expect("get");
+    assert!(body.contains("\"1.0.0\""), "{body}");
+}

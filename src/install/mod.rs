@@ -78,7 +78,7 @@ pub struct Layout {
     pub owned: bool,
 }
 
-const TMP_PREFIX: &str = ".fm-tmp-";
+const TMP_PREFIX: &str = crate::fsutil::TMP_PREFIX;
 const TRASH_PREFIX: &str = ".fm-trash-";
 
 impl Layout {

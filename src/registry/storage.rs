@@ -38,6 +38,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn local_path(&self, _key: &str) -> Option<PathBuf> {
         None
     }
+    /// Removes temporary files a killed writer left behind, older than
+    /// `older_than` (younger ones may belong to a writer still running).
+    /// Returns how many it removed. Stores whose writes are single
+    /// requests leave none.
+    fn remove_leftovers(&self, _older_than: std::time::Duration) -> io::Result<usize> {
+        Ok(0)
+    }
 }
 
 /// A registry folder: `index/{name}.json`, `packages/{name}/…`, and a
@@ -142,5 +149,42 @@ impl Storage for DirStorage {
 
     fn local_path(&self, key: &str) -> Option<PathBuf> {
         self.path(key).ok()
+    }
+
+    /// `.fm-tmp-*` files (see [`fsutil::write_atomic`]) under `index/`,
+    /// `packages/*/` and `stats/`: never listed nor served, but they would
+    /// pile up after every killed publish.
+    fn remove_leftovers(&self, older_than: std::time::Duration) -> io::Result<usize> {
+        let now = std::time::SystemTime::now();
+        let mut removed = 0;
+        let mut dirs = vec![(self.root.clone(), 0)];
+        while let Some((dir, depth)) = dirs.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                let name = entry.file_name();
+                if kind.is_dir() && depth < 3 {
+                    dirs.push((entry.path(), depth + 1));
+                } else if kind.is_file()
+                    && name.to_string_lossy().starts_with(fsutil::TMP_PREFIX)
+                    && entry
+                        .metadata()?
+                        .modified()
+                        .is_ok_and(|m| now.duration_since(m).is_ok_and(|age| age >= older_than))
+                {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(removed)
     }
 }

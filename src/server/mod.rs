@@ -95,6 +95,10 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
+/// A temporary file this old belongs to no running writer: writes take
+/// milliseconds, and this is far longer than any upload's.
+const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Binds, announces the address through `on_bound`, and serves until
 /// SIGINT/SIGTERM.
 pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
@@ -105,6 +109,13 @@ pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> R
             source,
         })?;
     let addr = listener.local_addr()?;
+    let storage = config.storage.clone();
+    match tokio::task::spawn_blocking(move || storage.remove_leftovers(LEFTOVER_AGE)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => eprintln!("   Removed {n} temporary file(s) left by interrupted writes"),
+        Ok(Err(e)) => eprintln!("warning: cannot clean up temporary files in the storage: {e}"),
+        Err(_) => {}
+    }
     let state = routes::AppState::new(&config, addr);
     let flusher = downloads::spawn_flusher(state.downloads.clone(), config.storage.clone(), config.flush_every);
     let app = routes::router(state.clone(), &config);
