@@ -13,14 +13,6 @@ use common::*;
 
 const TOKEN: &str = "crash-test-token";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// `POST packages/upload`; the status, or `None` when the connection died.
 async fn upload(c: &reqwest::Client, api: &str, bytes: Vec<u8>) -> Option<u16> {
     let form = reqwest::multipart::Form::new()

@@ -172,13 +172,6 @@ fn archive_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     cases
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn hostile_archives_are_refused_by_publish_and_by_the_upload_endpoint_and_nothing_is_written() {
     let ctx = TestContext::new();

@@ -15,14 +15,6 @@ use fm::registry::{HttpRegistry, OpenOptions, Registry, RegistryError};
 
 const TOKEN: &str = "sekrit-token-123";
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 fn opts(cache: &std::path::Path, token: Option<&str>) -> OpenOptions {
     OpenOptions {
         offline: false,

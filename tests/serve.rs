@@ -16,18 +16,6 @@ fn fixture(rel: &str) -> std::path::PathBuf {
     Path::new(FLOWMASON).join(rel)
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().build().expect("client")
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 /// Uploads as FlowMason's client does: `checksum` first, then `file`.
 async fn upload(c: &reqwest::Client, server: &Server, bytes: Vec<u8>, token: Option<&str>) -> (u16, Value) {
     let sum = fm::fsutil::sha256_hex(&bytes);
@@ -218,53 +206,39 @@ fn writes_need_a_token_and_nothing_is_stored_without_one() {
         assert_eq!(body["error"]["code"], "already_exists");
 
         // Yank needs the token too; yanked bytes stay downloadable.
-        let r = c.delete(server.api("packages/a/1.0.0")).send().await.expect("delete");
-        assert_eq!(r.status().as_u16(), 401);
-        let r = c
-            .delete(server.api("packages/a/1.0.0"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("delete");
-        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(status_of(c.delete(server.api("packages/a/1.0.0"))).await, 401);
+        assert_eq!(
+            status_of(c.delete(server.api("packages/a/1.0.0")).bearer_auth(TOKEN)).await,
+            200
+        );
         let (_, doc) = get_json(&c, &server.api("packages/a")).await;
         assert_eq!(doc["versions"][0]["yanked"], true);
-        let r = c
-            .get(server.api("packages/a/1.0.0/download"))
-            .send()
-            .await
-            .expect("download");
-        assert_eq!(r.status().as_u16(), 200);
-        let r = c
-            .delete(server.api("packages/a/1.0.0/yank"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("unyank");
-        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(status_of(c.get(server.api("packages/a/1.0.0/download"))).await, 200);
+        assert_eq!(
+            status_of(c.delete(server.api("packages/a/1.0.0/yank")).bearer_auth(TOKEN)).await,
+            200
+        );
         let (_, doc) = get_json(&c, &server.api("packages/a")).await;
         assert_eq!(doc["versions"][0]["yanked"], false);
-        let r = c
-            .put(server.api("packages/a/1.0.0/yank"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("yank");
-        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            status_of(c.put(server.api("packages/a/1.0.0/yank")).bearer_auth(TOKEN)).await,
+            200
+        );
         let (_, doc) = get_json(&c, &server.api("packages/a")).await;
         assert_eq!(doc["versions"][0]["yanked"], true);
 
         // A raw octet-stream body is an upload too.
         let raw = packed(&ctx, "a", "1.0.1", &[]);
-        let r = c
-            .post(server.api("packages/upload"))
-            .bearer_auth(TOKEN)
-            .header("content-type", "application/octet-stream")
-            .body(raw)
-            .send()
-            .await
-            .expect("raw upload");
-        assert_eq!(r.status().as_u16(), 201);
+        assert_eq!(
+            status_of(
+                c.post(server.api("packages/upload"))
+                    .bearer_auth(TOKEN)
+                    .header("content-type", "application/octet-stream")
+                    .body(raw)
+            )
+            .await,
+            201
+        );
         // A name that is a route could never be fetched: refused.
         let (status, body) = upload(&c, &server, packed(&ctx, "search", "1.0.0", &[]), Some(TOKEN)).await;
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some("reserved_name")));
@@ -310,13 +284,10 @@ fn require_auth_guards_reads_and_uploads_have_a_size_limit() {
     runtime().block_on(async {
         assert_eq!(get_json(&c, &server.api("packages/search")).await.0, 401);
         assert_eq!(get_json(&c, &server.api("health")).await.0, 200);
-        let r = c
-            .get(server.api("packages/search"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            status_of(c.get(server.api("packages/search")).bearer_auth(TOKEN)).await,
+            200
+        );
         let (status, body) = upload(&c, &server, vec![0u8; 2 * 1024 * 1024], Some(TOKEN)).await;
         assert_eq!(status, 413, "{body}");
     });
@@ -379,36 +350,26 @@ fn etag_revalidation_answers_304() {
         r.headers()["etag"].to_str().expect("etag").to_owned()
     });
     runtime().block_on(async {
-        let r = c
-            .get(server.api("packages/a"))
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(r.status().as_u16(), 304);
+        assert_eq!(
+            status_of(c.get(server.api("packages/a")).header("if-none-match", &etag)).await,
+            304
+        );
         // A download changes only the count: the cached copy stays valid.
-        let r = c
-            .get(server.api("packages/a/1.0.0/download"))
-            .send()
-            .await
-            .expect("download");
-        assert_eq!(r.status().as_u16(), 200);
-        let r = c
-            .get(server.api("packages/a"))
-            .header("if-none-match", &etag)
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(r.status().as_u16(), 304);
+        assert_eq!(status_of(c.get(server.api("packages/a/1.0.0/download"))).await, 200);
+        assert_eq!(
+            status_of(c.get(server.api("packages/a")).header("if-none-match", &etag)).await,
+            304
+        );
         let (_, doc) = get_json(&c, &server.api("packages/a")).await;
         assert_eq!(doc["downloads"], 1);
-        let r = c
-            .get(server.api("packages/a"))
-            .header("if-none-match", "\"something-else\"")
-            .send()
-            .await
-            .expect("get");
-        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            status_of(
+                c.get(server.api("packages/a"))
+                    .header("if-none-match", "\"something-else\"")
+            )
+            .await,
+            200
+        );
     });
     // A version published behind the server's back (`fm publish` to the
     // same folder) is seen at once: new document, new ETag.
@@ -436,22 +397,18 @@ fn download_counts_survive_a_restart() {
     let rt = runtime();
     rt.block_on(async {
         for _ in 0..3 {
-            let r = c
-                .get(server.api("packages/a/1.0.0/download"))
-                .send()
-                .await
-                .expect("download");
-            assert_eq!(r.status().as_u16(), 200);
+            assert_eq!(status_of(c.get(server.api("packages/a/1.0.0/download"))).await, 200);
         }
         // A client that has the bytes gets 304, which is not a download.
         let digest = format!("\"{}\"", doc_digest(&server));
-        let r = c
-            .get(server.api("packages/a/1.0.0/download"))
-            .header("if-none-match", digest)
-            .send()
-            .await
-            .expect("download");
-        assert_eq!(r.status().as_u16(), 304);
+        assert_eq!(
+            status_of(
+                c.get(server.api("packages/a/1.0.0/download"))
+                    .header("if-none-match", digest)
+            )
+            .await,
+            304
+        );
         let (_, doc) = get_json(&c, &server.api("packages/a")).await;
         assert_eq!(doc["downloads"], 3);
     });
