@@ -89,17 +89,6 @@ fn check_consistent(storage: &Path, server: &Server, rt: &tokio::runtime::Runtim
     listed
 }
 
-/// A tiny xorshift generator: reproducible from the printed seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn sigkill_during_concurrent_uploads_leaves_a_consistent_index_that_heals() {
     let ctx = TestContext::new();

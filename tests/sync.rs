@@ -418,17 +418,6 @@ fn hostile_archives_are_refused_and_nothing_escapes() {
 // ---------------------------------------------------------------------------
 // Interruptions and concurrency
 
-/// A tiny xorshift generator: reproducible from the printed seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn kill_9_at_random_moments_then_sync_heals_and_verify_passes() {
     let names: Vec<String> = (0..24).map(|i| format!("p{i:02}")).collect();

@@ -377,3 +377,15 @@ pub fn client() -> reqwest::Client {
 pub async fn status_of(req: reqwest::RequestBuilder) -> u16 {
     req.send().await.expect("request").status().as_u16()
 }
+
+/// A tiny xorshift generator: reproducible from the printed seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
