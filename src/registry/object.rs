@@ -266,6 +266,12 @@ impl Storage for ObjectStorage {
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<String>> {
+        Ok(self.list_tagged(prefix)?.into_iter().map(|(k, _)| k).collect())
+    }
+
+    /// One `LIST` request a thousand keys; the tags are the listing's
+    /// ETags, as a `GET` of an unversioned object reports them.
+    fn list_tagged(&self, prefix: &str) -> io::Result<Vec<(String, Option<Tag>)>> {
         let dir = prefix.trim_end_matches('/');
         let path = self.path(dir)?;
         let store = self.store.clone();
@@ -276,10 +282,14 @@ impl Storage for ObjectStorage {
         } else {
             format!("{}/", self.prefix)
         };
-        let mut keys: Vec<String> = metas
+        let mut keys: Vec<(String, Option<Tag>)> = metas
             .into_iter()
-            .filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(str::to_owned))
-            .filter(|k| {
+            .filter_map(|m| {
+                let key = m.location.as_ref().strip_prefix(strip.as_str())?.to_owned();
+                let tag = m.e_tag.is_some().then(|| tag_of(m.e_tag, m.version));
+                Some((key, tag))
+            })
+            .filter(|(k, _)| {
                 // Direct children only, like a folder listing.
                 k.strip_prefix(dir)
                     .and_then(|rest| rest.strip_prefix('/'))
@@ -338,6 +348,10 @@ mod tests {
         assert_eq!(s.list("index/").expect("list"), ["index/a.json", "index/b.json"]);
         assert_eq!(s.list("stats/downloads/").expect("list"), ["stats/downloads/r1.json"]);
         assert!(s.list("nothing/").expect("list").is_empty());
+        // A listed tag is the tag a read returns.
+        let listed = s.list_tagged("index/").expect("list");
+        let (_, read_tag) = s.read("index/a.json").expect("read").expect("some");
+        assert_eq!(listed[0], ("index/a.json".to_owned(), Some(read_tag)));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn swap(&self, key: &str, expected: Option<&Tag>, bytes: &[u8]) -> io::Result<bool>;
     /// Keys under `prefix` (e.g. `index/`), sorted.
     fn list(&self, prefix: &str) -> io::Result<Vec<String>>;
+    /// [`Storage::list`], each key with the tag [`Storage::read`] would
+    /// return for it when the listing tells it (an object store's listing
+    /// carries ETags), so a caller holding a value with that tag need not
+    /// read it again. `None`: not known without reading.
+    fn list_tagged(&self, prefix: &str) -> io::Result<Vec<(String, Option<Tag>)>> {
+        Ok(self.list(prefix)?.into_iter().map(|k| (k, None)).collect())
+    }
     /// A human description (a folder path or a bucket URL), for messages.
     fn describe(&self) -> String;
     /// The local file behind `key`, when there is one (lets the server

@@ -61,14 +61,38 @@ struct Rendered {
     body: Bytes,
 }
 
-/// Parsed package documents, for storages with local files: an entry is
-/// reused while the file's identity (inode, size, modification time) is
-/// unchanged. Every write replaces the file by rename, so a publish by this
-/// server, by another server on the same folder, or by `fm publish` to the
-/// folder is seen on the next request. Other storages are read every time.
+/// Parsed package documents, each reused while its [`Stamp`] is unchanged.
+/// For storages with local files the stamp is the file's identity (inode,
+/// size, modification time): every write replaces the file by rename, so a
+/// publish by this server, by another server on the same folder, or by
+/// `fm publish` to the folder is seen on the next request. For other
+/// storages it is the stored value's tag: a document is still read (an
+/// object store answers an unchanged one with a `304`) but parsed only when
+/// it changed, and a listing that carries tags lets [`all_documents`] skip
+/// the reads of unchanged documents altogether.
 #[derive(Debug, Default)]
 struct DocCache {
-    map: std::sync::RwLock<std::collections::HashMap<String, (FileStamp, Arc<PackageDocument>)>>,
+    map: std::sync::RwLock<std::collections::HashMap<String, (Stamp, Arc<PackageDocument>)>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stamp {
+    File(FileStamp),
+    Tag(crate::registry::storage::Tag),
+}
+
+impl DocCache {
+    fn get(&self, name: &str, stamp: &Stamp) -> Option<Arc<PackageDocument>> {
+        let map = self.map.read().ok()?;
+        let (cached, doc) = map.get(name)?;
+        (cached == stamp).then(|| doc.clone())
+    }
+
+    fn put(&self, name: &str, stamp: Stamp, doc: &Arc<PackageDocument>) {
+        if let Ok(mut map) = self.map.write() {
+            map.insert(name.to_owned(), (stamp, doc.clone()));
+        }
+    }
 }
 
 type FileStamp = (u64, u64, Option<std::time::SystemTime>);
@@ -331,54 +355,94 @@ fn download_url(base: &str, name: &str, version: &str) -> String {
 
 /// The stored document of `name`, or `None` (also for invalid names).
 fn load(state: &AppState, name: &str) -> ApiResult<Option<Arc<PackageDocument>>> {
+    load_listed(state, name, None)
+}
+
+/// [`load`], given the tag a listing reported for the document, if any.
+fn load_listed(state: &AppState, name: &str, listed: Option<&String>) -> ApiResult<Option<Arc<PackageDocument>>> {
     if crate::names::validate(name).is_err() {
         return Ok(None);
     }
     let key = crate::registry::document::index_key(name);
-    let stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
+    let file_stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
         None => None,
-        Some(Ok(meta)) => Some(file_stamp(&meta)),
+        Some(Ok(meta)) => Some(Stamp::File(file_stamp(&meta))),
         Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Some(Err(e)) => return Err(ApiError::internal(e)),
     };
-    if let Some(stamp) = stamp
-        && let Ok(map) = state.docs.map.read()
-        && let Some((cached, doc)) = map.get(name)
-        && *cached == stamp
+    if let Some(doc) = file_stamp
+        .clone()
+        .or_else(|| listed.map(|t| Stamp::Tag(t.clone())))
+        .and_then(|stamp| state.docs.get(name, &stamp))
     {
-        return Ok(Some(doc.clone()));
+        return Ok(Some(doc));
     }
-    let doc = publish::read_document(state.storage.as_ref(), name)?
-        .map(|(d, _)| Arc::new(d))
-        .filter(|d| d.info.name == name);
-    if let (Some(stamp), Some(doc)) = (stamp, &doc)
-        && let Ok(mut map) = state.docs.map.write()
-    {
-        // The stamp was taken before the read: if the file changed in
-        // between, the next request sees a different stamp and re-reads.
-        map.insert(name.to_owned(), (stamp, doc.clone()));
+    let Some((bytes, tag)) = state
+        .storage
+        .read(&key)
+        .map_err(|e| ApiError::internal(format!("{}: {e}", state.storage.describe())))?
+    else {
+        return Ok(None);
+    };
+    // The stamp of a local file was taken before the read: if the file
+    // changed in between, the next request sees a different stamp and
+    // re-reads.
+    let stamp = file_stamp.unwrap_or(Stamp::Tag(tag));
+    if let Some(doc) = state.docs.get(name, &stamp) {
+        return Ok(Some(doc));
     }
-    Ok(doc)
+    let doc = Arc::new(publish::parse_document(state.storage.as_ref(), name, &bytes)?);
+    if doc.info.name != name {
+        return Ok(None);
+    }
+    state.docs.put(name, stamp, &doc);
+    Ok(Some(doc))
 }
 
 fn load_or_404(state: &AppState, name: &str) -> ApiResult<Arc<PackageDocument>> {
     load(state, name)?.ok_or_else(|| ApiError::not_found(format!("Package '{name}' not found")))
 }
 
-/// Every stored document (one per package), sorted by name.
+/// Every stored document (one per package), sorted by name. One listing,
+/// then only the documents that changed since this replica last parsed
+/// them are read; from an object store, where each read is a round trip,
+/// by [`REMOTE_READS`] threads at once.
 fn all_documents(state: &AppState) -> ApiResult<Vec<Arc<PackageDocument>>> {
-    let keys = state.storage.list("index/").map_err(ApiError::internal)?;
-    let mut docs = Vec::with_capacity(keys.len());
-    for key in keys {
-        let Some(name) = key.strip_prefix("index/").and_then(|k| k.strip_suffix(".json")) else {
-            continue;
-        };
-        if let Some(doc) = load(state, name)? {
-            docs.push(doc);
+    let keys = state.storage.list_tagged("index/").map_err(ApiError::internal)?;
+    let load_all = |part: &[(String, Option<String>)]| -> ApiResult<Vec<Arc<PackageDocument>>> {
+        let mut docs = Vec::with_capacity(part.len());
+        for (key, tag) in part {
+            if let Some(name) = key.strip_prefix("index/").and_then(|k| k.strip_suffix(".json"))
+                && let Some(doc) = load_listed(state, name, tag.as_ref())?
+            {
+                docs.push(doc);
+            }
         }
+        Ok(docs)
+    };
+    let remote = keys.first().is_some_and(|(k, _)| state.storage.local_path(k).is_none());
+    if !remote || keys.len() < 2 {
+        return load_all(&keys);
     }
-    Ok(docs)
+    let chunk = keys.len().div_ceil(REMOTE_READS);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = keys
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || load_all(part)))
+            .collect();
+        let mut docs = Vec::with_capacity(keys.len());
+        for part in parts {
+            let part = part
+                .join()
+                .unwrap_or_else(|_| Err(ApiError::internal("a document reader panicked")))?;
+            docs.extend(part);
+        }
+        Ok(docs)
+    })
 }
+
+/// Documents read from an object store at once by [`all_documents`].
+const REMOTE_READS: usize = 16;
 
 /// A document's [`PackageInfo`] as served: absolute URL, live counts.
 fn served_info(state: &AppState, base: &str, mut info: PackageInfo) -> PackageInfo {
@@ -848,4 +912,94 @@ async fn unyank(
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult {
     set_yanked(state, headers, name, version, false).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::document::{PackageInfo, index_key};
+    use crate::registry::object::ObjectStorage;
+    use crate::registry::storage::Tag;
+
+    /// An object store that counts reads.
+    #[derive(Debug)]
+    struct Counting {
+        inner: ObjectStorage,
+        reads: AtomicUsize,
+    }
+
+    impl Storage for Counting {
+        fn read(&self, key: &str) -> std::io::Result<Option<(Vec<u8>, Tag)>> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            self.inner.read(key)
+        }
+        fn create(&self, key: &str, bytes: &[u8]) -> std::io::Result<bool> {
+            self.inner.create(key, bytes)
+        }
+        fn swap(&self, key: &str, expected: Option<&Tag>, bytes: &[u8]) -> std::io::Result<bool> {
+            self.inner.swap(key, expected, bytes)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
+            self.inner.list(prefix)
+        }
+        fn list_tagged(&self, prefix: &str) -> std::io::Result<Vec<(String, Option<Tag>)>> {
+            self.inner.list_tagged(prefix)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    fn document(name: &str, description: &str) -> Vec<u8> {
+        let doc = PackageDocument {
+            info: PackageInfo {
+                name: name.to_owned(),
+                version: "1.0.0".to_owned(),
+                description: description.to_owned(),
+                ..PackageInfo::default()
+            },
+            versions: Some(Vec::new()),
+        };
+        serde_json::to_vec(&doc).expect("json")
+    }
+
+    #[test]
+    fn listing_tags_spare_the_reads_of_unchanged_documents() {
+        let store = Arc::new(object_store::memory::InMemory::new());
+        let storage = Arc::new(Counting {
+            inner: ObjectStorage::with_store(store, "reg", "memory://reg".into()),
+            reads: AtomicUsize::new(0),
+        });
+        for i in 0..40 {
+            let name = format!("pkg{i:02}");
+            assert!(
+                storage
+                    .create(&index_key(&name), &document(&name, "first"))
+                    .expect("create")
+            );
+        }
+        let config = ServerConfig::new(storage.clone(), "127.0.0.1:0");
+        let state = AppState::new(&config, "127.0.0.1:0".parse().expect("addr"));
+        let reads = || storage.reads.swap(0, Ordering::SeqCst);
+        reads();
+
+        let docs = all_documents(&state).expect("first listing");
+        assert_eq!(docs.len(), 40);
+        assert_eq!(docs[7].info.name, "pkg07", "sorted by name");
+        assert_eq!(reads(), 40, "every document read once");
+        assert_eq!(all_documents(&state).expect("again").len(), 40);
+        assert_eq!(reads(), 0, "nothing changed: the listing is enough");
+
+        // Another replica changes one document: only that one is read.
+        let (_, tag) = storage.read(&index_key("pkg13")).expect("read").expect("present");
+        assert!(
+            storage
+                .swap(&index_key("pkg13"), Some(&tag), &document("pkg13", "second"))
+                .expect("swap")
+        );
+        reads();
+        let docs = all_documents(&state).expect("after a change");
+        assert_eq!(reads(), 1);
+        assert_eq!(docs[13].info.description, "second");
+    }
 }
