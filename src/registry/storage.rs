@@ -10,9 +10,14 @@
 //!
 //! [`DirStorage`] implements both on a local folder with atomic renames; an
 //! object store implements them with conditional puts.
+//!
+//! A storage may also hand out pre-signed URLs ([`Storage::presign_get`]),
+//! so a server can redirect downloads to the store instead of relaying the
+//! bytes; a folder cannot (there is nothing to sign).
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::fsutil::{self, LockFile};
 
@@ -37,6 +42,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// stream archives straight from disk).
     fn local_path(&self, _key: &str) -> Option<PathBuf> {
         None
+    }
+    /// A URL anybody may `GET` the value at `key` from for the next
+    /// `expires` (a pre-signed URL), or `None` when this storage cannot
+    /// make one. The key's existence is not checked.
+    fn presign_get(&self, _key: &str, _expires: Duration) -> io::Result<Option<url::Url>> {
+        Ok(None)
     }
 }
 
