@@ -8,6 +8,11 @@
 //! - [`auth`]: publish tokens (hashes only).
 //! - [`downloads`]: download counts, flushed in batches.
 //!
+//! With [`ServerConfig::redirect_downloads`] archives are not relayed: the
+//! download route answers `307` to a URL the storage pre-signs
+//! ([`Storage::presign_get`]), and [`check_redirects`] refuses a storage
+//! that cannot sign before the server binds.
+//!
 //! The server prints `Listening on http://ADDR` to stderr once bound (tests
 //! bind `127.0.0.1:0` and read it), logs one line a request to stderr
 //! (method, path, status, time — never headers, so never tokens), and on
