@@ -181,6 +181,87 @@ fn token_is_not_sent_after_a_redirect_to_another_origin() {
 }
 
 #[test]
+fn a_download_redirected_to_storage_gets_no_token_and_storage_errors_name_the_package() {
+    let ctx = TestContext::new();
+    // The "bucket": same host as the registry, another port (another origin).
+    let storage = Recorder::start("127.0.0.1:0", |req, _| {
+        let object = req.path.split('?').next().unwrap_or("").to_owned();
+        let xml = |code: &str, message: &str| {
+            format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>{message}</Message><SignatureProvided>deadbeef</SignatureProvided></Error>").into_bytes()
+        };
+        match object.as_str() {
+            "/bucket/ok" => (200, Vec::new(), b"archive bytes".to_vec()),
+            "/bucket/expired" => (403, Vec::new(), xml("AccessDenied", "Request has expired")),
+            "/bucket/gone" => (404, Vec::new(), xml("NoSuchKey", "The specified key does not exist.")),
+            _ => (307, vec![("location".into(), req.path.clone())], Vec::new()),
+        }
+    });
+    let storage_url = storage.url.clone();
+    let origin = Recorder::start("127.0.0.1:0", move |req, _| {
+        let package = req.path.split('/').nth(5).unwrap_or("").to_owned();
+        let to = format!("{storage_url}/bucket/{package}?X-Amz-Expires=300&X-Amz-Signature=deadbeef");
+        (307, vec![("location".into(), to)], Vec::new())
+    });
+    let reg = HttpRegistry::new("corp", &url(&origin.url), &opts(&ctx.cache, Some(TOKEN))).expect("open");
+    let download = |package: &str| {
+        let mut bytes = Vec::new();
+        runtime()
+            .block_on(reg.download(package, "1.0.0", &mut bytes))
+            .map(|_| bytes)
+    };
+    assert_eq!(download("ok").expect("download"), b"archive bytes");
+    let failed = |package: &str| {
+        let e = download(package).expect_err("storage error");
+        let help = miette::Diagnostic::help(&e).map(|h| h.to_string()).unwrap_or_default();
+        format!("{e}\n{help}")
+    };
+    let expired = failed("expired");
+    assert!(
+        expired.contains("registry corp: downloading expired@1.0.0")
+            && expired.contains("403")
+            && expired.contains("AccessDenied: Request has expired")
+            && expired.contains("may have expired"),
+        "{expired}"
+    );
+    let gone = failed("gone");
+    assert!(
+        gone.contains("registry corp: downloading gone@1.0.0") && gone.contains("404") && gone.contains("NoSuchKey"),
+        "{gone}"
+    );
+    let looped = failed("loop");
+    assert!(
+        looped.contains("registry corp: downloading loop@1.0.0: too many redirects"),
+        "{looped}"
+    );
+    for e in [&expired, &gone, &looped] {
+        assert!(
+            !e.contains("deadbeef") && !e.contains(TOKEN),
+            "signature or token in an error: {e}"
+        );
+    }
+
+    let bearer = format!("Bearer {TOKEN}");
+    let at_origin = origin.seen();
+    assert_eq!(at_origin.len(), 4, "{at_origin:?}");
+    assert!(
+        at_origin
+            .iter()
+            .all(|r| r.header("authorization") == Some(bearer.as_str()))
+    );
+    let at_storage = storage.seen();
+    assert!(
+        at_storage.len() > 10,
+        "the loop was followed to the limit: {at_storage:?}"
+    );
+    for r in &at_storage {
+        assert!(
+            r.headers.iter().all(|(_, v)| !v.contains(TOKEN)),
+            "token sent to the storage host: {r:?}"
+        );
+    }
+}
+
+#[test]
 fn server_errors_are_retried_a_bounded_number_of_times() {
     let ctx = TestContext::new();
     let flaky = Recorder::start("127.0.0.1:0", |req, n| {

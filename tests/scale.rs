@@ -463,3 +463,296 @@ fn a_missing_bucket_or_a_plain_http_remote_endpoint_fails_at_start() {
         text(&out).1
     );
 }
+
+// ---------------------------------------------------------------------------
+// --redirect-downloads
+
+/// A recording TCP pass-through in front of moto: every byte in both
+/// directions is kept, so a test can see what reached the "bucket host".
+/// With `expire` set, a request carrying a pre-signed signature is answered
+/// `403` the way S3 answers an expired link, instead of being forwarded.
+struct Proxy {
+    endpoint: String,
+    seen: Arc<Mutex<Vec<u8>>>,
+    expire: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: &str) -> Proxy {
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let expire = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (log, refuse) = (seen.clone(), expire.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (log, refuse, upstream) = (log.clone(), refuse.clone(), upstream.clone());
+                std::thread::spawn(move || Proxy::connection(client, &upstream, &log, &refuse));
+            }
+        });
+        Proxy { endpoint, seen, expire }
+    }
+
+    fn connection(
+        mut client: std::net::TcpStream,
+        upstream: &str,
+        log: &Arc<Mutex<Vec<u8>>>,
+        refuse: &std::sync::atomic::AtomicBool,
+    ) {
+        // The first request head decides; later requests on a forwarded
+        // connection are only recorded.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match client.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        log.lock().expect("log").extend_from_slice(&head);
+        if refuse.load(std::sync::atomic::Ordering::SeqCst)
+            && String::from_utf8_lossy(&head).contains("X-Amz-Signature")
+        {
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>";
+            let answer = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = client.write_all(answer.as_bytes());
+            return;
+        }
+        let Ok(mut server) = std::net::TcpStream::connect(upstream) else {
+            return;
+        };
+        if server.write_all(&head).is_err() {
+            return;
+        }
+        let (Ok(mut server_r), Ok(mut client_w)) = (server.try_clone(), client.try_clone()) else {
+            return;
+        };
+        let back_log = log.clone();
+        let back = std::thread::spawn(move || {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = server_r.read(&mut buf) {
+                if n == 0 || client_w.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                back_log.lock().expect("log").extend_from_slice(&buf[..n]);
+            }
+            let _ = client_w.shutdown(std::net::Shutdown::Write);
+        });
+        while let Ok(n) = client.read(&mut buf) {
+            if n == 0 || server.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            log.lock().expect("log").extend_from_slice(&buf[..n]);
+        }
+        let _ = server.shutdown(std::net::Shutdown::Write);
+        let _ = back.join();
+    }
+
+    /// Everything that went through, both ways, as text.
+    fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().expect("log")).into_owned()
+    }
+}
+
+/// A raw `GET` with headers to `server`; the status line and headers.
+fn raw_get(server: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let addr = server.url.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let mut head = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    let head = answer.split("\r\n\r\n").next().unwrap_or("").to_owned();
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head)
+}
+
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn redirected_downloads_come_from_the_bucket_verified_and_without_the_token() {
+    let Some(moto) = moto() else { return };
+    let ctx = TestContext::new();
+    let (url, bucket) = bucket(moto, "fm-redirect");
+    // The replica reaches the bucket through the proxy, so the URLs it signs
+    // send clients there too.
+    let proxy = Proxy::start(&moto.endpoint);
+    let server = ctx.serve(
+        Path::new(&url),
+        &[
+            "--storage-endpoint",
+            &proxy.endpoint,
+            "--token",
+            TOKEN,
+            "--require-auth",
+            "--redirect-downloads",
+            "--redirect-expires",
+            "120",
+            "--replica-id",
+            "redir",
+        ],
+        &CREDENTIALS,
+    );
+    let mut shas = std::collections::BTreeMap::new();
+    for (name, deps) in [("a", &[][..]), ("b", &[("a", "^1")][..])] {
+        let bytes = packed(&ctx, name, "1.0.0", deps);
+        shas.insert(name, fm::fsutil::sha256_hex(&bytes));
+        fm::registry::publish::publish(&bucket, &bytes, None, &fm::archive::Limits::default()).expect("publish");
+    }
+
+    // The route answers 307 to a pre-signed bucket URL, never cacheable for
+    // long; a client holding the digest still gets 304; reads need the token.
+    let bearer = format!("Bearer {TOKEN}");
+    let path = "/api/v1/registry/packages/a/1.0.0/download";
+    let (status, head) = raw_get(&server, path, &[("Authorization", &bearer)]);
+    assert_eq!(status, 307, "{head}");
+    let location = header(&head, "location").expect("Location");
+    assert!(
+        location.starts_with(&format!("{}/fm-redirect/reg/packages/a/a-1.0.0.fmpkg?", proxy.endpoint))
+            && location.contains("X-Amz-Signature=")
+            && location.contains("X-Amz-Expires=120"),
+        "{location}"
+    );
+    assert_eq!(header(&head, "cache-control"), Some("no-store"), "{head}");
+    let etag = format!("\"{}\"", shas["a"]);
+    let (status, head) = raw_get(&server, path, &[("Authorization", &bearer), ("If-None-Match", &etag)]);
+    assert_eq!((status, header(&head, "etag")), (304, Some(etag.as_str())), "{head}");
+    assert_eq!(raw_get(&server, path, &[]).0, 401);
+    assert_eq!(
+        raw_get(
+            &server,
+            "/api/v1/registry/packages/a/9.9.9/download",
+            &[("Authorization", &bearer)]
+        )
+        .0,
+        404
+    );
+
+    // lock + sync with the token configured for the registry.
+    let manifest = format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\nb = \"^1\"\n\n[[registries]]\nname = \"corp\"\nurl = \"{}\"\n",
+        server.url
+    );
+    ctx.write_manifest(&manifest);
+    let with_token = |ctx: &TestContext, args: &[&str]| {
+        let mut cmd = ctx.fm();
+        cmd.args(args).env("FM_TOKEN_CORP", TOKEN);
+        cmd.output().expect("run fm")
+    };
+    assert_code(&with_token(&ctx, &["lock"]), 0);
+    assert_code(&with_token(&ctx, &["sync"]), 0);
+    for name in ["a", "b"] {
+        let installed = std::fs::read_to_string(ctx.project.join(format!(".fm/packages/{name}/components/{name}.py")))
+            .expect("installed component");
+        assert!(installed.starts_with(&format!("# {name} 1.0.0")), "{installed}");
+    }
+
+    // The bytes came from the bucket host, fetched with the signed URLs,
+    // and the token never went there.
+    let seen = proxy.seen();
+    let signed_gets = |name: &str| {
+        let get = format!("GET /fm-redirect/reg/packages/{name}/{name}-1.0.0.fmpkg?");
+        seen.lines()
+            .filter(|l| l.starts_with(&get) && l.contains("X-Amz-Signature="))
+            .count()
+    };
+    for name in ["a", "b"] {
+        assert_eq!(signed_gets(name), 1, "signed GETs of {name} through the proxy");
+    }
+    assert!(!seen.contains(TOKEN), "the registry token reached the storage host");
+    assert!(!server.log().contains(TOKEN));
+
+    // Counted at redirect time: two redirects of a (raw + sync), one of b.
+    let c = reqwest::Client::new();
+    runtime().block_on(async {
+        for (name, want) in [("a", 2), ("b", 1)] {
+            let doc: Value = c
+                .get(server.api(&format!("packages/{name}")))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            assert_eq!(doc["downloads"], want, "{name}: {doc}");
+        }
+    });
+
+    // Tampered bytes in the bucket: a fresh project with the same lock
+    // refuses them and installs nothing.
+    let other = TestContext::new();
+    other.write_manifest(&manifest);
+    std::fs::copy(ctx.project.join("fm.lock"), other.project.join("fm.lock")).expect("copy lock");
+    let key = "packages/a/a-1.0.0.fmpkg";
+    let (_, tag) = bucket.read(key).expect("read").expect("archive");
+    let evil = packed(&other, "a", "1.0.0", &[("b", "^1")]);
+    assert!(bucket.swap(key, Some(&tag), &evil).expect("overwrite"));
+    let before = snapshot_tree(&other.project);
+    let out = with_token(&other, &["sync"]);
+    assert_code(&out, 1);
+    let err = text(&out).1;
+    assert!(err.contains("sha256 mismatch for a 1.0.0 from registry corp"), "{err}");
+    assert_eq!(
+        snapshot_tree(&other.project),
+        before,
+        "a failed sync changed the project"
+    );
+
+    // An expired link: the storage host's refusal names registry and package.
+    proxy.expire.store(true, std::sync::atomic::Ordering::SeqCst);
+    let third = TestContext::new();
+    third.write_manifest(&manifest);
+    std::fs::copy(ctx.project.join("fm.lock"), third.project.join("fm.lock")).expect("copy lock");
+    let out = with_token(&third, &["sync"]);
+    assert_code(&out, 1);
+    let err = text(&out).1;
+    println!(
+        "FIGURES redirect: 2 archives fetched by signed GETs from the bucket host ({} bytes through it both ways), 0 tokens there; 1 tampered archive refused, 1 expired link refused",
+        seen.len()
+    );
+    assert!(
+        // (miette wraps long lines: test words, not sentences)
+        err.contains("registry corp: downloading ")
+            && err.contains("403 Forbidden")
+            && err.contains("AccessDenied")
+            && err.contains("may have expired")
+            && !err.contains("X-Amz-Signature"),
+        "{err}"
+    );
+}
+
+#[test]
+fn redirect_downloads_needs_a_bucket() {
+    let ctx = TestContext::new();
+    let out = ctx.run(&[
+        "registry",
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--storage",
+        "./reg",
+        "--redirect-downloads",
+    ]);
+    assert_code(&out, 2);
+    let err = text(&out).1;
+    assert!(
+        err.contains("--redirect-downloads needs a storage that can sign URLs") && err.contains("reg"),
+        "{err}"
+    );
+    let out = ctx.run(&["registry", "serve", "--storage", "./reg", "--redirect-expires", "60"]);
+    assert_code(&out, 2);
+}

@@ -345,4 +345,12 @@ pub struct ServeArgs {
     /// Largest accepted upload, in MiB.
     #[arg(long, default_value_t = 100, value_name = "MIB")]
     pub max_upload_mb: usize,
+    /// Answer downloads with a redirect (307) to a pre-signed URL of the
+    /// archive in the bucket, so the bytes go from the store to the client
+    /// directly. Needs a bucket storage reachable by clients.
+    #[arg(long)]
+    pub redirect_downloads: bool,
+    /// How long a pre-signed download URL stays valid, in seconds.
+    #[arg(long, default_value_t = 300, value_name = "SECS", requires = "redirect_downloads", value_parser = clap::value_parser!(u64).range(10..=604_800))]
+    pub redirect_expires: u64,
 }

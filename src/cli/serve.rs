@@ -30,6 +30,17 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
     config.require_auth = a.require_auth;
     config.max_upload_bytes = a.max_upload_mb.saturating_mul(1024 * 1024);
     config.log_requests = !ctx.global.quiet;
+    if a.redirect_downloads {
+        config.redirect_downloads = Some(std::time::Duration::from_secs(a.redirect_expires));
+        server::check_redirects(&config).map_err(|e| match e {
+            // Asking a folder to sign is a usage error; failing to sign is not.
+            server::ServerError::RedirectUnsupported { .. } => Failure {
+                report: e.into(),
+                code: 2,
+            },
+            e => Failure::user(e),
+        })?;
+    }
     if config.tokens.is_empty() {
         ctx.shell
             .warn("no publish tokens configured: uploads and yanks will be refused (pass --token or --tokens-file)");

@@ -8,7 +8,10 @@
 //!   only while every hop so far stayed on the registry's canonical origin
 //!   (scheme, host and port). After one cross-origin hop it is never sent
 //!   again on that request, even if a later hop comes back. A mirror on
-//!   another origin never sees it. `Debug` prints `<redacted>`.
+//!   another origin never sees it. `Debug` prints `<redacted>`. This is
+//!   what keeps the token from a bucket when a server answers downloads
+//!   with a pre-signed URL (`--redirect-downloads`); errors from that host
+//!   name it without the URL's query (the signature).
 //! - **Documents are cached on disk** under `{cache_dir}/http/{hash}/` with
 //!   their `ETag` and revalidated with `If-None-Match`; `offline` reads the
 //!   cache alone. In one process each document is fetched at most once, and
@@ -298,6 +301,39 @@ impl HttpRegistry {
             ),
         };
         self.http_err(message, Some(help))
+    }
+
+    /// An error answer from the host a download was redirected to (the
+    /// registry's storage, e.g. a pre-signed bucket URL): names the
+    /// registry, the package and the host, never the URL's signature.
+    async fn storage_error(&self, f: Fetched, package: &str, version: &str) -> RegistryError {
+        let status = f.status;
+        let says = f
+            .response
+            .text()
+            .await
+            .ok()
+            .and_then(|t| server_message(&t).or_else(|| s3_message(&t)))
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        let help = match status {
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => format!(
+                "the storage refused the link {} signed (it may have expired, or the registry's clock or storage credentials are wrong): try again, and tell the registry's operator if it persists",
+                self.name
+            ),
+            StatusCode::NOT_FOUND => format!(
+                "{} lists {package}@{version} but its storage has no such archive: tell the registry's operator",
+                self.name
+            ),
+            _ => "try again later; the storage host may be unreachable or overloaded".to_owned(),
+        };
+        self.http_err(
+            format!(
+                "downloading {package}@{version}: the registry redirected to {}, which answered {status}{says}",
+                redact_url(&f.url)
+            ),
+            Some(help),
+        )
     }
 
     fn cache_path(&self, package: &str) -> PathBuf {
@@ -628,6 +664,21 @@ fn server_message(text: &str) -> Option<String> {
         .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))
 }
 
+/// `Code: Message` of an S3-style XML error (`<Error><Code>…`), as bucket
+/// hosts answer a refused pre-signed URL.
+fn s3_message(text: &str) -> Option<String> {
+    let field = |tag: &str| {
+        let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
+        let len = text[start..].find(&format!("</{tag}>"))?;
+        let value: String = text[start..start + len].chars().take(200).collect();
+        Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+    };
+    match (field("Code"), field("Message")) {
+        (Some(c), Some(m)) => Some(format!("{c}: {m}")),
+        (c, m) => c.or(m),
+    }
+}
+
 /// A reqwest error in a few words: what failed and the root cause
 /// (reqwest's own message repeats the URL, which the caller already names).
 fn error_chain(e: &reqwest::Error) -> String {
@@ -687,7 +738,24 @@ impl Registry for HttpRegistry {
                 });
             }
             let url = self.endpoint(&format!("packages/{package}/{version}/download"))?;
-            let mut f = self.get(url, header::HeaderMap::new()).await?;
+            let mut f = match self.get(url, header::HeaderMap::new()).await {
+                Ok(f) => f,
+                Err(RegistryError::Http {
+                    registry,
+                    message,
+                    help,
+                }) => {
+                    return Err(RegistryError::Http {
+                        registry,
+                        message: format!("downloading {package}@{version}: {message}"),
+                        help,
+                    });
+                }
+                Err(e) => return Err(e),
+            };
+            if !f.status.is_success() && f.url.origin() != self.api.origin() && f.url.origin() != self.token_origin {
+                return Err(self.storage_error(f, package, version).await);
+            }
             if f.status == StatusCode::NOT_FOUND {
                 return Err(RegistryError::MissingArchive {
                     registry: self.name.clone(),

@@ -20,15 +20,21 @@
 //! worker of a multi-thread runtime, so that runtime's other tasks move on.
 //! Small objects (documents, counters) are cached in memory and revalidated
 //! with `If-None-Match`, so an unchanged document costs a 304, not a body.
+//!
+//! A store that can sign URLs (S3 and S3-compatible servers; see
+//! [`ObjectStorage::with_signer`]) implements [`Storage::presign_get`], which
+//! `--redirect-downloads` uses to send clients to the bucket for archives.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::path::Path;
+use object_store::signer::Signer;
 use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 
 use super::storage::{Storage, Tag};
@@ -42,6 +48,8 @@ const CACHE_MAX_ENTRIES: usize = 4096;
 #[derive(Debug)]
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
+    /// Signs URLs to the same store, when it can ([`Storage::presign_get`]).
+    signer: Option<Arc<dyn Signer>>,
     prefix: String,
     url: String,
     cache: Mutex<HashMap<String, (Tag, Bytes)>>,
@@ -92,25 +100,35 @@ impl ObjectStorage {
                 .with_endpoint(endpoint.trim_end_matches('/'))
                 .with_allow_http(http);
         }
-        let store = builder
-            .build()
-            .map_err(|e| io::Error::other(format!("cannot open {url}: {e}")))?;
+        let store = Arc::new(
+            builder
+                .build()
+                .map_err(|e| io::Error::other(format!("cannot open {url}: {e}")))?,
+        );
         let shown = if prefix.is_empty() {
             format!("s3://{bucket}")
         } else {
             format!("s3://{bucket}/{prefix}")
         };
-        Ok(ObjectStorage::with_store(Arc::new(store), &prefix, shown))
+        Ok(ObjectStorage::with_store(store.clone(), &prefix, shown).with_signer(store))
     }
 
     /// A storage over any object store (tests use the in-memory one).
     pub fn with_store(store: Arc<dyn ObjectStore>, prefix: &str, url: String) -> ObjectStorage {
         ObjectStorage {
             store,
+            signer: None,
             prefix: prefix.trim_matches('/').to_owned(),
             url,
             cache: Mutex::default(),
         }
+    }
+
+    /// Lets [`Storage::presign_get`] sign URLs with `signer`, which must
+    /// reach the same objects as the store (usually the store itself).
+    pub fn with_signer(mut self, signer: Arc<dyn Signer>) -> ObjectStorage {
+        self.signer = Some(signer);
+        self
     }
 
     fn path(&self, key: &str) -> io::Result<Path> {
@@ -303,6 +321,19 @@ impl Storage for ObjectStorage {
     fn describe(&self) -> String {
         self.url.clone()
     }
+
+    fn presign_get(&self, key: &str, expires: Duration) -> io::Result<Option<url::Url>> {
+        let Some(signer) = self.signer.clone() else {
+            return Ok(None);
+        };
+        let path = self.path(key)?;
+        let signed = run(async move {
+            signer
+                .signed_url(object_store::signer::Method::GET, &path, expires)
+                .await
+        })?;
+        signed.map(Some).map_err(|e| self.failed(key, e))
+    }
 }
 
 #[cfg(test)]
@@ -359,6 +390,38 @@ mod tests {
         let s = storage();
         assert!(s.create("index/a.json", b"x").expect("create"));
         assert!(s.read("index/a.json").expect("read").is_some());
+    }
+
+    #[test]
+    fn presigned_urls_need_a_signer_and_carry_the_prefix() {
+        assert_eq!(
+            storage()
+                .presign_get("packages/a/a-1.0.0.fmpkg", Duration::from_secs(60))
+                .expect("presign"),
+            None
+        );
+        let s3 = Arc::new(
+            object_store::aws::AmazonS3Builder::new()
+                .with_bucket_name("b")
+                .with_region("us-east-1")
+                .with_access_key_id("id")
+                .with_secret_access_key("secret")
+                .with_endpoint("http://127.0.0.1:9")
+                .with_allow_http(true)
+                .build()
+                .expect("s3"),
+        );
+        let s = ObjectStorage::with_store(s3.clone(), "reg", "s3://b/reg".into()).with_signer(s3);
+        let url = s
+            .presign_get("packages/a/a-1.0.0.fmpkg", Duration::from_secs(60))
+            .expect("presign")
+            .expect("signed");
+        assert_eq!(url.path(), "/b/reg/packages/a/a-1.0.0.fmpkg");
+        let query = url.query().unwrap_or_default();
+        assert!(
+            query.contains("X-Amz-Expires=60") && query.contains("X-Amz-Signature="),
+            "{url}"
+        );
     }
 
     #[test]

@@ -10,9 +10,14 @@
 //!
 //! [`DirStorage`] implements both on a local folder with atomic renames; an
 //! object store implements them with conditional puts.
+//!
+//! A storage may also hand out pre-signed URLs ([`Storage::presign_get`]),
+//! so a server can redirect downloads to the store instead of relaying the
+//! bytes; a folder cannot (there is nothing to sign).
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::fsutil::{self, LockFile};
 
@@ -49,8 +54,14 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// `older_than` (younger ones may belong to a writer still running).
     /// Returns how many it removed. Stores whose writes are single
     /// requests leave none.
-    fn remove_leftovers(&self, _older_than: std::time::Duration) -> io::Result<usize> {
+    fn remove_leftovers(&self, _older_than: Duration) -> io::Result<usize> {
         Ok(0)
+    }
+    /// A URL anybody may `GET` the value at `key` from for the next
+    /// `expires` (a pre-signed URL), or `None` when this storage cannot
+    /// make one. The key's existence is not checked.
+    fn presign_get(&self, _key: &str, _expires: Duration) -> io::Result<Option<url::Url>> {
+        Ok(None)
     }
 }
 
@@ -161,7 +172,7 @@ impl Storage for DirStorage {
     /// `.fm-tmp-*` files (see [`fsutil::write_atomic`]) under `index/`,
     /// `packages/*/` and `stats/`: never listed nor served, but they would
     /// pile up after every killed publish.
-    fn remove_leftovers(&self, older_than: std::time::Duration) -> io::Result<usize> {
+    fn remove_leftovers(&self, older_than: Duration) -> io::Result<usize> {
         let now = std::time::SystemTime::now();
         let mut removed = 0;
         let mut dirs = vec![(self.root.clone(), 0)];

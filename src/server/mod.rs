@@ -8,6 +8,11 @@
 //! - [`auth`]: publish tokens (hashes only).
 //! - [`downloads`]: download counts, flushed in batches.
 //!
+//! With [`ServerConfig::redirect_downloads`] archives are not relayed: the
+//! download route answers `307` to a URL the storage pre-signs
+//! ([`Storage::presign_get`]), and [`check_redirects`] refuses a storage
+//! that cannot sign before the server binds.
+//!
 //! The server prints `Listening on http://ADDR` to stderr once bound (tests
 //! bind `127.0.0.1:0` and read it), logs one line a request to stderr
 //! (method, path, status, time — never headers, so never tokens), and on
@@ -54,6 +59,11 @@ pub struct ServerConfig {
     /// Names this server's download-count object
     /// ([`downloads::replica_key`]); unique per replica over one storage.
     pub replica_id: String,
+    /// `--redirect-downloads`: answer downloads with `307` to a pre-signed
+    /// URL valid this long, instead of relaying the archive. Needs a
+    /// storage that signs ([`Storage::presign_get`]); [`serve`] refuses
+    /// to start otherwise.
+    pub redirect_downloads: Option<Duration>,
 }
 
 impl ServerConfig {
@@ -73,6 +83,7 @@ impl ServerConfig {
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis),
             replica_id: downloads::new_replica_id(),
+            redirect_downloads: None,
         }
     }
 }
@@ -90,6 +101,24 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("--redirect-downloads needs a storage that can sign URLs (a bucket: s3://…); {storage} cannot")]
+    #[diagnostic(
+        code(fm::server::redirect_unsupported),
+        help(
+            "serve without --redirect-downloads (the server then sends the archives itself), or use a bucket storage"
+        )
+    )]
+    RedirectUnsupported { storage: String },
+    #[error("--redirect-downloads: cannot sign a URL with {storage}: {source}")]
+    #[diagnostic(
+        code(fm::server::redirect_sign),
+        help("check the storage's credentials (the AWS_* variables), or serve without --redirect-downloads")
+    )]
+    RedirectSign {
+        storage: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the server failed: {0}")]
     #[diagnostic(code(fm::server::io))]
     Io(#[from] std::io::Error),
@@ -102,6 +131,7 @@ const LEFTOVER_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 /// Binds, announces the address through `on_bound`, and serves until
 /// SIGINT/SIGTERM.
 pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> Result<(), ServerError> {
+    check_redirects(&config)?;
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .map_err(|source| ServerError::Bind {
@@ -129,6 +159,21 @@ pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> R
         eprintln!("warning: cannot save download counts: {e}");
     }
     served.map_err(ServerError::Io)
+}
+
+/// With `--redirect-downloads`, checks before binding that the storage
+/// signs URLs at all (signing needs no request to the store, so this costs
+/// nothing but catches a folder storage or missing credentials at start).
+pub fn check_redirects(config: &ServerConfig) -> Result<(), ServerError> {
+    let Some(expires) = config.redirect_downloads else {
+        return Ok(());
+    };
+    let storage = config.storage.describe();
+    match config.storage.presign_get("index/fm-probe.json", expires) {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ServerError::RedirectUnsupported { storage }),
+        Err(source) => Err(ServerError::RedirectSign { storage, source }),
+    }
 }
 
 async fn shutdown_signal() {

@@ -37,6 +37,8 @@ pub struct AppState {
     pub require_auth: bool,
     pub limits: Limits,
     pub downloads: Arc<Downloads>,
+    /// `--redirect-downloads`: how long the pre-signed URLs last.
+    pub redirect_downloads: Option<Duration>,
     pub addr: SocketAddr,
     pub test: Option<Arc<TestProbe>>,
     docs: Arc<DocCache>,
@@ -122,6 +124,7 @@ impl AppState {
             require_auth: config.require_auth,
             limits: config.limits,
             downloads: Arc::new(Downloads::load(config.storage.as_ref(), &config.replica_id)),
+            redirect_downloads: config.redirect_downloads,
             addr,
             test: config.test_delay.map(|delay| {
                 Arc::new(TestProbe {
@@ -659,6 +662,12 @@ async fn package_version(
 /// the storage has local files. Only versions the document lists are
 /// served (an archive left by an interrupted publish is not published), and
 /// the document's digest is the ETag, so nothing is hashed per download.
+///
+/// With `--redirect-downloads` the answer is instead `307` to a pre-signed
+/// URL of the archive in the bucket: the download is counted here, the
+/// bytes go from the store to the client, and the client checks them
+/// against the digest as always. The redirect expires, so it is never
+/// cached (`no-store`); the bytes behind it still are, by the client.
 async fn download(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -668,12 +677,27 @@ async fn download(
     let doc = load(&state, &name)?.ok_or_else(not_found)?;
     let record = doc.version(&version).ok_or_else(not_found)?;
     let etag = format!("\"{}\"", record.checksum);
-    let mut resp = if if_none_match(&headers, &etag) {
+    let key = archive_key(&name, &version);
+    let redirect = match state.redirect_downloads {
+        Some(expires) if !if_none_match(&headers, &etag) => state
+            .storage
+            .presign_get(&key, expires)
+            .map_err(|e| ApiError::internal(format!("cannot sign a download URL for {name}@{version}: {e}")))?,
+        _ => None,
+    };
+    // Published bytes never change (yanking keeps them): cache forever.
+    let mut cache_control = "public, max-age=31536000, immutable";
+    let mut resp = if let Some(location) = redirect {
+        state.downloads.record(&name);
+        cache_control = "no-store";
+        let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
+        let location = HeaderValue::from_str(location.as_str()).map_err(ApiError::internal)?;
+        r.headers_mut().insert(header::LOCATION, location);
+        r
+    } else if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let (body, len) = archive_body(&state, &archive_key(&name, &version))
-            .await?
-            .ok_or_else(not_found)?;
+        let (body, len) = archive_body(&state, &key).await?.ok_or_else(not_found)?;
         state.downloads.record(&name);
         let mut r = body.into_response();
         let h = r.headers_mut();
@@ -691,11 +715,7 @@ async fn download(
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);
     }
-    // Published bytes never change (yanking keeps them): cache forever.
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
     Ok(resp)
 }
 
