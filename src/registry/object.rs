@@ -223,6 +223,7 @@ impl Location {
 struct Endpoint {
     url: String,
     http: bool,
+    loopback: bool,
 }
 
 impl Endpoint {
@@ -250,6 +251,7 @@ impl Endpoint {
         Ok(Endpoint {
             url: endpoint.trim_end_matches('/').to_owned(),
             http,
+            loopback: is_loopback(&e),
         })
     }
 }
@@ -263,8 +265,9 @@ pub fn credential_variables(url: &str) -> &'static str {
         .unwrap_or_default();
     match scheme.as_str() {
         "gs" => {
-            "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_SERVICE_ACCOUNT (a key file), GOOGLE_SERVICE_ACCOUNT_KEY (the key's JSON) \
-             or GOOGLE_SKIP_SIGNATURE=true for an emulator; or run on Google Cloud with an attached service account"
+            "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_SERVICE_ACCOUNT (a key file) or GOOGLE_SERVICE_ACCOUNT_KEY (the key's \
+             JSON); or run on Google Cloud with an attached service account (none for an emulator on a loopback \
+             --storage-endpoint)"
         }
         "az" | "abfs" | "abfss" => {
             "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, AZURE_STORAGE_TOKEN, \
@@ -302,6 +305,20 @@ fn gcs_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Result<Arc<objec
         builder = builder
             .with_base_url(&e.url)
             .with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), e.http.to_string());
+        let explicit = [
+            GoogleConfigKey::ServiceAccount,
+            GoogleConfigKey::ServiceAccountKey,
+            GoogleConfigKey::ApplicationCredentials,
+            GoogleConfigKey::BearerToken,
+        ]
+        .iter()
+        .any(|k| builder.get_config_value(k).is_some());
+        if e.loopback && !explicit {
+            // An emulator takes no OAuth token, and fetching one would ask
+            // the cloud metadata server, off this machine.
+            let anonymous = object_store::gcp::GcpCredential { bearer: String::new() };
+            builder = builder.with_credentials(Arc::new(object_store::StaticCredentialProvider::new(anonymous)));
+        }
     }
     let store = builder.build().map_err(|e| {
         io::Error::other(format!(
