@@ -186,6 +186,36 @@ fn azure_without_an_account_or_with_a_wrong_key_fails_at_start_naming_the_variab
     assert!(!err.contains(wrong) && !err.contains(AZURE_KEY), "{err}");
 }
 
+#[test]
+fn azure_use_emulator_reaches_only_a_loopback_azurite() {
+    let Some(azurite) = azurite() else { return };
+    let ctx = TestContext::new();
+    create_container(azurite, "fm-emulator");
+    // The crate's own emulator switch: no account, key or endpoint needed.
+    let server = ctx.serve(
+        std::path::Path::new("az://fm-emulator/reg"),
+        &["--token", TOKEN],
+        &[
+            ("AZURE_STORAGE_USE_EMULATOR", "true"),
+            ("AZURITE_BLOB_STORAGE_URL", &azurite.endpoint()),
+        ],
+    );
+    let archive = packed(&ctx, "e", "1.0.0", &[]);
+    runtime().block_on(async {
+        let c = reqwest::Client::new();
+        assert_eq!(upload(&c, &server, archive).await.0, 201);
+        assert_eq!(get_json(&c, &server.api("packages/e")).await.0, 200);
+    });
+    // Plain http to anywhere else is refused before any request.
+    let mut cmd = ctx.fm();
+    cmd.args(["registry", "serve", "--storage", "az://fm-emulator/reg"])
+        .env("AZURE_STORAGE_USE_EMULATOR", "true")
+        .env("AZURITE_BLOB_STORAGE_URL", "http://azurite.example.com:10000");
+    let out = cmd.output().expect("serve");
+    assert_code(&out, 1);
+    assert!(text(&out).1.contains("AZURE_STORAGE_USE_EMULATOR"), "{}", text(&out).1);
+}
+
 /// fake-gcs-server, once per test binary.
 fn fake_gcs() -> Option<&'static Service> {
     static GCS: OnceLock<Option<Service>> = OnceLock::new();
