@@ -313,11 +313,13 @@ pub enum StudioCommand {
 
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
-    /// Where packages are stored: a folder, or a bucket (`s3://BUCKET/PREFIX`).
+    /// Where packages are stored: a folder, or a bucket (`s3://BUCKET/PREFIX`,
+    /// `gs://BUCKET/PREFIX`, `az://CONTAINER/PREFIX`).
     #[arg(long, default_value = "./fm-registry", value_name = "DIR|URL")]
     pub storage: String,
-    /// The endpoint of an S3-compatible server for an `s3://` storage
-    /// (plain http only on loopback). Credentials: the AWS_* variables.
+    /// The endpoint of an S3-compatible server, a GCS emulator or an Azure
+    /// endpoint for a bucket storage (plain http only on loopback).
+    /// Credentials: the AWS_*, GOOGLE_* or AZURE_STORAGE_* variables.
     #[arg(long, value_name = "URL")]
     pub storage_endpoint: Option<String>,
     /// This replica's name in the storage's download counters (default:

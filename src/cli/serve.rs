@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::args::ServeArgs;
 use super::{Context, Failure};
-use crate::registry::object::{ObjectStorage, is_object_url};
+use crate::registry::object::{ObjectStorage, credential_variables, is_object_url};
 use crate::registry::storage::{DirStorage, Storage};
 use crate::server::{self, ServerConfig, Tokens};
 
@@ -65,9 +65,10 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
 /// `--storage`: a bucket URL, a `file://` URL or a folder (created).
 fn open_storage(ctx: &Context, a: &ServeArgs) -> Result<Arc<dyn Storage>, Failure> {
     if is_object_url(&a.storage) {
+        let variables = credential_variables(&a.storage);
         let s = ObjectStorage::open(&a.storage, a.storage_endpoint.as_deref()).map_err(|e| {
             Failure::user(miette::miette!(
-                help = "check the URL, --storage-endpoint and the AWS_* credential variables",
+                help = format!("check the URL, --storage-endpoint and the credential variables: {variables}"),
                 "cannot open the storage {}: {e}",
                 a.storage
             ))
@@ -76,7 +77,9 @@ fn open_storage(ctx: &Context, a: &ServeArgs) -> Result<Arc<dyn Storage>, Failur
         // endpoint or credentials.
         s.list("index/").map_err(|e| {
             Failure::user(miette::miette!(
-                help = "check that the bucket exists, --storage-endpoint, and the AWS_* credential variables",
+                help = format!(
+                    "check that the bucket exists, --storage-endpoint, and the credential variables: {variables}"
+                ),
                 "cannot reach the storage {}: {e}",
                 a.storage
             ))
@@ -84,7 +87,10 @@ fn open_storage(ctx: &Context, a: &ServeArgs) -> Result<Arc<dyn Storage>, Failur
         return Ok(Arc::new(s));
     }
     if a.storage_endpoint.is_some() {
-        return Err(Failure::usage("--storage-endpoint needs an s3:// --storage", None));
+        return Err(Failure::usage(
+            "--storage-endpoint needs a bucket --storage (s3://, gs:// or az://)",
+            None,
+        ));
     }
     let root = match url::Url::parse(&a.storage) {
         Ok(u) if u.scheme() == "file" => u
