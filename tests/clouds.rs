@@ -373,3 +373,40 @@ fn gcs_errors_name_the_bucket_and_the_credential_variables() {
     );
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn azure_redirects_downloads_to_a_signed_url_that_serves_the_archive() {
+    let Some(azurite) = azurite() else { return };
+    let ctx = TestContext::new();
+    let bucket = container(azurite, "fm-redirect");
+    let bytes = packed(&ctx, "a", "1.0.0", &[]);
+    let sum = fm::fsutil::sha256_hex(&bytes);
+    fm::registry::publish::publish(&bucket.direct, &bytes, None, &fm::archive::Limits::default()).expect("publish");
+    let replica = bucket.replica_with(&ctx, "redir", &["--redirect-downloads"]);
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    runtime().block_on(async {
+        let r = no_redirects
+            .get(replica.api("packages/a/1.0.0/download"))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(r.status().as_u16(), 307);
+        let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+        // A SAS URL on the blob endpoint: signed, with an expiry.
+        assert!(
+            location.starts_with(&format!(
+                "{}/{AZURE_ACCOUNT}/fm-redirect/reg/packages/a/",
+                azurite.endpoint()
+            )),
+            "{location}"
+        );
+        assert!(location.contains("sig=") && location.contains("se="), "{location}");
+        let body = client().get(&location).send().await.expect("signed get");
+        assert_eq!(body.status().as_u16(), 200);
+        let got = body.bytes().await.expect("bytes");
+        assert_eq!(fm::fsutil::sha256_hex(&got), sum);
+    });
+}

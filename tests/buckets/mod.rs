@@ -114,8 +114,14 @@ pub struct Bucket {
 impl Bucket {
     /// `fm registry serve` over this bucket, as replica `id`.
     pub fn replica(&self, ctx: &TestContext, id: &str) -> Server {
+        self.replica_with(ctx, id, &[])
+    }
+
+    /// [`Bucket::replica`] with more flags.
+    pub fn replica_with(&self, ctx: &TestContext, id: &str, more: &[&str]) -> Server {
         let mut extra: Vec<&str> = self.flags.iter().map(String::as_str).collect();
         extra.extend(["--token", TOKEN, "--replica-id", id]);
+        extra.extend(more);
         let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         ctx.serve(Path::new(&self.url), &extra, &env)
     }
