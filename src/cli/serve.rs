@@ -30,6 +30,7 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
     config.require_auth = a.require_auth;
     config.max_upload_bytes = a.max_upload_mb.saturating_mul(1024 * 1024);
     config.log_requests = !ctx.global.quiet;
+    config.storage_cache_ttl = a.storage_cache_ttl;
     if config.tokens.is_empty() {
         ctx.shell
             .warn("no publish tokens configured: uploads and yanks will be refused (pass --token or --tokens-file)");

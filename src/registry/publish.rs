@@ -84,15 +84,17 @@ fn io_err(storage: &dyn Storage) -> impl Fn(io::Error) -> PublishError + '_ {
 pub fn read_document(storage: &dyn Storage, name: &str) -> Result<Option<(PackageDocument, String)>, PublishError> {
     match storage.read(&index_key(name)).map_err(io_err(storage))? {
         None => Ok(None),
-        Some((bytes, tag)) => {
-            let doc = serde_json::from_slice(&bytes).map_err(|e| PublishError::Corrupt {
-                name: name.to_owned(),
-                registry: storage.describe(),
-                reason: e.to_string(),
-            })?;
-            Ok(Some((doc, tag)))
-        }
+        Some((bytes, tag)) => Ok(Some((parse_document(storage, name, &bytes)?, tag))),
     }
+}
+
+/// Parses the stored document of `name` read from `storage`.
+pub fn parse_document(storage: &dyn Storage, name: &str, bytes: &[u8]) -> Result<PackageDocument, PublishError> {
+    serde_json::from_slice(bytes).map_err(|e| PublishError::Corrupt {
+        name: name.to_owned(),
+        registry: storage.describe(),
+        reason: e.to_string(),
+    })
 }
 
 /// Validates `bytes` and publishes them. `checksum`, when given, must equal

@@ -54,6 +54,10 @@ pub struct ServerConfig {
     /// Names this server's download-count object
     /// ([`downloads::replica_key`]); unique per replica over one storage.
     pub replica_id: String,
+    /// For storages without local files (buckets): how long a package
+    /// document read from the store is served without asking the store
+    /// again. Zero (the default): every request revalidates it.
+    pub storage_cache_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -73,6 +77,7 @@ impl ServerConfig {
                 .and_then(|v| v.parse().ok())
                 .map(Duration::from_millis),
             replica_id: downloads::new_replica_id(),
+            storage_cache_ttl: Duration::ZERO,
         }
     }
 }

@@ -27,7 +27,7 @@ use super::downloads::Downloads;
 use crate::archive::Limits;
 use crate::registry::document::{PackageDocument, PackageInfo, archive_key};
 use crate::registry::publish::{self, PublishError};
-use crate::registry::storage::Storage;
+use crate::registry::storage::{Storage, Tag};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -41,6 +41,7 @@ pub struct AppState {
     pub test: Option<Arc<TestProbe>>,
     docs: Arc<DocCache>,
     rendered: Arc<RenderCache>,
+    archives: Arc<ArchiveCache>,
 }
 
 /// Rendered `packages/{name}` answers, reused while the document (the same
@@ -61,14 +62,106 @@ struct Rendered {
     body: Bytes,
 }
 
-/// Parsed package documents, for storages with local files: an entry is
-/// reused while the file's identity (inode, size, modification time) is
-/// unchanged. Every write replaces the file by rename, so a publish by this
-/// server, by another server on the same folder, or by `fm publish` to the
-/// folder is seen on the next request. Other storages are read every time.
+/// Parsed package documents, so a request that finds a document unchanged
+/// neither parses nor renders it again (rendered answers are keyed by the
+/// same [`Arc`]). An entry is reused while the document's identity is
+/// unchanged:
+///
+/// - for storages with local files, the file's (inode, size, modification
+///   time): every write replaces the file by rename, so a publish by this
+///   server, by another server on the same folder, or by `fm publish` to the
+///   folder is seen on the next request;
+/// - for other storages (buckets), the storage's [`Tag`] of the document,
+///   which the storage revalidates with the store on every read (a
+///   conditional GET). With a freshness window (`--storage-cache-ttl`), an
+///   entry checked less than `ttl` ago is served without asking the store:
+///   a write through another replica is seen within `ttl`; a write through
+///   this server drops the entry, so it is seen at once here.
 #[derive(Debug, Default)]
 struct DocCache {
-    map: std::sync::RwLock<std::collections::HashMap<String, (FileStamp, Arc<PackageDocument>)>>,
+    map: std::sync::RwLock<std::collections::HashMap<String, (Stamp, Arc<PackageDocument>)>>,
+    /// Bumped by every write through this server: a read that started
+    /// before a write does not store what it read.
+    generation: AtomicU64,
+    ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+enum Stamp {
+    File(FileStamp),
+    /// The storage's tag, and when the store was last asked about it.
+    Tag(Tag, Instant),
+}
+
+impl DocCache {
+    fn get(&self, name: &str) -> Option<(Stamp, Arc<PackageDocument>)> {
+        self.map.read().ok().and_then(|m| m.get(name).cloned())
+    }
+
+    /// Stores `doc` unless a write went through this server since
+    /// `generation` was read.
+    fn put(&self, name: &str, generation: u64, stamp: Stamp, doc: &Arc<PackageDocument>) {
+        if let Ok(mut map) = self.map.write()
+            && self.generation.load(Ordering::SeqCst) == generation
+        {
+            map.insert(name.to_owned(), (stamp, doc.clone()));
+        }
+    }
+
+    /// After a write to `name` through this server.
+    fn forget(&self, name: &str) {
+        if let Ok(mut map) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            map.remove(name);
+        }
+    }
+}
+
+/// Archives of listed versions, by SHA-256, for storages without local
+/// files: published bytes never change, and the document (revalidated as
+/// above) decides which versions are listed, so a hit needs no store
+/// request. Bytes are checked against the digest before they are kept.
+/// Bounded to [`ARCHIVE_CACHE_BYTES`], oldest entries evicted first.
+#[derive(Debug, Default)]
+struct ArchiveCache {
+    inner: std::sync::Mutex<ArchiveEntries>,
+}
+
+#[derive(Debug, Default)]
+struct ArchiveEntries {
+    bytes: usize,
+    map: std::collections::HashMap<String, Bytes>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Memory kept for archives a server ([`ArchiveCache`]).
+const ARCHIVE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Larger archives are always read from the store.
+const ARCHIVE_CACHE_MAX_ONE: usize = 8 * 1024 * 1024;
+
+impl ArchiveCache {
+    fn get(&self, checksum: &str) -> Option<Bytes> {
+        self.inner.lock().ok().and_then(|c| c.map.get(checksum).cloned())
+    }
+
+    fn put(&self, checksum: &str, bytes: &Bytes) {
+        if bytes.len() > ARCHIVE_CACHE_MAX_ONE {
+            return;
+        }
+        let Ok(mut c) = self.inner.lock() else { return };
+        if c.map.contains_key(checksum) {
+            return;
+        }
+        while c.bytes + bytes.len() > ARCHIVE_CACHE_BYTES {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(b) = c.map.remove(&old) {
+                c.bytes -= b.len();
+            }
+        }
+        c.bytes += bytes.len();
+        c.order.push_back(checksum.to_owned());
+        c.map.insert(checksum.to_owned(), bytes.clone());
+    }
 }
 
 type FileStamp = (u64, u64, Option<std::time::SystemTime>);
@@ -105,8 +198,12 @@ impl AppState {
                     ..TestProbe::default()
                 })
             }),
-            docs: Arc::default(),
+            docs: Arc::new(DocCache {
+                ttl: config.storage_cache_ttl,
+                ..DocCache::default()
+            }),
             rendered: Arc::default(),
+            archives: Arc::default(),
         }
     }
 }
@@ -329,36 +426,69 @@ fn download_url(base: &str, name: &str, version: &str) -> String {
     format!("{base}/api/v1/registry/packages/{name}/{version}/download")
 }
 
-/// The stored document of `name`, or `None` (also for invalid names).
+/// The stored document of `name`, or `None` (also for invalid names); from
+/// [`DocCache`] when it is unchanged, or within the freshness window.
 fn load(state: &AppState, name: &str) -> ApiResult<Option<Arc<PackageDocument>>> {
+    load_doc(state, name, true)
+}
+
+/// [`load`]; `may_be_stale: false` asks the store even within the
+/// freshness window (before a write).
+fn load_doc(state: &AppState, name: &str, may_be_stale: bool) -> ApiResult<Option<Arc<PackageDocument>>> {
     if crate::names::validate(name).is_err() {
         return Ok(None);
     }
     let key = crate::registry::document::index_key(name);
+    let generation = state.docs.generation.load(Ordering::SeqCst);
+    let cached = state.docs.get(name);
     let stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
-        None => None,
-        Some(Ok(meta)) => Some(file_stamp(&meta)),
+        Some(Ok(meta)) => {
+            let stamp = file_stamp(&meta);
+            if let Some((Stamp::File(s), doc)) = &cached
+                && *s == stamp
+            {
+                return Ok(Some(doc.clone()));
+            }
+            Some(stamp)
+        }
         Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Some(Err(e)) => return Err(ApiError::internal(e)),
+        None => {
+            if may_be_stale
+                && let Some((Stamp::Tag(_, checked), doc)) = &cached
+                && checked.elapsed() < state.docs.ttl
+            {
+                return Ok(Some(doc.clone()));
+            }
+            None
+        }
     };
-    if let Some(stamp) = stamp
-        && let Ok(map) = state.docs.map.read()
-        && let Some((cached, doc)) = map.get(name)
-        && *cached == stamp
-    {
-        return Ok(Some(doc.clone()));
+    // Taken before the store is asked: the window counts from here.
+    let asked = Instant::now();
+    let storage = state.storage.as_ref();
+    let Some((bytes, tag)) = storage.read(&key).map_err(|source| PublishError::Io {
+        registry: storage.describe(),
+        source,
+    })?
+    else {
+        if let Ok(mut map) = state.docs.map.write() {
+            map.remove(name);
+        }
+        return Ok(None);
+    };
+    let doc = match cached {
+        // Same tag: the same bytes, already parsed.
+        Some((Stamp::Tag(t, _), doc)) if stamp.is_none() && t == tag => doc,
+        _ => Arc::new(publish::parse_document(storage, name, &bytes)?),
+    };
+    if doc.info.name != name {
+        return Ok(None);
     }
-    let doc = publish::read_document(state.storage.as_ref(), name)?
-        .map(|(d, _)| Arc::new(d))
-        .filter(|d| d.info.name == name);
-    if let (Some(stamp), Some(doc)) = (stamp, &doc)
-        && let Ok(mut map) = state.docs.map.write()
-    {
-        // The stamp was taken before the read: if the file changed in
-        // between, the next request sees a different stamp and re-reads.
-        map.insert(name.to_owned(), (stamp, doc.clone()));
-    }
-    Ok(doc)
+    // A file stamp was taken before the read: if the file changed in
+    // between, the next request sees a different stamp and re-reads.
+    let stamp = stamp.map_or(Stamp::Tag(tag, asked), Stamp::File);
+    state.docs.put(name, generation, stamp, &doc);
+    Ok(Some(doc))
 }
 
 fn load_or_404(state: &AppState, name: &str) -> ApiResult<Arc<PackageDocument>> {
@@ -607,7 +737,7 @@ async fn download(
     let mut resp = if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let (body, len) = archive_body(&state, &archive_key(&name, &version))
+        let (body, len) = archive_body(&state, &archive_key(&name, &version), &record.checksum)
             .await?
             .ok_or_else(not_found)?;
         state.downloads.record(&name);
@@ -635,8 +765,10 @@ async fn download(
     Ok(resp)
 }
 
-/// The archive at `key` as a body and its length, or `None`.
-async fn archive_body(state: &AppState, key: &str) -> ApiResult<Option<(Body, u64)>> {
+/// The archive at `key` (whose SHA-256 is `checksum`) as a body and its
+/// length, or `None`: streamed from a local file, else from
+/// [`ArchiveCache`] or the store.
+async fn archive_body(state: &AppState, key: &str, checksum: &str) -> ApiResult<Option<(Body, u64)>> {
     use tokio::io::AsyncReadExt;
     if let Some(path) = state.storage.local_path(key) {
         let file = match tokio::fs::File::open(&path).await {
@@ -661,10 +793,21 @@ async fn archive_body(state: &AppState, key: &str) -> ApiResult<Option<(Body, u6
         });
         return Ok(Some((Body::from_stream(chunks), len)));
     }
+    if let Some(bytes) = state.archives.get(checksum) {
+        let len = bytes.len() as u64;
+        return Ok(Some((Body::from(bytes), len)));
+    }
     let storage = state.storage.clone();
     let key = key.to_owned();
     match tokio::task::spawn_blocking(move || storage.read(&key)).await {
         Ok(Ok(Some((bytes, _)))) => {
+            let bytes = Bytes::from(bytes);
+            // Kept only when they are what the document lists (an archive
+            // replaced in the bucket behind the registry's back is served,
+            // as before, but never cached).
+            if crate::fsutil::sha256_hex(&bytes) == checksum {
+                state.archives.put(checksum, &bytes);
+            }
             let len = bytes.len() as u64;
             Ok(Some((Body::from(bytes), len)))
         }
@@ -775,6 +918,8 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
     })
     .await
     .map_err(ApiError::internal)??;
+    // Seen at once through this server, whatever the freshness window.
+    state.docs.forget(&published.document.info.name);
     let info = served_info(&state, &base, published.document.info_for(&published.record));
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
@@ -813,14 +958,15 @@ async fn read_multipart(mut mp: Multipart) -> ApiResult<(Bytes, Option<String>)>
 
 async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: String, yanked: bool) -> ApiResult {
     authorize(&state, &headers, if yanked { "yank" } else { "un-yank" })?;
-    if load(&state, &name)?.is_none() {
+    if load_doc(&state, &name, false)?.is_none() {
         return Err(ApiError::not_found(format!("Package '{name}@{version}' not found")));
     }
     let storage = state.storage.clone();
     let (n, v) = (name.clone(), version.clone());
-    tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked))
-        .await
-        .map_err(ApiError::internal)??;
+    let done = tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked)).await;
+    // Seen at once through this server, whatever the freshness window.
+    state.docs.forget(&name);
+    done.map_err(ApiError::internal)??;
     let verb = if yanked { "yanked" } else { "un-yanked" };
     Ok(Json(json!({
         "message": format!("Package {name}@{version} {verb}"),
