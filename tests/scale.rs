@@ -106,6 +106,84 @@ fn two_replicas_on_one_bucket_lose_no_publish_and_admit_one_winner() {
     replicas_lose_no_publish_and_admit_one_winner(&TestContext::new(), &bucket(moto, "fm-replicas"), 50, 20);
 }
 
+/// `--storage-cache-ttl`: a replica may serve the document it read for up
+/// to the window without asking the bucket; writes through it are seen
+/// through it at once, and its writes start from the bucket, never from
+/// its own possibly stale copy, so nothing is lost.
+#[test]
+fn a_freshness_window_bounds_staleness_on_other_replicas_only() {
+    let Some(moto) = moto() else { return };
+    let ctx = TestContext::new();
+    let bucket = bucket(moto, "fm-ttl");
+    let with_ttl = |id: &str, ttl: &str| bucket.replica_with(&ctx, id, &["--storage-cache-ttl", ttl]);
+    let (a, b) = (with_ttl("a", "1h"), with_ttl("b", "1h"));
+    let always = bucket.replica(&ctx, "always");
+    let archives: Vec<Vec<u8>> = ["1.0.0", "2.0.0", "3.0.0"]
+        .iter()
+        .map(|v| packed(&ctx, "cached", v, &[]))
+        .collect();
+    let c = reqwest::Client::new();
+    let doc_of = |s: &Server| s.api("packages/cached");
+    runtime().block_on(async {
+        assert_eq!(upload(&c, &a, archives[0].clone()).await.0, 201);
+        // Both a and b now hold a copy of the document with 1.0.0.
+        for s in [&a, &b] {
+            let (status, doc) = get_json(&c, &doc_of(s)).await;
+            assert_eq!((status, versions(&doc)), (200, vec!["1.0.0".to_owned()]));
+        }
+
+        assert_eq!(upload(&c, &a, archives[1].clone()).await.0, 201);
+        let both = vec!["1.0.0".to_owned(), "2.0.0".to_owned()];
+        // The writer sees its own write at once, and so does a replica
+        // without a window …
+        assert_eq!(versions(&get_json(&c, &doc_of(&a)).await.1), both);
+        assert_eq!(versions(&get_json(&c, &doc_of(&always)).await.1), both);
+        // … while b keeps the copy it read, for up to its window (an hour).
+        assert_eq!(versions(&get_json(&c, &doc_of(&b)).await.1), ["1.0.0"]);
+        let r = c
+            .get(b.api("packages/cached/2.0.0/download"))
+            .send()
+            .await
+            .expect("download");
+        assert_eq!(r.status().as_u16(), 404, "not listed in b's copy yet");
+
+        // A yank through b starts from the bucket: 2.0.0 is not lost, and b
+        // sees its own write at once.
+        let r = c
+            .put(b.api("packages/cached/1.0.0/yank"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("yank");
+        assert_eq!(r.status().as_u16(), 200);
+        for s in [&b, &always] {
+            let doc = get_json(&c, &doc_of(s)).await.1;
+            assert_eq!(versions(&doc), both, "{doc}");
+            let yanked: Vec<&Value> = doc["versions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["yanked"] == true)
+                .map(|r| &r["version"])
+                .collect();
+            assert_eq!(yanked, ["1.0.0"], "{doc}");
+        }
+    });
+
+    // A short window runs out: d catches up with a publish through a
+    // without any write through d.
+    let d = with_ttl("d", "200ms");
+    runtime().block_on(async {
+        assert_eq!(versions(&get_json(&c, &doc_of(&d)).await.1).len(), 2);
+        assert_eq!(upload(&c, &a, archives[2].clone()).await.0, 201);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while versions(&get_json(&c, &doc_of(&d)).await.1).len() < 3 {
+            assert!(std::time::Instant::now() < deadline, "d never saw 3.0.0");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    });
+}
+
 #[test]
 fn a_replica_killed_mid_upload_leaves_no_partial_version() {
     let Some(moto) = moto() else { return };

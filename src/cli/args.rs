@@ -322,6 +322,12 @@ pub struct ServeArgs {
     /// Credentials: the AWS_*, GOOGLE_* or AZURE_STORAGE_* variables.
     #[arg(long, value_name = "URL")]
     pub storage_endpoint: Option<String>,
+    /// With a bucket: serve a package document read from the bucket for up
+    /// to DURATION (`500ms`, `2s`, `1m`) without asking the bucket again.
+    /// A publish or yank through another replica then shows here within
+    /// DURATION; through this one, at once. Default 0: always revalidate.
+    #[arg(long, default_value = "0", value_name = "DURATION", value_parser = parse_duration)]
+    pub storage_cache_ttl: std::time::Duration,
     /// This replica's name in the storage's download counters (default:
     /// random). Give each replica over one bucket its own.
     #[arg(long, env = "FM_REPLICA_ID", value_name = "ID")]
@@ -355,4 +361,41 @@ pub struct ServeArgs {
     /// How long a pre-signed download URL stays valid, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECS", requires = "redirect_downloads", value_parser = clap::value_parser!(u64).range(10..=604_800))]
     pub redirect_expires: u64,
+}
+
+/// `0`, `250ms`, `2s`, `5m`, `1h` (a bare number is seconds).
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a duration such as 500ms, 2s, 5m or 1h"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    };
+    ms.map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("{text:?}: too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("2 days").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
 }

@@ -41,6 +41,7 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
             e => Failure::user(e),
         })?;
     }
+    config.storage_cache_ttl = a.storage_cache_ttl;
     if config.tokens.is_empty() {
         ctx.shell
             .warn("no publish tokens configured: uploads and yanks will be refused (pass --token or --tokens-file)");

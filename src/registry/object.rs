@@ -42,10 +42,13 @@ use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, Upd
 
 use super::storage::{Storage, Tag};
 
-/// Objects up to this size are cached (documents and counters, not archives).
+/// Objects up to this size are cached.
 const CACHE_MAX_OBJECT: usize = 1024 * 1024;
-/// Entries kept in the cache before it is cleared.
-const CACHE_MAX_ENTRIES: usize = 4096;
+/// Bytes kept in the cache before it is cleared.
+const CACHE_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Keys never cached here: archives are immutable, and the server keeps
+/// the ones it serves by digest.
+const UNCACHED_PREFIX: &str = "packages/";
 
 /// A registry in a bucket: `s3://bucket/prefix`, `gs://bucket/prefix`,
 /// `az://container/prefix`.
@@ -56,7 +59,7 @@ pub struct ObjectStorage {
     signer: Option<Arc<dyn Signer>>,
     prefix: String,
     url: String,
-    cache: Mutex<HashMap<String, (Tag, Bytes)>>,
+    cache: Mutex<Cache>,
 }
 
 /// Whether `location` names an object store rather than a folder.
@@ -128,22 +131,36 @@ impl ObjectStorage {
     }
 
     fn remember(&self, key: &str, tag: &Tag, bytes: &Bytes) {
-        if bytes.len() > CACHE_MAX_OBJECT {
+        if bytes.len() > CACHE_MAX_OBJECT || key.starts_with(UNCACHED_PREFIX) {
             return;
         }
         if let Ok(mut c) = self.cache.lock() {
-            if c.len() >= CACHE_MAX_ENTRIES {
-                c.clear();
+            if c.bytes + bytes.len() > CACHE_MAX_BYTES {
+                c.map.clear();
+                c.bytes = 0;
             }
-            c.insert(key.to_owned(), (tag.clone(), bytes.clone()));
+            c.bytes += bytes.len();
+            if let Some((_, old)) = c.map.insert(key.to_owned(), (tag.clone(), bytes.clone())) {
+                c.bytes -= old.len();
+            }
         }
     }
 
     fn forget(&self, key: &str) {
-        if let Ok(mut c) = self.cache.lock() {
-            c.remove(key);
+        if let Ok(mut c) = self.cache.lock()
+            && let Some((_, old)) = c.map.remove(key)
+        {
+            c.bytes -= old.len();
         }
     }
+}
+
+/// Small objects read or written, with their tags, to revalidate.
+#[derive(Debug, Default)]
+struct Cache {
+    map: HashMap<String, (Tag, Bytes)>,
+    /// The bytes in `map`.
+    bytes: usize,
 }
 
 /// The clouds a storage URL can name.
@@ -461,7 +478,7 @@ fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> io::
 impl Storage for ObjectStorage {
     fn read(&self, key: &str) -> io::Result<Option<(Vec<u8>, Tag)>> {
         let path = self.path(key)?;
-        let cached = self.cache.lock().ok().and_then(|c| c.get(key).cloned());
+        let cached = self.cache.lock().ok().and_then(|c| c.map.get(key).cloned());
         let options = GetOptions {
             if_none_match: cached.as_ref().and_then(|(tag, _)| version_of(tag).e_tag),
             ..GetOptions::default()
@@ -600,6 +617,9 @@ mod tests {
         assert!(!s.swap("index/a.json", Some(&tag), b"v3").expect("stale tag loses"));
         // The cached copy is revalidated, not trusted.
         assert_eq!(s.read("index/a.json").expect("read").expect("some").0, b"v2");
+        // Documents are kept to revalidate; archives are not.
+        let cached = |k: &str| s.cache.lock().expect("cache").map.contains_key(k);
+        assert!(cached("index/a.json") && !cached("packages/a/a-1.0.0.fmpkg"));
         assert_eq!(s.read("index/b.json").expect("read"), None);
     }
 

@@ -64,6 +64,10 @@ pub struct ServerConfig {
     /// storage that signs ([`Storage::presign_get`]); [`serve`] refuses
     /// to start otherwise.
     pub redirect_downloads: Option<Duration>,
+    /// For storages without local files (buckets): how long a package
+    /// document read from the store is served without asking the store
+    /// again. Zero (the default): every request revalidates it.
+    pub storage_cache_ttl: Duration,
 }
 
 impl ServerConfig {
@@ -84,6 +88,7 @@ impl ServerConfig {
                 .map(Duration::from_millis),
             replica_id: downloads::new_replica_id(),
             redirect_downloads: None,
+            storage_cache_ttl: Duration::ZERO,
         }
     }
 }

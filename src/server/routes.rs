@@ -27,7 +27,7 @@ use super::downloads::Downloads;
 use crate::archive::Limits;
 use crate::registry::document::{PackageDocument, PackageInfo, archive_key};
 use crate::registry::publish::{self, PublishError};
-use crate::registry::storage::Storage;
+use crate::registry::storage::{Storage, Tag};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -43,6 +43,7 @@ pub struct AppState {
     pub test: Option<Arc<TestProbe>>,
     docs: Arc<DocCache>,
     rendered: Arc<RenderCache>,
+    archives: Arc<ArchiveCache>,
 }
 
 /// Rendered `packages/{name}` answers, reused while the document (the same
@@ -63,37 +64,107 @@ struct Rendered {
     body: Bytes,
 }
 
-/// Parsed package documents, each reused while its [`Stamp`] is unchanged.
-/// For storages with local files the stamp is the file's identity (inode,
-/// size, modification time): every write replaces the file by rename, so a
-/// publish by this server, by another server on the same folder, or by
-/// `fm publish` to the folder is seen on the next request. For other
-/// storages it is the stored value's tag: a document is still read (an
-/// object store answers an unchanged one with a `304`) but parsed only when
-/// it changed, and a listing that carries tags lets [`all_documents`] skip
-/// the reads of unchanged documents altogether.
+/// Parsed package documents, so a request that finds a document unchanged
+/// neither parses nor renders it again (rendered answers are keyed by the
+/// same [`Arc`]). An entry is reused while the document's identity is
+/// unchanged:
+///
+/// - for storages with local files, the file's (inode, size, modification
+///   time): every write replaces the file by rename, so a publish by this
+///   server, by another server on the same folder, or by `fm publish` to the
+///   folder is seen on the next request;
+/// - for other storages (buckets), the storage's [`Tag`] of the document,
+///   which the storage revalidates with the store on every read (a
+///   conditional GET). With a freshness window (`--storage-cache-ttl`), an
+///   entry checked less than `ttl` ago is served without asking the store:
+///   a write through another replica is seen within `ttl`; a write through
+///   this server drops the entry, so it is seen at once here. A listing
+///   that carries tags (an object store's `LIST`) vouches for an entry
+///   with the same tag, so [`all_documents`] reads only changed documents.
 #[derive(Debug, Default)]
 struct DocCache {
     map: std::sync::RwLock<std::collections::HashMap<String, (Stamp, Arc<PackageDocument>)>>,
+    /// Bumped by every write through this server: a read that started
+    /// before a write does not store what it read.
+    generation: AtomicU64,
+    ttl: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 enum Stamp {
     File(FileStamp),
-    Tag(crate::registry::storage::Tag),
+    /// The storage's tag, and when the store was last asked about it.
+    Tag(Tag, Instant),
 }
 
 impl DocCache {
-    fn get(&self, name: &str, stamp: &Stamp) -> Option<Arc<PackageDocument>> {
-        let map = self.map.read().ok()?;
-        let (cached, doc) = map.get(name)?;
-        (cached == stamp).then(|| doc.clone())
+    fn get(&self, name: &str) -> Option<(Stamp, Arc<PackageDocument>)> {
+        self.map.read().ok().and_then(|m| m.get(name).cloned())
     }
 
-    fn put(&self, name: &str, stamp: Stamp, doc: &Arc<PackageDocument>) {
-        if let Ok(mut map) = self.map.write() {
+    /// Stores `doc` unless a write went through this server since
+    /// `generation` was read.
+    fn put(&self, name: &str, generation: u64, stamp: Stamp, doc: &Arc<PackageDocument>) {
+        if let Ok(mut map) = self.map.write()
+            && self.generation.load(Ordering::SeqCst) == generation
+        {
             map.insert(name.to_owned(), (stamp, doc.clone()));
         }
+    }
+
+    /// After a write to `name` through this server.
+    fn forget(&self, name: &str) {
+        if let Ok(mut map) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            map.remove(name);
+        }
+    }
+}
+
+/// Archives of listed versions, by SHA-256, for storages without local
+/// files: published bytes never change, and the document (revalidated as
+/// above) decides which versions are listed, so a hit needs no store
+/// request. Bytes are checked against the digest before they are kept.
+/// Bounded to [`ARCHIVE_CACHE_BYTES`], oldest entries evicted first.
+#[derive(Debug, Default)]
+struct ArchiveCache {
+    inner: std::sync::Mutex<ArchiveEntries>,
+}
+
+#[derive(Debug, Default)]
+struct ArchiveEntries {
+    bytes: usize,
+    map: std::collections::HashMap<String, Bytes>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Memory kept for archives a server ([`ArchiveCache`]).
+const ARCHIVE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Larger archives are always read from the store.
+const ARCHIVE_CACHE_MAX_ONE: usize = 8 * 1024 * 1024;
+
+impl ArchiveCache {
+    fn get(&self, checksum: &str) -> Option<Bytes> {
+        self.inner.lock().ok().and_then(|c| c.map.get(checksum).cloned())
+    }
+
+    fn put(&self, checksum: &str, bytes: &Bytes) {
+        if bytes.len() > ARCHIVE_CACHE_MAX_ONE {
+            return;
+        }
+        let Ok(mut c) = self.inner.lock() else { return };
+        if c.map.contains_key(checksum) {
+            return;
+        }
+        while c.bytes + bytes.len() > ARCHIVE_CACHE_BYTES {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(b) = c.map.remove(&old) {
+                c.bytes -= b.len();
+            }
+        }
+        c.bytes += bytes.len();
+        c.order.push_back(checksum.to_owned());
+        c.map.insert(checksum.to_owned(), bytes.clone());
     }
 }
 
@@ -132,8 +203,12 @@ impl AppState {
                     ..TestProbe::default()
                 })
             }),
-            docs: Arc::default(),
+            docs: Arc::new(DocCache {
+                ttl: config.storage_cache_ttl,
+                ..DocCache::default()
+            }),
             rendered: Arc::default(),
+            archives: Arc::default(),
         }
     }
 }
@@ -356,49 +431,74 @@ fn download_url(base: &str, name: &str, version: &str) -> String {
     format!("{base}/api/v1/registry/packages/{name}/{version}/download")
 }
 
-/// The stored document of `name`, or `None` (also for invalid names).
+/// The stored document of `name`, or `None` (also for invalid names); from
+/// [`DocCache`] when it is unchanged, or within the freshness window.
 fn load(state: &AppState, name: &str) -> ApiResult<Option<Arc<PackageDocument>>> {
-    load_listed(state, name, None)
+    load_doc(state, name, true, None)
 }
 
-/// [`load`], given the tag a listing reported for the document, if any.
-fn load_listed(state: &AppState, name: &str, listed: Option<&String>) -> ApiResult<Option<Arc<PackageDocument>>> {
+/// [`load`]; `may_be_stale: false` asks the store even within the
+/// freshness window (before a write). `listed`: the tag a listing reported
+/// for the document just now; when it is the cached copy's, the store need
+/// not be asked.
+fn load_doc(
+    state: &AppState,
+    name: &str,
+    may_be_stale: bool,
+    listed: Option<&Tag>,
+) -> ApiResult<Option<Arc<PackageDocument>>> {
     if crate::names::validate(name).is_err() {
         return Ok(None);
     }
     let key = crate::registry::document::index_key(name);
-    let file_stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
-        None => None,
-        Some(Ok(meta)) => Some(Stamp::File(file_stamp(&meta))),
+    let generation = state.docs.generation.load(Ordering::SeqCst);
+    let cached = state.docs.get(name);
+    let stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
+        Some(Ok(meta)) => {
+            let stamp = file_stamp(&meta);
+            if let Some((Stamp::File(s), doc)) = &cached
+                && *s == stamp
+            {
+                return Ok(Some(doc.clone()));
+            }
+            Some(stamp)
+        }
         Some(Err(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Some(Err(e)) => return Err(ApiError::internal(e)),
+        None => {
+            if let Some((Stamp::Tag(tag, checked), doc)) = &cached
+                && ((may_be_stale && checked.elapsed() < state.docs.ttl) || listed == Some(tag))
+            {
+                return Ok(Some(doc.clone()));
+            }
+            None
+        }
     };
-    if let Some(doc) = file_stamp
-        .clone()
-        .or_else(|| listed.map(|t| Stamp::Tag(t.clone())))
-        .and_then(|stamp| state.docs.get(name, &stamp))
-    {
-        return Ok(Some(doc));
-    }
-    let Some((bytes, tag)) = state
-        .storage
-        .read(&key)
-        .map_err(|e| ApiError::internal(format!("{}: {e}", state.storage.describe())))?
+    // Taken before the store is asked: the window counts from here.
+    let asked = Instant::now();
+    let storage = state.storage.as_ref();
+    let Some((bytes, tag)) = storage.read(&key).map_err(|source| PublishError::Io {
+        registry: storage.describe(),
+        source,
+    })?
     else {
+        if let Ok(mut map) = state.docs.map.write() {
+            map.remove(name);
+        }
         return Ok(None);
     };
-    // The stamp of a local file was taken before the read: if the file
-    // changed in between, the next request sees a different stamp and
-    // re-reads.
-    let stamp = file_stamp.unwrap_or(Stamp::Tag(tag));
-    if let Some(doc) = state.docs.get(name, &stamp) {
-        return Ok(Some(doc));
-    }
-    let doc = Arc::new(publish::parse_document(state.storage.as_ref(), name, &bytes)?);
+    let doc = match cached {
+        // Same tag: the same bytes, already parsed.
+        Some((Stamp::Tag(t, _), doc)) if stamp.is_none() && t == tag => doc,
+        _ => Arc::new(publish::parse_document(storage, name, &bytes)?),
+    };
     if doc.info.name != name {
         return Ok(None);
     }
-    state.docs.put(name, stamp, &doc);
+    // A file stamp was taken before the read: if the file changed in
+    // between, the next request sees a different stamp and re-reads.
+    let stamp = stamp.map_or(Stamp::Tag(tag, asked), Stamp::File);
+    state.docs.put(name, generation, stamp, &doc);
     Ok(Some(doc))
 }
 
@@ -416,7 +516,7 @@ fn all_documents(state: &AppState) -> ApiResult<Vec<Arc<PackageDocument>>> {
         let mut docs = Vec::with_capacity(part.len());
         for (key, tag) in part {
             if let Some(name) = key.strip_prefix("index/").and_then(|k| k.strip_suffix(".json"))
-                && let Some(doc) = load_listed(state, name, tag.as_ref())?
+                && let Some(doc) = load_doc(state, name, true, tag.as_ref())?
             {
                 docs.push(doc);
             }
@@ -697,7 +797,9 @@ async fn download(
     } else if if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let (body, len) = archive_body(&state, &key).await?.ok_or_else(not_found)?;
+        let (body, len) = archive_body(&state, &key, &record.checksum)
+            .await?
+            .ok_or_else(not_found)?;
         state.downloads.record(&name);
         let mut r = body.into_response();
         let h = r.headers_mut();
@@ -719,8 +821,10 @@ async fn download(
     Ok(resp)
 }
 
-/// The archive at `key` as a body and its length, or `None`.
-async fn archive_body(state: &AppState, key: &str) -> ApiResult<Option<(Body, u64)>> {
+/// The archive at `key` (whose SHA-256 is `checksum`) as a body and its
+/// length, or `None`: streamed from a local file, else from
+/// [`ArchiveCache`] or the store.
+async fn archive_body(state: &AppState, key: &str, checksum: &str) -> ApiResult<Option<(Body, u64)>> {
     use tokio::io::AsyncReadExt;
     if let Some(path) = state.storage.local_path(key) {
         let file = match tokio::fs::File::open(&path).await {
@@ -745,10 +849,21 @@ async fn archive_body(state: &AppState, key: &str) -> ApiResult<Option<(Body, u6
         });
         return Ok(Some((Body::from_stream(chunks), len)));
     }
+    if let Some(bytes) = state.archives.get(checksum) {
+        let len = bytes.len() as u64;
+        return Ok(Some((Body::from(bytes), len)));
+    }
     let storage = state.storage.clone();
     let key = key.to_owned();
     match tokio::task::spawn_blocking(move || storage.read(&key)).await {
         Ok(Ok(Some((bytes, _)))) => {
+            let bytes = Bytes::from(bytes);
+            // Kept only when they are what the document lists (an archive
+            // replaced in the bucket behind the registry's back is served,
+            // as before, but never cached).
+            if crate::fsutil::sha256_hex(&bytes) == checksum {
+                state.archives.put(checksum, &bytes);
+            }
             let len = bytes.len() as u64;
             Ok(Some((Body::from(bytes), len)))
         }
@@ -859,6 +974,8 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
     })
     .await
     .map_err(ApiError::internal)??;
+    // Seen at once through this server, whatever the freshness window.
+    state.docs.forget(&published.document.info.name);
     let info = served_info(&state, &base, published.document.info_for(&published.record));
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
@@ -897,14 +1014,15 @@ async fn read_multipart(mut mp: Multipart) -> ApiResult<(Bytes, Option<String>)>
 
 async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: String, yanked: bool) -> ApiResult {
     authorize(&state, &headers, if yanked { "yank" } else { "un-yank" })?;
-    if load(&state, &name)?.is_none() {
+    if load_doc(&state, &name, false, None)?.is_none() {
         return Err(ApiError::not_found(format!("Package '{name}@{version}' not found")));
     }
     let storage = state.storage.clone();
     let (n, v) = (name.clone(), version.clone());
-    tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked))
-        .await
-        .map_err(ApiError::internal)??;
+    let done = tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked)).await;
+    // Seen at once through this server, whatever the freshness window.
+    state.docs.forget(&name);
+    done.map_err(ApiError::internal)??;
     let verb = if yanked { "yanked" } else { "un-yanked" };
     Ok(Json(json!({
         "message": format!("Package {name}@{version} {verb}"),
