@@ -409,6 +409,8 @@ fn download_counts_survive_a_restart() {
             .await,
             304
         );
+        // Nor is a HEAD.
+        assert_eq!(status_of(c.head(server.api("packages/a/1.0.0/download"))).await, 200);
         let (_, doc) = get_json(&c, &server.api("packages/a")).await;
         assert_eq!(doc["downloads"], 3);
     });

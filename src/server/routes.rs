@@ -770,9 +770,13 @@ async fn package_version(
 /// cached (`no-store`); the bytes behind it still are, by the client.
 async fn download(
     State(state): State<AppState>,
+    method: axum::http::Method,
     headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult {
+    // A `HEAD` (axum answers it with this handler, body dropped) asks
+    // about the archive; it is not a download.
+    let counted = method != axum::http::Method::HEAD;
     let not_found = || ApiError::not_found(format!("Package '{name}@{version}' not found"));
     let doc = load(&state, &name)?.ok_or_else(not_found)?;
     let record = doc.version(&version).ok_or_else(not_found)?;
@@ -788,7 +792,9 @@ async fn download(
     // Published bytes never change (yanking keeps them): cache forever.
     let mut cache_control = "public, max-age=31536000, immutable";
     let mut resp = if let Some(location) = redirect {
-        state.downloads.record(&name);
+        if counted {
+            state.downloads.record(&name);
+        }
         cache_control = "no-store";
         let mut r = StatusCode::TEMPORARY_REDIRECT.into_response();
         let location = HeaderValue::from_str(location.as_str()).map_err(ApiError::internal)?;
@@ -800,7 +806,9 @@ async fn download(
         let (body, len) = archive_body(&state, &key, &record.checksum)
             .await?
             .ok_or_else(not_found)?;
-        state.downloads.record(&name);
+        if counted {
+            state.downloads.record(&name);
+        }
         let mut r = body.into_response();
         let h = r.headers_mut();
         h.insert(
