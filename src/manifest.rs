@@ -559,8 +559,12 @@ pub fn parse_location(text: &str, base: &Path) -> Result<url::Url, String> {
     if let Some((scheme, _)) = text.split_once("://") {
         let url = url::Url::parse(text).map_err(|e| e.to_string())?;
         return match scheme.to_ascii_lowercase().as_str() {
-            "http" | "https" => {
-                if url.host_str().is_none_or(str::is_empty) {
+            "http" | "https" | "static+http" | "static+https" => {
+                let host = match crate::registry::http::strip_static(&url) {
+                    Ok((inner, _)) => inner.host_str().map(str::to_owned),
+                    Err(e) => return Err(e.to_string()),
+                };
+                if host.is_none_or(|h| h.is_empty()) {
                     Err("it has no host".to_owned())
                 } else {
                     Ok(url)

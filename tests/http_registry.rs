@@ -656,3 +656,125 @@ fn one_client_keeps_working_across_runtimes() {
         assert!(!bytes.is_empty());
     });
 }
+
+/// `python3 -m http.server` over `dir` on 127.0.0.1, killed on drop.
+struct StaticHost {
+    child: std::process::Child,
+    url: String,
+}
+
+impl StaticHost {
+    fn start(dir: &std::path::Path) -> Option<StaticHost> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            eprintln!("\n!!!!! SKIPPING the static-host test: python3 is not installed !!!!!\n");
+            return None;
+        };
+        let host = StaticHost {
+            child,
+            url: format!("http://127.0.0.1:{port}/"),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "python3 -m http.server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(host)
+    }
+}
+
+impl Drop for StaticHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_directory_registry_on_a_static_host_is_read_with_static_urls_and_never_written() {
+    let ctx = TestContext::new();
+    let reg = ctx.dir_registry("static");
+    reg.publish("leaf", "1.0.0", &[]);
+    reg.publish("leaf", "1.2.0", &[]);
+    reg.publish("app-core", "2.0.0", &[("leaf", "^1.1")]);
+    let Some(host) = StaticHost::start(&reg.root) else {
+        return;
+    };
+    let url = format!("static+{}", host.url);
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\napp-core = \"^2\"\n\n[[registries]]\nname = \"cdn\"\nurl = \"{url}\"\n"
+    ));
+    let out = ctx.run(&["lock"]);
+    assert_code(&out, 0);
+    let lock = ctx.read("fm.lock");
+    assert!(lock.contains(&format!("url = \"{url}\"")), "{lock}");
+    assert!(lock.contains("name = \"leaf\"\nversion = \"1.2.0\""), "{lock}");
+    let out = ctx.run(&["sync", "--locked"]);
+    assert_code(&out, 0);
+    assert_code(&ctx.run(&["verify"]), 0);
+    assert!(ctx.project.join(".fm/packages/leaf").is_dir());
+
+    // A name the host does not hold is absent (404), not an error.
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\nnope = \"^1\"\n\n[[registries]]\nname = \"cdn\"\nurl = \"{url}\"\n"
+    ));
+    let out = ctx.run(&["lock"]);
+    assert_code(&out, 1);
+    let err = text(&out).1;
+    assert!(err.contains("nope") && !err.contains("404"), "{err}");
+
+    // Files only: publishing and yanking are refused before anything is sent.
+    let before = snapshot_tree(&reg.root);
+    let src = package_source(&ctx.root.join("src"), "leaf", "9.0.0", &[]);
+    let out = ctx.run(&["publish", src.to_str().expect("utf-8"), "--registry", &url]);
+    assert_code(&out, 1);
+    assert!(text(&out).1.contains("is a static registry"), "{}", text(&out).1);
+    let out = ctx.run(&["yank", "leaf@1.0.0", "--registry", &url]);
+    assert_code(&out, 1);
+    assert_eq!(snapshot_tree(&reg.root), before);
+}
+
+#[test]
+fn a_static_host_that_refuses_access_is_an_error_not_an_absent_package() {
+    let ctx = TestContext::new();
+    // As a private S3 bucket answers anonymous readers.
+    let private = Recorder::start("127.0.0.1:0", |_, _| {
+        (403, Vec::new(), b"<Error><Code>AccessDenied</Code></Error>".to_vec())
+    });
+    let reg = HttpRegistry::new(
+        "cdn",
+        &url(&format!("static+{}/reg/", private.url)),
+        &opts(&ctx.cache, None),
+    )
+    .expect("open");
+    runtime().block_on(async {
+        let err = reg.document("a").await.expect_err("403 is not absence");
+        let text = err.to_string();
+        assert!(text.contains("403") && text.contains("index/a.json"), "{text}");
+        let help = miette::Diagnostic::help(&err)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(help.contains("s3:ListBucket"), "{help}");
+    });
+    // Files at fixed paths, no API.
+    assert_eq!(private.seen()[0].path, "/reg/index/a.json");
+}

@@ -1,6 +1,9 @@
 //! An HTTP registry, read (and written) as a client: SPEC §4's API under
 //! `{url}/api/v1/registry/`, including FlowMason Studio servers that predate
-//! fm's additions.
+//! fm's additions — or, for a `static+http(s)://` URL, a directory
+//! registry's files on any static host (a bucket, a CDN, `python3 -m
+//! http.server`): `index/{name}.json` and
+//! `packages/{name}/{name}-{version}.fmpkg`, read-only.
 //!
 //! Rules kept here:
 //! - **Tokens go to their own origin only.** Redirects are followed by hand
@@ -46,6 +49,17 @@ use super::{OpenOptions, Registry, RegistryError, redact_url};
 
 /// The API path under a registry's URL.
 pub const API_PATH: &str = "api/v1/registry/";
+
+/// The scheme prefix of a static registry (`static+https://cdn.example/fm`).
+pub const STATIC_PREFIX: &str = "static+";
+
+/// `url` without a `static+` scheme prefix, and whether it had one.
+pub fn strip_static(url: &url::Url) -> Result<(url::Url, bool), url::ParseError> {
+    match url.as_str().strip_prefix(STATIC_PREFIX) {
+        Some(inner) => Ok((url::Url::parse(inner)?, true)),
+        None => Ok((url.clone(), false)),
+    }
+}
 const ATTEMPTS: u32 = 3;
 const MAX_REDIRECTS: usize = 10;
 /// Requests one registry client has waiting for an answer at once: plenty
@@ -70,8 +84,11 @@ pub struct HttpRegistry {
     name: String,
     /// Canonical URL (recorded in fm.lock).
     url: url::Url,
-    /// Where requests go: the mirror's or the canonical API base.
+    /// Where requests go: the mirror's or the canonical API base (for a
+    /// static registry, its root).
     api: url::Url,
+    /// A static registry: files at fixed paths, no API.
+    is_static: bool,
     token: Option<String>,
     /// The only origin the token is sent to.
     token_origin: url::Origin,
@@ -116,15 +133,26 @@ impl HttpRegistry {
     /// A client for registry `name` at `url` (canonical), with `opts`'s
     /// token, mirror, cache and offline mode.
     pub fn new(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<HttpRegistry, RegistryError> {
-        let source = opts.mirror.as_ref().unwrap_or(url);
-        let mut base = redact_url(source);
+        let unsupported = |reason: String| RegistryError::Unsupported {
+            registry: name.to_owned(),
+            reason,
+        };
+        let (source, is_static) = strip_static(opts.mirror.as_ref().unwrap_or(url))
+            .map_err(|e| unsupported(format!("{}: {e}", redact_url(url))))?;
+        let (canonical, _) = strip_static(url).map_err(|e| unsupported(format!("{}: {e}", redact_url(url))))?;
+        if !matches!(source.scheme(), "http" | "https") {
+            return Err(unsupported(format!("{} is not an http(s) URL", redact_url(&source))));
+        }
+        let mut base = redact_url(&source);
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let api = base.join(API_PATH).map_err(|e| RegistryError::Unsupported {
-            registry: name.to_owned(),
-            reason: format!("{base} cannot hold an API path: {e}"),
-        })?;
+        let api = if is_static {
+            base
+        } else {
+            base.join(API_PATH)
+                .map_err(|e| unsupported(format!("{base} cannot hold an API path: {e}")))?
+        };
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
@@ -143,8 +171,9 @@ impl HttpRegistry {
             cache: cache_root.join(key),
             cache_root,
             api,
+            is_static,
             token: opts.token.clone().filter(|t| !t.is_empty()),
-            token_origin: url.origin(),
+            token_origin: canonical.origin(),
             client,
             offline: opts.offline,
             docs: Mutex::new(HashMap::new()),
@@ -161,6 +190,40 @@ impl HttpRegistry {
         self.api
             .join(path)
             .map_err(|e| self.http_err(format!("bad request path {path:?}: {e}"), None))
+    }
+
+    /// Where `package`'s document is.
+    fn document_url(&self, package: &str) -> Result<url::Url, RegistryError> {
+        if self.is_static {
+            self.endpoint(&super::document::index_key(package))
+        } else {
+            self.endpoint(&format!("packages/{package}"))
+        }
+    }
+
+    /// Where an archive is.
+    fn archive_url(&self, package: &str, version: &str) -> Result<url::Url, RegistryError> {
+        if self.is_static {
+            self.endpoint(&super::document::archive_key(package, version))
+        } else {
+            self.endpoint(&format!("packages/{package}/{version}/download"))
+        }
+    }
+
+    /// Refuses an API call (`what`) on a static registry.
+    fn needs_api(&self, what: &str) -> Result<(), RegistryError> {
+        if !self.is_static {
+            return Ok(());
+        }
+        Err(self.http_err(
+            format!("{} is a static registry (files only): it cannot do {what}", self.url),
+            Some(
+                "a static registry serves resolution and downloads only; search, publish and yank go through \
+                 a registry server (`fm registry serve` over the same folder or bucket), or publish to the \
+                 folder itself"
+                    .into(),
+            ),
+        ))
     }
 
     fn http_err(&self, message: String, help: Option<String>) -> RegistryError {
@@ -374,7 +437,7 @@ impl HttpRegistry {
         {
             headers.insert(header::IF_NONE_MATCH, v);
         }
-        let url = self.endpoint(&format!("packages/{package}"))?;
+        let url = self.document_url(package)?;
         let f = self.get(url, headers).await?;
         match f.status {
             StatusCode::NOT_MODIFIED => match cached {
@@ -388,6 +451,17 @@ impl HttpRegistry {
                 )),
             },
             StatusCode::NOT_FOUND => Ok(None),
+            // Never read as "absent": a private bucket answers 403 for
+            // everything, and resolving around it would mislead.
+            StatusCode::FORBIDDEN if self.is_static => Err(self.http_err(
+                format!("{} refused to serve index/{package}.json (403 Forbidden)", self.url),
+                Some(
+                    "a static registry must let its readers GET index/ and packages/, and answer 404 for a \
+                     package it does not hold (on S3: a bucket policy granting s3:GetObject and s3:ListBucket, \
+                     or a CDN mapping 403 to 404)"
+                        .into(),
+                ),
+            )),
             s if s.is_success() => {
                 let etag = f
                     .headers
@@ -411,6 +485,13 @@ impl HttpRegistry {
                     return Ok(None);
                 }
                 if doc.versions.is_none() {
+                    if self.is_static {
+                        return Err(RegistryError::Corrupt {
+                            registry: self.name.clone(),
+                            package: package.to_owned(),
+                            reason: "index document without a `versions` list".into(),
+                        });
+                    }
                     doc = self.legacy_document(package, doc).await?;
                 }
                 self.write_cache(
@@ -525,6 +606,7 @@ impl HttpRegistry {
             #[serde(default)]
             total_count: usize,
         }
+        self.needs_api("a search")?;
         let mut url = self.endpoint("packages/search")?;
         {
             let mut q = url.query_pairs_mut();
@@ -580,6 +662,7 @@ impl HttpRegistry {
     /// Uploads an archive (multipart: `checksum` first, then `file`, as
     /// FlowMason's client does). Returns the server's PackageInfo.
     pub async fn upload(&self, bytes: Vec<u8>, file_name: &str) -> Result<PackageInfo, RegistryError> {
+        self.needs_api("a publish")?;
         if self.offline {
             return Err(self.http_err("publishing needs the network".to_owned(), None));
         }
@@ -631,6 +714,15 @@ impl HttpRegistry {
     /// `GET health`: whether the server answers as a registry (what
     /// FlowMason's `registry add` checks).
     pub async fn health(&self) -> Result<(), RegistryError> {
+        if self.is_static {
+            // No health route; any answer from the host will do.
+            let f = self.get(self.api.clone(), header::HeaderMap::new()).await?;
+            return if f.status.is_server_error() {
+                Err(self.status_error(f, "checking the host").await)
+            } else {
+                Ok(())
+            };
+        }
         let f = self.get(self.endpoint("health")?, header::HeaderMap::new()).await?;
         if f.status.is_success() {
             Ok(())
@@ -641,6 +733,7 @@ impl HttpRegistry {
 
     /// Yanks (or un-yanks) a version.
     pub async fn set_yanked(&self, package: &str, version: &str, yanked: bool) -> Result<(), RegistryError> {
+        self.needs_api("a yank")?;
         let url = self.endpoint(&format!("packages/{package}/{version}/yank"))?;
         let method = if yanked { Method::PUT } else { Method::DELETE };
         let f = self.send(method, url, header::HeaderMap::new(), None).await?;
@@ -737,7 +830,7 @@ impl Registry for HttpRegistry {
                     package: format!("{package}@{version}"),
                 });
             }
-            let url = self.endpoint(&format!("packages/{package}/{version}/download"))?;
+            let url = self.archive_url(package, version)?;
             let mut f = match self.get(url, header::HeaderMap::new()).await {
                 Ok(f) => f,
                 Err(RegistryError::Http {

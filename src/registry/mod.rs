@@ -146,7 +146,8 @@ impl OpenOptions {
 }
 
 /// Opens a client for a registry by URL. `file://` URLs are directory
-/// registries, `http(s)://` ones servers. With a mirror, requests go to the
+/// registries, `http(s)://` ones servers, `static+http(s)://` ones
+/// directory registries on a static host. With a mirror, requests go to the
 /// mirror while [`Registry::url`] stays the canonical `url`.
 pub fn open(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<Arc<dyn Registry>, RegistryError> {
     let source = opts.mirror.as_ref().unwrap_or(url);
@@ -158,10 +159,10 @@ pub fn open(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<Arc<dyn Re
             })?;
             Ok(Arc::new(DirectoryRegistry::new(name, url.clone(), path)))
         }
-        "http" | "https" => Ok(Arc::new(HttpRegistry::new(name, url, opts)?)),
+        "http" | "https" | "static+http" | "static+https" => Ok(Arc::new(HttpRegistry::new(name, url, opts)?)),
         other => Err(RegistryError::Unsupported {
             registry: name.to_owned(),
-            reason: format!("{other} registries are not supported: use http://, https:// or file://"),
+            reason: format!("{other} registries are not supported: use http://, https://, static+https:// or file://"),
         }),
     }
 }
