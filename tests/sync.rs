@@ -161,6 +161,25 @@ fn digest_mismatch_on_a_first_sync_creates_nothing_in_the_project() {
 }
 
 #[test]
+fn a_missing_registry_folder_is_named_as_such_not_as_missing_archives() {
+    let w = world(&[("a", "1.0.0")]);
+    w.lock(&["a@1.0.0"]);
+    let moved = w.ctx.root.join("elsewhere");
+    std::fs::rename(&w.reg.root, &moved).expect("move the registry away");
+    let out = w.ctx.run(&["sync", "--frozen"]);
+    assert_code(&out, 1);
+    let err = stderr(&out);
+    assert!(
+        err.contains("registry main: cannot read the registry folder") && err.contains("registries/main"),
+        "{err}"
+    );
+    assert!(!err.contains("has no archive"), "{err}");
+    // Only the folder is gone: with it back, the same lock installs.
+    std::fs::rename(&moved, &w.reg.root).expect("move it back");
+    assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
+}
+
+#[test]
 fn frozen_reads_no_metadata_and_offline_works_warm_and_fails_cold() {
     let w = world(&[("a", "1.0.0"), ("b", "1.0.0")]);
     w.lock(&["a@1.0.0", "b@1.0.0"]);

@@ -115,6 +115,12 @@ impl Registry for DirectoryRegistry {
             let path = self.archive_path(package, version);
             let mut file = match tokio::fs::File::open(&path).await {
                 Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.root.is_dir() => {
+                    // Not a missing archive: the whole registry is not
+                    // there (a relative path read from another folder, an
+                    // unmounted share).
+                    return Err(self.io(format!("the registry folder {}", self.root.display()))(e));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(RegistryError::MissingArchive {
                         registry: self.name.clone(),
