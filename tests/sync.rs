@@ -231,8 +231,7 @@ fn verify_reports_modified_missing_and_extra_files() {
       |   missing  pipelines/main.pipeline.json
       |   extra    notes.txt
       | zeta: extra (not installed by fm sync)
-      help: remove the drifted package folders (or all of .fm/packages) and run `fm sync` to reinstall
-            them
+      help: run `fm sync --repair` to install the drifted packages again from the cache
     ");
 
     // The edit went through a hard link into the cache's tree: a second
@@ -257,12 +256,25 @@ fn verify_reports_modified_missing_and_extra_files() {
     let out = w.ctx.fm().current_dir(&other).arg("verify").output().unwrap();
     assert_code(&out, 0);
 
-    // Healing: remove the drifted folders and sync.
-    std::fs::remove_dir_all(pkgs.join("a")).unwrap();
-    std::fs::remove_dir_all(pkgs.join("b")).unwrap();
+    // A plain sync prunes the stranger but trusts the state file for the
+    // packages it lists (that is what keeps it a few milliseconds), so the
+    // edits stay; `--repair` re-hashes and installs the drifted ones again.
     assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
+    assert_eq!(w.installed(), ["a", "b"]);
+    assert_code(&w.ctx.run(&["verify"]), 1);
+    let out = w.ctx.run(&["sync", "--frozen", "--repair"]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("Repairing a, b"), "{}", stderr(&out));
     assert_code(&w.ctx.run(&["verify"]), 0);
     assert_eq!(w.installed(), ["a", "b"]);
+    assert_eq!(
+        std::fs::read_to_string(pkgs.join("a/components/a.py")).unwrap(),
+        "# a 1.0.0\ndef run(x):\n    return x\n"
+    );
+    assert!(!pkgs.join("b/notes.txt").exists() && pkgs.join("b/pipelines/main.pipeline.json").exists());
+    let out = w.ctx.run(&["sync", "--frozen", "--repair"]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("nothing to repair"), "{}", stderr(&out));
 }
 
 #[cfg(unix)]

@@ -138,6 +138,10 @@ pub struct SyncArgs {
     /// Install into this folder instead of .fm/packages.
     #[arg(long, value_name = "D")]
     pub dir: Option<PathBuf>,
+    /// Re-hash the installed packages (as `fm verify` does) and install
+    /// again, from the cache, those whose files changed.
+    #[arg(long)]
+    pub repair: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -35,7 +35,7 @@ pub fn install(ctx: &Context, a: InstallArgs) -> Result<(), Failure> {
         Some(d) => Layout::dir(&ctx.cwd.join(d)),
         None => Layout::project(&ctx.cwd),
     };
-    let report = super::sync::run_install(ctx, &lock, &ctx.cwd, &layout, false)?;
+    let report = super::sync::run_install(ctx, &lock, &ctx.cwd, &layout, false, Default::default())?;
     super::sync::summarize(ctx, &report, start.elapsed());
     Ok(())
 }

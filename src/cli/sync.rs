@@ -3,7 +3,10 @@
 //! Modes: by default a missing or stale lock is re-locked first; `--locked`
 //! fails on a stale lock instead (naming what differs) and installs
 //! nothing; `--frozen` installs the lock as it is, reading no registry
-//! metadata (only archives); `--offline` uses the cache only.
+//! metadata (only archives); `--offline` uses the cache only. `--repair`
+//! re-hashes what is installed first and installs the packages whose files
+//! changed again (a plain sync trusts the state file, which keeps a no-op
+//! sync to a few milliseconds).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -81,9 +84,42 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
         Some(d) => Layout::dir(&ctx.cwd.join(d)),
         None => Layout::project(root),
     };
-    let report = run_install(ctx, &lock, root, &layout, true)?;
+    let reinstall = if a.repair {
+        drifted(ctx, &layout)?
+    } else {
+        Default::default()
+    };
+    let report = run_install(ctx, &lock, root, &layout, true, reinstall)?;
     summarize(ctx, &report, start.elapsed());
     Ok(())
+}
+
+/// `--repair`: the packages `fm verify` would report, announced.
+fn drifted(ctx: &Context, layout: &Layout) -> Result<std::collections::BTreeSet<String>, Failure> {
+    if !layout.state.exists() {
+        // Nothing installed yet: the install below is a full one anyway.
+        return Ok(Default::default());
+    }
+    let drift = install::verify::verify(layout)?;
+    let names: std::collections::BTreeSet<String> = drift
+        .packages
+        .iter()
+        .map(|p| p.name.clone())
+        .chain(drift.missing_packages.iter().cloned())
+        .collect();
+    if names.is_empty() {
+        ctx.shell.status(
+            "Verified",
+            format!(
+                "{} packages, {} files: nothing to repair",
+                drift.checked_packages, drift.checked_files
+            ),
+        );
+    } else {
+        let list: Vec<&str> = names.iter().map(String::as_str).collect();
+        ctx.shell.status("Repairing", list.join(", "));
+    }
+    Ok(names)
 }
 
 /// Installs `lock`'s packages into `layout`, with bars when stderr is a
@@ -95,11 +131,13 @@ pub(super) fn run_install(
     base: &Path,
     layout: &Layout,
     prune: bool,
+    reinstall: std::collections::BTreeSet<String>,
 ) -> Result<install::Report, Failure> {
     let opts = install::Options {
         offline: ctx.global.offline,
         prune,
         cache: Cache::from_env(),
+        reinstall,
     };
     let bars = Bars {
         enabled: ctx.shell.progress_enabled(),

@@ -46,7 +46,7 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
         let _ = writeln!(text, "{name}: extra (not installed by fm sync)");
     }
     Err(Failure::user(miette::miette!(
-        help = "remove the drifted package folders (or all of .fm/packages) and run `fm sync` to reinstall them",
+        help = "run `fm sync --repair` to install the drifted packages again from the cache",
         "installed packages differ from what fm sync recorded:\n{}",
         text.trim_end()
     )))

@@ -242,6 +242,9 @@ pub struct Options {
     pub prune: bool,
     /// The cache.
     pub cache: Cache,
+    /// Packages to install again even if the state says they are in place
+    /// (`fm sync --repair`: `fm verify` found them changed).
+    pub reinstall: BTreeSet<String>,
 }
 
 /// What [`install`] did.
@@ -273,7 +276,12 @@ struct Plan<'a> {
     state_exists: bool,
 }
 
-fn plan<'a>(packages: &'a [LockedPackage], layout: &Layout, prune: bool) -> Result<Plan<'a>, InstallError> {
+fn plan<'a>(
+    packages: &'a [LockedPackage],
+    layout: &Layout,
+    prune: bool,
+    reinstall: &BTreeSet<String>,
+) -> Result<Plan<'a>, InstallError> {
     let entries = list_entries(&layout.packages)?;
     let state_exists = layout.state.exists();
     if !layout.owned && !state_exists && entries.iter().any(|e| !Layout::is_own_entry(e)) {
@@ -295,7 +303,11 @@ fn plan<'a>(packages: &'a [LockedPackage], layout: &Layout, prune: bool) -> Resu
 
     // Fast path: the state's set digest equals the wanted set's and the
     // folder holds exactly those packages.
-    if prune && leftovers.is_empty() && present.len() == wanted.len() && present.iter().all(|n| wanted.contains_key(n))
+    if prune
+        && reinstall.is_empty()
+        && leftovers.is_empty()
+        && present.len() == wanted.len()
+        && present.iter().all(|n| wanted.contains_key(n))
     {
         let wanted_digest = state::set_digest(
             packages
@@ -322,7 +334,10 @@ fn plan<'a>(packages: &'a [LockedPackage], layout: &Layout, prune: bool) -> Resu
     for p in packages {
         match old_state.packages.get(&p.name) {
             Some(s)
-                if s.sha256 == p.sha256 && s.version == p.version.to_string() && present.contains(p.name.as_str()) =>
+                if s.sha256 == p.sha256
+                    && s.version == p.version.to_string()
+                    && present.contains(p.name.as_str())
+                    && !reinstall.contains(&p.name) =>
             {
                 keep.insert(p.name.clone(), s.clone());
             }
@@ -433,7 +448,7 @@ pub fn install(
     // 1-3 without the project lock, reading only: whatever must be fetched
     // and unpacked is, and every digest is checked, before fm creates or
     // changes anything in the project (or waits for another fm there).
-    let first = plan(packages, layout, opts.prune)?;
+    let first = plan(packages, layout, opts.prune, &opts.reinstall)?;
     if first.noop {
         report.unchanged = packages.len();
         return Ok(report);
@@ -446,7 +461,7 @@ pub fn install(
         .map_err(InstallError::io(format!("creating {}", layout.packages.display())))?;
     let _project_lock = crate::fsutil::LockFile::acquire(&layout.lock, || progress.waiting(&layout.lock))
         .map_err(InstallError::io(format!("locking {}", layout.lock.display())))?;
-    let plan = plan(packages, layout, opts.prune)?;
+    let plan = plan(packages, layout, opts.prune, &opts.reinstall)?;
     if plan.noop {
         report.unchanged = packages.len();
         return Ok(report);
