@@ -510,7 +510,7 @@ fn temporary_files_of_killed_writes_are_removed_at_start() {
     std::fs::write(&foreign, b"").expect("write");
 
     let server = ctx.serve(&dir.root, &[], &[]);
-    let log = server.log();
+    let log = server.log_when(|l| l.contains("Removed"));
     for path in &leftovers {
         assert!(!path.exists(), "{} left", path.display());
     }

@@ -144,13 +144,14 @@ pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> R
             source,
         })?;
     let addr = listener.local_addr()?;
+    // In the background: walking a large registry folder must not delay
+    // serving, and nothing reads these files.
     let storage = config.storage.clone();
-    match tokio::task::spawn_blocking(move || storage.remove_leftovers(LEFTOVER_AGE)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => eprintln!("   Removed {n} temporary file(s) left by interrupted writes"),
-        Ok(Err(e)) => eprintln!("warning: cannot clean up temporary files in the storage: {e}"),
-        Err(_) => {}
-    }
+    tokio::task::spawn_blocking(move || match storage.remove_leftovers(LEFTOVER_AGE) {
+        Ok(0) => {}
+        Ok(n) => eprintln!("   Removed {n} temporary file(s) left by interrupted writes"),
+        Err(e) => eprintln!("warning: cannot clean up temporary files in the storage: {e}"),
+    });
     let state = routes::AppState::new(&config, addr);
     let flusher = downloads::spawn_flusher(state.downloads.clone(), config.storage.clone(), config.flush_every);
     let app = routes::router(state.clone(), &config);
