@@ -1,7 +1,6 @@
 //! `fm registry list/add/remove/set-default/cache` on the user config.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn registries_are_listed_without_tokens() {

@@ -2,13 +2,12 @@
 //! surviving interruptions. Locks are written by the tests (the resolver is
 //! not involved); re-locking modes live in `sync_relock.rs`.
 
-mod common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A project whose manifest names `reg` and packages `a`, `b`, `c` (1.x)
 /// published there.

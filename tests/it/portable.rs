@@ -1,8 +1,7 @@
 //! A lock committed with a project stays fresh in every checkout of it:
 //! registries given as relative paths in fm.toml are recorded as written.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn relative_registry_paths_keep_the_lock_fresh_in_another_checkout() {

@@ -2,8 +2,7 @@
 //! reproducible across checkouts, hostile archives refused by extraction
 //! with nothing written outside the target.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};

@@ -4,11 +4,10 @@
 //! install state, the cache, FM_HOME except the registries.json where the
 //! user stored the token, the server's own log) is searched for the tokens.
 
-mod common;
 
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 const TOKEN: &str = "sEcReT-publish-token-8c1f2a";
 const WRONG: &str = "wrong-token-5d0e77";

@@ -3,13 +3,12 @@
 //! storage; `fm publish` to a directory racing the server's uploads to that
 //! same directory. The index must stay consistent and byte-exact.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const TOKEN: &str = "crash-test-token";
 

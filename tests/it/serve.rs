@@ -1,8 +1,7 @@
 //! `fm registry serve` over real HTTP on 127.0.0.1: FlowMason's shapes,
 //! auth, immutability under concurrency, ETags, download counts.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::path::Path;
 

@@ -5,14 +5,13 @@
 //! successful retry; after an error the project has no `.fm` and the cache
 //! holds only archives whose digest verifies; the next clean sync heals.
 
-mod common;
 
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the fault server does with one request.

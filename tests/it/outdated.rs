@@ -1,9 +1,8 @@
 //! `fm outdated` against directory registries where newer versions exist
 //! inside and outside the requirements, with a hand-built fm.lock.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use fm::lock::{LockedPackage, LockedRegistry, Lockfile};
 
 fn locked(name: &str, version: &str, sha256: &str, deps: &[&str]) -> LockedPackage {

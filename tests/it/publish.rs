@@ -2,8 +2,7 @@
 //! archives refused with the registry untouched, concurrent publishers
 //! never losing each other's versions, published versions immutable.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::BTreeMap;
 use std::io::{Cursor, Write};

@@ -2,9 +2,8 @@
 //! go through the resolver (`crate::resolve`), so they pass once the
 //! resolver is merged. Everything that needs no resolver is in `sync.rs`.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 
 fn manifest(ctx: &TestContext, reg: &DirRegistry, deps: &[(&str, &str)]) {
     let mut text = String::from("[project]\nname = \"app\"\n\n[dependencies]\n");

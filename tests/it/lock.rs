@@ -1,9 +1,8 @@
 //! `fm lock`, `fm tree`, `fm why` and the re-locking `fm add`/`fm remove`,
 //! driven through the real binary against directory registries.
 
-mod common;
 
-use common::{DirRegistry, TestContext, assert_code, text};
+use crate::common::{DirRegistry, TestContext, assert_code, text};
 
 type Pkgs<'a> = &'a [(&'a str, &'a str, &'a [(&'a str, &'a str)])];
 

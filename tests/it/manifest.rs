@@ -2,8 +2,7 @@
 //! and `fm add` / `fm remove` editing the file without losing comments or
 //! layout.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Runs `fm add probe` on a manifest and returns the rendered diagnostic
 /// (stderr, temp paths filtered). Asserts exit 1 and that the file was not

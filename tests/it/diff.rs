@@ -2,12 +2,11 @@
 //! Markdown), its exit codes, its default sides from git, `git diff` through
 //! the fm diff drivers, and `fm completions`.
 
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use fm::lock::{LockedPackage, LockedRegistry, Lockfile};
 
 fn registry(name: &str, url: &str) -> LockedRegistry {

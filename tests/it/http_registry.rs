@@ -3,8 +3,7 @@
 //! cannot show (redirects to another origin, 5xx, a FlowMason Studio
 //! server without `versions`).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;

@@ -1,16 +1,14 @@
 //! `fm registry serve --storage s3://…`: a registry in a bucket of a real
 //! S3-compatible server (moto in server mode, on 127.0.0.1, started here),
 //! served by one or more stateless replicas. The scenarios are shared with
-//! the Azure and GCS tests (tests/buckets).
+//! the Azure and GCS tests (tests/it/buckets.rs).
 //!
 //! Needs moto (`python3 -m pip install 'moto[server]'`): .ci/run installs
 //! it, and the tests install it themselves when it is missing. Without
 //! python3 at all they say so loudly and pass.
 
-mod buckets;
-mod common;
-use buckets::*;
-use common::*;
+use crate::buckets::*;
+use crate::common::*;
 
 use std::io::{Read, Write};
 use std::path::Path;

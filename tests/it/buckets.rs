@@ -1,8 +1,8 @@
 //! What the bucket tests share, whatever the cloud: emulators started on
 //! 127.0.0.1 for the life of the test binary, a [`Bucket`] (its URL, the
 //! flags and credentials a replica needs, a direct handle on it), and the
-//! end-to-end scenarios every backend must pass (tests/scale.rs for S3,
-//! tests/clouds.rs for Azure and GCS).
+//! end-to-end scenarios every backend must pass (tests/it/scale.rs for S3,
+//! tests/it/clouds.rs for Azure and GCS).
 #![allow(dead_code)]
 
 use std::io::{Read, Write};

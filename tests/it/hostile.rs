@@ -6,11 +6,10 @@
 //! absolute paths, symlinks, devices, high-ratio bombs at sync; zip slip,
 //! symlinks, bad manifests at publish) are not repeated here.
 
-mod common;
 
 use std::io::{Cursor, Write as _};
 
-use common::*;
+use crate::common::*;
 use zip::write::SimpleFileOptions;
 
 const MANIFEST: &str = r#"{"name": "evil", "version": "1.0.0"}"#;

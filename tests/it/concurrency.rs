@@ -2,12 +2,11 @@
 //! plus 2 more on one of those projects, from a cold cache. Every project
 //! ends up with exactly its lock, byte for byte against the archives.
 
-mod common;
 
 use std::io::Read as _;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// Files of a zip archive (not directories), with their bytes.
 fn archive_files(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {

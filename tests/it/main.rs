@@ -1,0 +1,29 @@
+//! fm's integration tests: one binary, one module per area (as ripgrep
+//! and cargo's testsuite do), each driving the real `fm` binary.
+//! Run one area with `cargo test --test it sync::`.
+
+mod archive;
+mod buckets;
+mod clouds;
+mod common;
+mod concurrency;
+mod crash;
+mod diff;
+mod faults;
+mod hostile;
+mod http_registry;
+mod lock;
+mod manifest;
+mod outdated;
+mod portable;
+mod prefetch;
+mod publish;
+mod registry_cmds;
+mod resolve_props;
+mod robustness;
+mod scale;
+mod secrets;
+mod serve;
+mod smoke;
+mod sync;
+mod sync_relock;
