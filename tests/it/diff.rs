@@ -2,7 +2,6 @@
 //! Markdown), its exit codes, its default sides from git, `git diff` through
 //! the fm diff drivers, and `fm completions`.
 
-
 use std::path::Path;
 use std::process::Command;
 

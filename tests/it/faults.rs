@@ -5,7 +5,6 @@
 //! successful retry; after an error the project has no `.fm` and the cache
 //! holds only archives whose digest verifies; the next clean sync heals.
 
-
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::{Arc, Mutex};

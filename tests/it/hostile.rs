@@ -6,7 +6,6 @@
 //! absolute paths, symlinks, devices, high-ratio bombs at sync; zip slip,
 //! symlinks, bad manifests at publish) are not repeated here.
 
-
 use std::io::{Cursor, Write as _};
 
 use crate::common::*;

@@ -1,7 +1,6 @@
 //! `fm lock`, `fm tree`, `fm why` and the re-locking `fm add`/`fm remove`,
 //! driven through the real binary against directory registries.
 
-
 use crate::common::{DirRegistry, TestContext, assert_code, text};
 
 type Pkgs<'a> = &'a [(&'a str, &'a str, &'a [(&'a str, &'a str)])];

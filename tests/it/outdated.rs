@@ -1,7 +1,6 @@
 //! `fm outdated` against directory registries where newer versions exist
 //! inside and outside the requirements, with a hand-built fm.lock.
 
-
 use crate::common::*;
 use fm::lock::{LockedPackage, LockedRegistry, Lockfile};
 

@@ -26,15 +26,13 @@ const CREDENTIALS: [(&str, &str); 3] = [
 ];
 
 /// One moto server for this test binary.
-fn moto() -> Option<&'static Service> {
-    static MOTO: OnceLock<Option<Service>> = OnceLock::new();
-    MOTO.get_or_init(start_moto).as_ref()
+fn moto() -> &'static Service {
+    static MOTO: OnceLock<Service> = OnceLock::new();
+    MOTO.get_or_init(start_moto)
 }
 
-fn start_moto() -> Option<Service> {
-    if !have("python3", "the S3 tests (they need `pip install 'moto[server]'`)") {
-        return None;
-    }
+fn start_moto() -> Service {
+    have("python3", "the S3 tests (they need `pip install 'moto[server]'`)");
     // The test installs what it needs: on a fresh machine `cargo test` alone
     // works (.ci/run installs moto up front as well).
     let has_moto = |py: &str| {
@@ -54,11 +52,11 @@ fn start_moto() -> Option<Service> {
         );
     }
     let port = free_port();
-    Some(start_service(
+    start_service(
         &format!("python3 -m moto.server -H 127.0.0.1 -p {port}"),
         port,
         "install it with python3 -m pip install 'moto[server]'",
-    ))
+    )
 }
 
 /// A fresh bucket `name` on moto, with the prefix `reg`.
@@ -94,13 +92,13 @@ fn bucket(moto: &Service, name: &str) -> Bucket {
 
 #[test]
 fn publish_yank_search_and_sync_through_a_bucket() {
-    let Some(moto) = moto() else { return };
+    let moto = moto();
     publish_yank_search_and_sync(&TestContext::new(), &bucket(moto, "fm-e2e"));
 }
 
 #[test]
 fn two_replicas_on_one_bucket_lose_no_publish_and_admit_one_winner() {
-    let Some(moto) = moto() else { return };
+    let moto = moto();
     replicas_lose_no_publish_and_admit_one_winner(&TestContext::new(), &bucket(moto, "fm-replicas"), 50, 20);
 }
 
@@ -110,7 +108,7 @@ fn two_replicas_on_one_bucket_lose_no_publish_and_admit_one_winner() {
 /// its own possibly stale copy, so nothing is lost.
 #[test]
 fn a_freshness_window_bounds_staleness_on_other_replicas_only() {
-    let Some(moto) = moto() else { return };
+    let moto = moto();
     let ctx = TestContext::new();
     let bucket = bucket(moto, "fm-ttl");
     let with_ttl = |id: &str, ttl: &str| bucket.replica_with(&ctx, id, &["--storage-cache-ttl", ttl]);
@@ -184,7 +182,7 @@ fn a_freshness_window_bounds_staleness_on_other_replicas_only() {
 
 #[test]
 fn a_replica_killed_mid_upload_leaves_no_partial_version() {
-    let Some(moto) = moto() else { return };
+    let moto = moto();
     let ctx = TestContext::new();
     let bucket = bucket(moto, "fm-killed");
     let mut doomed = bucket.replica(&ctx, "doomed");
@@ -240,7 +238,7 @@ fn a_replica_killed_mid_upload_leaves_no_partial_version() {
 
 #[test]
 fn a_missing_bucket_or_a_plain_http_remote_endpoint_fails_at_start() {
-    let Some(moto) = moto() else { return };
+    let moto = moto();
     let ctx = TestContext::new();
     let mut cmd = ctx.fm();
     cmd.args([
@@ -400,7 +398,7 @@ fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
 
 #[test]
 fn redirected_downloads_come_from_the_bucket_verified_and_without_the_token() {
-    let Some(moto) = moto() else { return };
+    let moto = moto();
     let ctx = TestContext::new();
     let made = bucket(moto, "fm-redirect");
     let (url, bucket) = (made.url.clone(), made.direct);

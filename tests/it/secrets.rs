@@ -4,7 +4,6 @@
 //! install state, the cache, FM_HOME except the registries.json where the
 //! user stored the token, the server's own log) is searched for the tokens.
 
-
 use std::path::Path;
 
 use crate::common::*;

@@ -2,7 +2,6 @@
 //! surviving interruptions. Locks are written by the tests (the resolver is
 //! not involved); re-locking modes live in `sync_relock.rs`.
 
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! go through the resolver (`crate::resolve`), so they pass once the
 //! resolver is merged. Everything that needs no resolver is in `sync.rs`.
 
-
 use crate::common::*;
 
 fn manifest(ctx: &TestContext, reg: &DirRegistry, deps: &[(&str, &str)]) {
