@@ -172,6 +172,94 @@ impl UserConfig {
     pub fn get(&self, name: &str) -> Option<&RegistryEntry> {
         self.registries.iter().find(|r| r.name == name)
     }
+
+    /// `fm registry add`: adds the registry, or changes only what `add`
+    /// gives of an existing one (a re-add without `--priority` keeps its
+    /// priority: resetting a private registry's 10 to the default 100 could
+    /// let a public registry win its names). A re-add enables a disabled
+    /// entry and allows publishing to it. Says what changed.
+    pub fn upsert(&mut self, add: RegistryAdd) -> Upsert {
+        if add.default {
+            for e in &mut self.registries {
+                if e.name != add.name {
+                    e.is_default = false;
+                }
+            }
+        }
+        let Some(e) = self.registries.iter_mut().find(|e| e.name == add.name) else {
+            self.registries.push(RegistryEntry {
+                name: add.name,
+                url: add.url,
+                auth_token: add.token,
+                priority: add.priority.unwrap_or(crate::manifest::DEFAULT_PRIORITY),
+                enabled: true,
+                is_default: add.default,
+                can_publish: true,
+                requires_auth: false,
+                description: String::new(),
+                mirror: None,
+                extra: serde_json::Map::new(),
+            });
+            return Upsert::Added;
+        };
+        let mut changed = Vec::new();
+        if e.url != add.url {
+            changed.push(format!("url {} -> {}", e.url, add.url));
+            e.url = add.url;
+        }
+        if let Some(p) = add.priority
+            && p != e.priority
+        {
+            changed.push(format!("priority {} -> {p}", e.priority));
+            e.priority = p;
+        }
+        if let Some(t) = add.token
+            && e.auth_token.as_deref() != Some(t.as_str())
+        {
+            changed.push(
+                if e.auth_token.is_some() {
+                    "token replaced"
+                } else {
+                    "token added"
+                }
+                .to_owned(),
+            );
+            e.auth_token = Some(t);
+        }
+        if !e.enabled {
+            changed.push("enabled".to_owned());
+            e.enabled = true;
+        }
+        // fm's `registry add` is how a read-only entry (FlowMason's
+        // `can_publish: false`) is made publishable: its help says so.
+        if !e.can_publish {
+            changed.push("publishing allowed".to_owned());
+            e.can_publish = true;
+        }
+        if add.default && !e.is_default {
+            changed.push("now the default".to_owned());
+            e.is_default = true;
+        }
+        Upsert::Updated(changed)
+    }
+}
+
+/// What `fm registry add` gives: `None`/`false` means "not given".
+#[derive(Debug, Clone)]
+pub struct RegistryAdd {
+    pub name: String,
+    pub url: String,
+    pub token: Option<String>,
+    pub priority: Option<i64>,
+    pub default: bool,
+}
+
+/// What [`UserConfig::upsert`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upsert {
+    Added,
+    /// The existing entry's changes, one phrase each (empty: unchanged).
+    Updated(Vec<String>),
 }
 
 /// The token for a registry, in SPEC §4's order: `FM_TOKEN_<NAME>`, then

@@ -47,7 +47,7 @@ pub enum ColorChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a starter fm.toml in the current folder.
+    /// Write a starter fm.toml (and .fm/.gitignore) in the current folder.
     Init(InitArgs),
     /// Add a dependency to fm.toml and re-lock.
     Add(AddArgs),
@@ -93,9 +93,13 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Project name (default: the folder's name).
+    /// Project (or package) name (default: the folder's name).
     #[arg(long)]
     pub name: Option<String>,
+    /// Scaffold a package folder instead: `[package]` in fm.toml and an
+    /// example component, ready for `fm pack`.
+    #[arg(long)]
+    pub package: bool,
 }
 
 #[derive(Debug, Args)]
@@ -169,7 +173,12 @@ pub struct WhyArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct OutdatedArgs {}
+pub struct OutdatedArgs {
+    /// Exit 1 when a locked package can be upgraded (as `fm lock
+    /// --upgrade-package` would move it), for CI.
+    #[arg(long)]
+    pub exit_code: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DiffFormat {
@@ -244,7 +253,8 @@ pub struct SearchArgs {
 #[derive(Debug, Args)]
 pub struct InstallArgs {
     pub package: String,
-    /// A version or requirement (default: newest).
+    /// Exactly this version (`1.2.0`, FlowMason's meaning), or a range with
+    /// an operator (`^1.2`, `>=1.2, <2`) (default: the newest).
     #[arg(long, value_name = "V")]
     pub version: Option<String>,
     #[arg(long)]
@@ -287,8 +297,10 @@ pub enum RegistryCommand {
         url: String,
         #[arg(long)]
         token: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        priority: i64,
+        /// Lower is searched first (default 100 for a new registry; a
+        /// re-add without it keeps the registry's priority).
+        #[arg(long)]
+        priority: Option<i64>,
         /// Make it the default registry for publishing.
         #[arg(long)]
         default: bool,

@@ -58,12 +58,11 @@ fn check(ctx: &Context, manifest: &Manifest) -> Result<(), Failure> {
 /// stdout with `--json`.
 pub(super) fn print_outcome(ctx: &Context, changes: &[Change], outcome: &LockOutcome) {
     for c in changes {
-        let (verb, rest) = match c {
-            Change::Added { name, version } => ("Added", format!("{name} {version}")),
-            Change::Updated { name, from, to } => ("Updated", format!("{name} {from} -> {to}")),
-            Change::Removed { name, version } => ("Removed", format!("{name} {version}")),
-        };
+        let (verb, rest) = c.parts();
         ctx.shell.status(verb, rest);
+    }
+    for y in &outcome.yanked {
+        ctx.shell.warn(y.warning());
     }
     let n = outcome.lock.packages.len();
     let packages = if n == 1 {
@@ -77,10 +76,15 @@ pub(super) fn print_outcome(ctx: &Context, changes: &[Change], outcome: &LockOut
         ctx.shell.status("Fresh", format!("fm.lock is up to date ({packages})"));
     }
     if ctx.global.json {
-        ctx.shell.json(&serde_json::json!({
+        let mut doc = serde_json::json!({
             "changes": changes,
             "written": outcome.written,
             "packages": n,
-        }));
+        });
+        // Added only when there is something to say (keys are only ever added).
+        if !outcome.yanked.is_empty() {
+            doc["yanked"] = serde_json::json!(outcome.yanked);
+        }
+        ctx.shell.json(&doc);
     }
 }

@@ -14,9 +14,27 @@ pub fn init(ctx: &Context, a: InitArgs) -> Result<(), Failure> {
             .map(|n| n.to_string_lossy().to_lowercase().replace([' ', '.'], "-"))
             .unwrap_or_else(|| "project".to_owned()),
     };
+    if a.package {
+        let path = manifest::init_package(&ctx.cwd, &name)?;
+        ctx.shell.status(
+            "Created",
+            format!(
+                "{} for package {name}, with components/{}.py (build it with `fm pack`)",
+                path.display(),
+                name.replace('-', "_")
+            ),
+        );
+        return Ok(());
+    }
     let path = manifest::init(&ctx.cwd, &name)?;
     ctx.shell
         .status("Created", format!("{} for project {name}", path.display()));
+    match manifest::ignore_install_folder(&ctx.cwd) {
+        Ok(p) => ctx.shell.verbose(format!("{} keeps .fm/ out of git", p.display())),
+        Err(e) => ctx.shell.warn(format!(
+            "cannot write .fm/.gitignore: {e}; add .fm/ to your .gitignore yourself"
+        )),
+    }
     Ok(())
 }
 

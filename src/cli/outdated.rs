@@ -36,7 +36,7 @@ type Fetched = Result<Option<Arc<PackageDocument>>, RegistryError>;
 /// How many registry documents are fetched at once.
 const CONCURRENCY: usize = 16;
 
-pub fn outdated(ctx: &Context, _a: OutdatedArgs) -> Result<(), Failure> {
+pub fn outdated(ctx: &Context, a: OutdatedArgs) -> Result<(), Failure> {
     let manifest = Manifest::load(&ctx.manifest_path()?)?;
     let lock_path = manifest.root().join(LOCK_FILE);
     let lock = Lockfile::load(&lock_path)?.ok_or(OutdatedError::NoLock { path: lock_path })?;
@@ -76,11 +76,26 @@ pub fn outdated(ctx: &Context, _a: OutdatedArgs) -> Result<(), Failure> {
         .map(|(n, d)| (n.clone(), d.req.clone()))
         .collect();
     let rows = outdated::report(&lock, &direct, &docs);
+    for y in crate::resolve::yanked::in_documents(&lock, |n| docs.get(n).and_then(|d| d.as_deref())) {
+        ctx.shell.warn(y.warning());
+    }
     if ctx.global.json {
         ctx.shell.json(&outdated::to_json(&rows));
     } else {
         ctx.shell.data(table(&rows, super::diff::stdout_color(ctx)));
         summary(ctx, &rows);
+    }
+    let up: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.upgradable())
+        .map(|r| r.name.as_str())
+        .collect();
+    if a.exit_code && !up.is_empty() {
+        return Err(Failure::user(miette::miette!(
+            help = "--exit-code makes fm outdated exit 1 when a locked package can be upgraded",
+            "{} can be upgraded",
+            up.join(", ")
+        )));
     }
     Ok(())
 }
@@ -95,15 +110,17 @@ fn table(rows: &[Row], color: bool) -> String {
             s.to_owned()
         }
     };
-    let head = ["Package", "Locked", "Allowed", "Newest", "Registry"];
-    let cells: Vec<[String; 5]> = rows
+    let head = ["Package", "Locked", "Allowed", "Reachable", "Newest", "Registry"];
+    let cells: Vec<[String; 6]> = rows
         .iter()
         .map(|r| {
+            let dash = || "-".to_owned();
             [
                 r.name.clone(),
                 r.locked.clone(),
-                r.allowed.clone().unwrap_or_else(|| "-".to_owned()),
-                r.newest.clone().unwrap_or_else(|| "-".to_owned()),
+                r.allowed.clone().unwrap_or_else(dash),
+                r.reachable.clone().unwrap_or_else(dash),
+                r.newest.clone().unwrap_or_else(dash),
                 r.registry.clone(),
             ]
         })
@@ -115,21 +132,24 @@ fn table(rows: &[Row], color: bool) -> String {
         }
     }
     let mut out = String::new();
-    let line = |c: [String; 5], r: Option<&Row>| {
+    let line = |c: [String; 6], r: Option<&Row>| {
         let up = r.is_some_and(Row::upgradable);
+        let held = r.is_some_and(Row::held_back);
         let beyond = r.is_some_and(Row::beyond_requirements);
         let pad = |i: usize| " ".repeat(width[i] - c[i].len());
         format!(
-            "{}{}  {}{}  {}{}  {}{}  {}\n",
+            "{}{}  {}{}  {}{}  {}{}  {}{}  {}\n",
             c[0],
             pad(0),
             c[1],
             pad(1),
-            paint(up, "32", &c[2]),
+            paint(up && !held, "32", &c[2]),
             pad(2),
-            paint(beyond, "33", &c[3]),
+            paint(held, "31", &c[3]),
             pad(3),
-            c[4]
+            paint(beyond, "33", &c[4]),
+            pad(4),
+            c[5]
         )
     };
     out.push_str(&line(head.map(str::to_owned), None));
@@ -151,9 +171,23 @@ fn summary(ctx: &Context, rows: &[Row]) {
         .filter(|r| r.beyond_requirements())
         .map(|r| r.name.as_str())
         .collect();
-    if up.is_empty() && beyond.is_empty() {
+    for r in rows.iter().filter(|r| r.held_back()) {
+        let holders: Vec<String> = r.held_back_by.iter().map(ToString::to_string).collect();
+        ctx.shell.info(format!(
+            "{} {} is held back by {}: fm lock can reach {} (upgrade those with it: fm lock --upgrade-package {} --upgrade-package NAME)",
+            r.name,
+            r.allowed.as_deref().unwrap_or("-"),
+            holders.join(", "),
+            r.reachable.as_deref().unwrap_or("-"),
+            r.name,
+        ));
+    }
+    if up.is_empty() && beyond.is_empty() && !rows.iter().any(Row::held_back) {
         ctx.shell
             .info(format!("All {} locked packages are up to date.", rows.len()));
+        return;
+    }
+    if up.is_empty() && beyond.is_empty() {
         return;
     }
     if !up.is_empty() {

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::args::{PackArgs, PublishArgs};
 use super::{Context, Failure};
 use crate::archive;
+use crate::manifest::RegistryDecl;
 use crate::registry::HttpRegistry;
 use crate::registry::publish;
 use crate::registry::storage::DirStorage;
@@ -47,6 +48,63 @@ pub fn archive_bytes(path: &Path) -> Result<Vec<u8>, Failure> {
     }
 }
 
+/// Warns about dependencies that none of the configured registries has
+/// (the project's, else the user's, and the target): whoever installs the
+/// package would fail to resolve it. Said after the publish; best effort.
+fn warn_unknown_dependencies(
+    ctx: &Context,
+    package: &str,
+    deps: &std::collections::BTreeMap<String, String>,
+    target: &super::target::Target,
+) {
+    if deps.is_empty() {
+        return;
+    }
+    let mut decls = ctx
+        .manifest_path()
+        .ok()
+        .and_then(|p| crate::manifest::Manifest::load(&p).ok())
+        .and_then(|m| crate::resolve::registry_decls(&m).ok())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_default();
+    if decls.is_empty()
+        && let Ok(config) = crate::config::UserConfig::load()
+    {
+        for e in config.enabled() {
+            if let Ok(url) = crate::manifest::parse_location(&e.url, &ctx.cwd) {
+                decls.push(RegistryDecl {
+                    relative: None,
+                    name: e.name.clone(),
+                    url,
+                    priority: e.priority,
+                    explicit: false,
+                });
+            }
+        }
+    }
+    if !decls.iter().any(|d| d.url == target.url) {
+        decls.push(RegistryDecl {
+            relative: None,
+            name: target.name.clone(),
+            url: target.url.clone(),
+            priority: crate::manifest::DEFAULT_PRIORITY,
+            explicit: false,
+        });
+    }
+    let searched: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
+    let Ok(set) = crate::resolve::open_all(decls, ctx.global.offline) else {
+        return;
+    };
+    let names: Vec<String> = deps.keys().cloned().collect();
+    for name in crate::resolve::yanked::absent_everywhere(&set, &names) {
+        ctx.shell.warn(format!(
+            "{package} depends on {name} {}, which none of the configured registries ({}) has: installing {package} will fail until {name} is published",
+            deps.get(&name).map(String::as_str).unwrap_or("*"),
+            searched.join(", ")
+        ));
+    }
+}
+
 pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
     let bytes = archive_bytes(&a.path)?;
     // Validate locally first: a broken archive never leaves this machine.
@@ -67,6 +125,7 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
                 published.record.checksum
             ),
         );
+        warn_unknown_dependencies(ctx, &manifest.raw.name, &manifest.raw.dependencies, &target);
         return Ok(());
     }
     let file_name = format!("{}-{}.fmpkg", manifest.raw.name, manifest.version);
@@ -82,6 +141,7 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
             info.checksum
         ),
     );
+    warn_unknown_dependencies(ctx, &manifest.raw.name, &manifest.raw.dependencies, &target);
     if ctx.global.json {
         ctx.shell.json(&info);
     }

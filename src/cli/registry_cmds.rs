@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::{Context, Failure};
-use crate::config::{RegistryEntry, UserConfig};
+use crate::config::{RegistryAdd, RegistryEntry, Upsert, UserConfig};
 
 pub fn list(ctx: &Context, all: bool) -> Result<(), Failure> {
     let config = UserConfig::load()?;
@@ -70,7 +70,7 @@ pub fn add(
     name: String,
     url: String,
     token: Option<String>,
-    priority: i64,
+    priority: Option<i64>,
     default: bool,
 ) -> Result<(), Failure> {
     crate::names::validate(&name)
@@ -98,41 +98,34 @@ pub fn add(
         }
     }
     let mut config = UserConfig::load()?;
-    if default {
-        for e in &mut config.registries {
-            e.is_default = false;
+    let outcome = config.upsert(RegistryAdd {
+        name: name.clone(),
+        url,
+        token,
+        priority,
+        default,
+    });
+    let entry = config.get(&name).cloned();
+    match (&outcome, entry) {
+        (Upsert::Updated(changed), Some(e)) if changed.is_empty() => {
+            ctx.shell.status(
+                "Unchanged",
+                format!("registry {name} ({}, priority {})", e.url, e.priority),
+            );
+            return Ok(());
+        }
+        (Upsert::Updated(changed), _) => {
+            config.save()?;
+            ctx.shell
+                .status("Updated", format!("registry {name}: {}", changed.join(", ")));
+        }
+        (Upsert::Added, e) => {
+            config.save()?;
+            let (u, p) = e.map(|e| (e.url, e.priority)).unwrap_or_default();
+            ctx.shell
+                .status("Added", format!("registry {name} ({u}, priority {p})"));
         }
     }
-    let existing = config.registries.iter_mut().find(|e| e.name == name);
-    let verb = if existing.is_some() { "Updated" } else { "Added" };
-    match existing {
-        Some(e) => {
-            e.url = url.clone();
-            e.priority = priority;
-            e.enabled = true;
-            e.can_publish = true;
-            if token.is_some() {
-                e.auth_token = token;
-            }
-            e.is_default |= default;
-        }
-        None => config.registries.push(RegistryEntry {
-            name: name.clone(),
-            url: url.clone(),
-            auth_token: token,
-            priority,
-            enabled: true,
-            is_default: default,
-            can_publish: true,
-            requires_auth: false,
-            description: String::new(),
-            mirror: None,
-            extra: serde_json::Map::new(),
-        }),
-    }
-    config.save()?;
-    ctx.shell
-        .status(verb, format!("registry {name} ({url}, priority {priority})"));
     Ok(())
 }
 

@@ -1,12 +1,17 @@
-//! `fm search Q [--registry R] [--category C] [--json]`: every enabled
-//! registry (or one) in parallel, results merged.
+//! `fm search Q [--registry R] [--category C] [--json]`: in a project, the
+//! registries `fm lock` uses there (the manifest's, else the user's), in
+//! priority order; outside one, the user's enabled registries; or only
+//! `--registry`. Searched in parallel, every page of each; results in
+//! registry priority order, each naming its registry.
 
 use super::args::SearchArgs;
 use super::{Context, Failure};
 use crate::config::UserConfig;
 use crate::registry::{OpenOptions, PackageInfo, search};
 
-const LIMIT: usize = 100;
+/// Results kept per registry: every match, up to a bound a hostile server
+/// cannot push past (it could claim any `total_count`).
+const LIMIT: usize = 10_000;
 
 pub fn search(ctx: &Context, a: SearchArgs) -> Result<(), Failure> {
     let targets: Vec<(String, url::Url, OpenOptions)> = match a.registry.as_deref() {
@@ -16,31 +21,35 @@ pub fn search(ctx: &Context, a: SearchArgs) -> Result<(), Failure> {
         }
         None => {
             let config = UserConfig::load()?;
+            let manifest = ctx
+                .manifest_path()
+                .ok()
+                .and_then(|p| crate::manifest::Manifest::load(&p).ok());
             let mut out = Vec::new();
-            for e in config.enabled() {
-                match crate::manifest::parse_location(&e.url, &ctx.cwd) {
-                    Ok(url) => {
-                        let opts = OpenOptions::for_registry(&e.name, &url, &config, ctx.global.offline);
-                        out.push((e.name.clone(), url, opts));
+            match manifest {
+                // What `fm lock` would use here, in its order.
+                Some(m) => {
+                    for d in crate::resolve::registry_decls(&m)? {
+                        let opts = OpenOptions::for_registry(&d.name, &d.url, &config, ctx.global.offline);
+                        out.push((d.name, d.url, opts));
                     }
-                    Err(why) => ctx.shell.warn(format!("skipping registry {}: {why}", e.name)),
                 }
-            }
-            if out.is_empty()
-                && let Some(m) = ctx
-                    .manifest_path()
-                    .ok()
-                    .and_then(|p| crate::manifest::Manifest::load(&p).ok())
-            {
-                for d in m.registries_by_priority() {
-                    let opts = OpenOptions::for_registry(&d.name, &d.url, &config, ctx.global.offline);
-                    out.push((d.name, d.url, opts));
+                None => {
+                    for e in config.enabled() {
+                        match crate::manifest::parse_location(&e.url, &ctx.cwd) {
+                            Ok(url) => {
+                                let opts = OpenOptions::for_registry(&e.name, &url, &config, ctx.global.offline);
+                                out.push((e.name.clone(), url, opts));
+                            }
+                            Err(why) => ctx.shell.warn(format!("skipping registry {}: {why}", e.name)),
+                        }
+                    }
                 }
             }
             if out.is_empty() {
                 return Err(Failure::usage(
                     "no registries to search",
-                    Some("add one with `fm registry add NAME URL`, or pass --registry"),
+                    Some("add one with `fm registry add NAME URL` (or [[registries]] in fm.toml), or pass --registry"),
                 ));
             }
             out
@@ -84,6 +93,7 @@ pub fn search(ctx: &Context, a: SearchArgs) -> Result<(), Failure> {
         ctx.shell.json(&serde_json::json!({
             "query": a.query,
             "total_count": packages.len(),
+            "registries": targets.iter().map(|(n, _, _)| n).collect::<Vec<_>>(),
             "packages": packages,
         }));
         return Ok(());

@@ -24,6 +24,10 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     let root = manifest_path.parent().unwrap_or(Path::new("."));
     let lock_path = root.join(LOCK_FILE);
     let offline = ctx.global.offline;
+    // The project's registries when metadata may be read (not --frozen),
+    // and whether this run wrote the lock from them.
+    let mut registry_set = None;
+    let mut relocked = false;
 
     let lock = if a.frozen || a.locked {
         let Some(lock) = Lockfile::load(&lock_path)? else {
@@ -48,6 +52,15 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
                         .join("\n")
                 )));
             }
+            // --frozen reads no metadata; --locked alone does.
+            if !a.frozen
+                && let Ok(set) = crate::resolve::registries_for(&manifest, offline)
+            {
+                for y in crate::resolve::yanked::check(&lock, &set) {
+                    ctx.shell.warn(y.warning());
+                }
+                registry_set = Some(set);
+            }
         }
         lock
     } else {
@@ -63,7 +76,15 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
             .as_ref()
             .is_some_and(|l| crate::resolve::check_fresh(&manifest, l).is_ok());
         match existing {
-            Some(lock) if fresh => lock,
+            Some(lock) if fresh => {
+                if let Ok(set) = crate::resolve::registries_for(&manifest, offline) {
+                    for y in crate::resolve::yanked::check(&lock, &set) {
+                        ctx.shell.warn(y.warning());
+                    }
+                    registry_set = Some(set);
+                }
+                lock
+            }
             _ => {
                 let outcome = crate::resolve::lock_project(
                     &manifest,
@@ -75,6 +96,11 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
                 for change in &outcome.changes {
                     ctx.shell.info(change);
                 }
+                for y in &outcome.yanked {
+                    ctx.shell.warn(y.warning());
+                }
+                relocked = outcome.written;
+                registry_set = crate::resolve::registries_for(&manifest, offline).ok();
                 outcome.lock
             }
         }
@@ -89,7 +115,12 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     } else {
         Default::default()
     };
-    let report = run_install(ctx, &lock, root, &layout, true, reinstall)?;
+    let digests = if relocked {
+        Digests::FromRegistry
+    } else {
+        Digests::FromLock(registry_set.as_ref())
+    };
+    let report = run_install(ctx, &lock, root, &layout, true, reinstall, digests)?;
     summarize(ctx, &report, start.elapsed());
     Ok(())
 }
@@ -122,6 +153,17 @@ fn drifted(ctx: &Context, layout: &Layout) -> Result<std::collections::BTreeSet<
     Ok(names)
 }
 
+/// Where the lock's digests come from, to word a SHA-256 mismatch right.
+#[derive(Clone, Copy)]
+pub(super) enum Digests<'a> {
+    /// Read from the registries' documents just now (`fm install`, or a
+    /// lock this run wrote): the registry contradicts itself.
+    FromRegistry,
+    /// From an existing fm.lock; with the registries to ask whether they
+    /// still publish the locked digest (`None`: do not ask, `--frozen`).
+    FromLock(Option<&'a crate::resolve::RegistrySet>),
+}
+
 /// Installs `lock`'s packages into `layout`, with bars when stderr is a
 /// terminal. Relative registry paths in the lock are relative to `base`
 /// (the folder of fm.toml and fm.lock).
@@ -132,6 +174,7 @@ pub(super) fn run_install(
     layout: &Layout,
     prune: bool,
     reinstall: std::collections::BTreeSet<String>,
+    digests: Digests<'_>,
 ) -> Result<install::Report, Failure> {
     let opts = install::Options {
         offline: ctx.global.offline,
@@ -147,7 +190,31 @@ pub(super) fn run_install(
     let registries = lock
         .registries_at(base)
         .map_err(|e| Failure::user(miette::miette!("{e}")))?;
-    let report = install::install(&lock.packages, &registries, layout, &opts, &bars)?;
+    let report =
+        install::install(&lock.packages, &registries, layout, &opts, &bars).map_err(|e| match (e, digests) {
+            (e @ install::InstallError::DigestMismatch { .. }, Digests::FromRegistry) => {
+                e.registry_contradicts_itself()
+            }
+            (e @ install::InstallError::DigestMismatch { .. }, Digests::FromLock(Some(set))) => {
+                // The lock's digest may be old news; ask the registry what it
+                // says now before suggesting a re-lock.
+                let agrees = match &e {
+                    install::InstallError::DigestMismatch {
+                        package,
+                        version,
+                        registry,
+                        expected,
+                        ..
+                    } => {
+                        crate::resolve::yanked::registry_checksum(set, registry, package, version).as_deref()
+                            == Some(expected.as_str())
+                    }
+                    _ => false,
+                };
+                if agrees { e.registry_contradicts_itself() } else { e }
+            }
+            (e, _) => e,
+        })?;
     for (name, version) in &report.installed {
         ctx.shell.verbose(format!("installed {name} {version}"));
     }

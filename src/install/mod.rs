@@ -159,6 +159,25 @@ pub enum InstallError {
         expected: String,
         actual: String,
     },
+    /// A downloaded archive does not match the checksum its own registry
+    /// publishes for it (`fm install`, or a lock the registry still agrees
+    /// with): re-locking cannot help.
+    #[error(
+        "sha256 mismatch for {package} {version} from registry {registry}\n  expected (the registry's checksum): {expected}\n  actual (download):                  {actual}"
+    )]
+    #[diagnostic(
+        code(fm::install::registry_digest_mismatch),
+        help(
+            "registry {registry} serves bytes for {package} {version} that disagree with its own checksum: the registry is broken or its archives were tampered with. Nothing was installed and the cache was not changed; re-locking cannot help. Tell the registry's operator, or install from another registry"
+        )
+    )]
+    RegistryDigestMismatch {
+        package: String,
+        version: String,
+        registry: String,
+        expected: String,
+        actual: String,
+    },
     /// A cached archive no longer has its digest (disk corruption or
     /// tampering); it was removed.
     #[error("the cached archive of {package} is corrupt: {path}\n  expected: {expected}\n  actual:   {actual}")]
@@ -245,6 +264,29 @@ pub struct Options {
     /// Packages to install again even if the state says they are in place
     /// (`fm sync --repair`: `fm verify` found them changed).
     pub reinstall: BTreeSet<String>,
+}
+
+impl InstallError {
+    /// A [`InstallError::DigestMismatch`] whose expected digest is the
+    /// registry's own current checksum (not only fm.lock's), said as such.
+    pub fn registry_contradicts_itself(self) -> InstallError {
+        match self {
+            InstallError::DigestMismatch {
+                package,
+                version,
+                registry,
+                expected,
+                actual,
+            } => InstallError::RegistryDigestMismatch {
+                package,
+                version,
+                registry,
+                expected,
+                actual: actual.replace("fm.lock records", "the registry's record says"),
+            },
+            other => other,
+        }
+    }
 }
 
 /// What [`install`] did.

@@ -450,7 +450,17 @@ impl HttpRegistry {
                     None,
                 )),
             },
-            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::NOT_FOUND if self.is_static => Ok(None),
+            // A registry says "not found" in JSON (fm's `error`, FlowMason's
+            // `detail`); an HTML page or an empty 404 may be a wrong URL:
+            // ask `health` before reading it as "no such package".
+            StatusCode::NOT_FOUND => {
+                let body = read_capped(f.response, 64 * 1024).await;
+                if server_message(&String::from_utf8_lossy(&body)).is_none() {
+                    self.answers_as_registry().await?;
+                }
+                Ok(None)
+            }
             // Never read as "absent": a private bucket answers 403 for
             // everything, and resolving around it would mislead.
             StatusCode::FORBIDDEN if self.is_static => Err(self.http_err(
@@ -731,6 +741,49 @@ impl HttpRegistry {
         }
     }
 
+    /// `Ok` when `GET health` answers a registry's health document
+    /// (a JSON object with `status`); else an error saying that this URL
+    /// is not an fm or FlowMason registry, with what `health` returned.
+    async fn answers_as_registry(&self) -> Result<(), RegistryError> {
+        let url = self.endpoint("health")?;
+        let f = self.get(url.clone(), header::HeaderMap::new()).await?;
+        let status = f.status;
+        let html = f
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
+        let body = read_capped(f.response, 64 * 1024).await;
+        let healthy = status.is_success()
+            && serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .is_some_and(|v| v.get("status").is_some());
+        if healthy {
+            return Ok(());
+        }
+        let what = if status.is_success() {
+            format!(
+                "returned {status} with {}",
+                if html { "an HTML page" } else { "no health document" }
+            )
+        } else if html {
+            format!("returned {status} (an HTML page)")
+        } else {
+            format!("returned {status}")
+        };
+        Err(self.http_err(
+            format!(
+                "{} does not answer as an fm or FlowMason registry: GET {} {what}",
+                redact_url(&self.url),
+                redact_url(&url)
+            ),
+            Some(format!(
+                "check the registry's URL (the server's base, without /api/v1/registry): `fm registry list`, or [[registries]] {} in fm.toml",
+                self.name
+            )),
+        ))
+    }
+
     /// Yanks (or un-yanks) a version.
     pub async fn set_yanked(&self, package: &str, version: &str, yanked: bool) -> Result<(), RegistryError> {
         self.needs_api("a yank")?;
@@ -746,6 +799,18 @@ impl HttpRegistry {
             _ => Err(self.status_error(f, &format!("yanking {package}@{version}")).await),
         }
     }
+}
+
+/// At most `cap` bytes of a response body (what cannot be read is left out).
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < cap {
+        match response.chunk().await {
+            Ok(Some(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(cap - out.len())]),
+            _ => break,
+        }
+    }
+    out
 }
 
 /// The message of an `{"error":{"message"}}` (fm) or `{"detail"}`

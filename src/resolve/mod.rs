@@ -7,6 +7,7 @@
 //! - [`provider`]: the [`pubgrub::DependencyProvider`] (version choice,
 //!   yanked versions, lock preferences, decision priority).
 //! - [`report`]: conflict explanations in words.
+//! - [`yanked`]: locked versions their registry has yanked since.
 //! - [`synthetic`]: an in-memory registry and a generated universe for
 //!   tests and benchmarks.
 //!
@@ -19,6 +20,7 @@ pub mod provider;
 pub mod ranges;
 pub mod report;
 pub mod synthetic;
+pub mod yanked;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -339,6 +341,9 @@ pub struct LockOutcome {
     pub changes: Vec<crate::lock::Change>,
     /// Whether fm.lock was (re)written.
     pub written: bool,
+    /// Locked versions their registry has yanked (kept, as SPEC §2 says,
+    /// but to be warned about).
+    pub yanked: Vec<yanked::Yanked>,
 }
 
 /// The registries a project declares: the manifest's `[[registries]]`,
@@ -371,7 +376,8 @@ pub fn registry_decls(manifest: &Manifest) -> Result<Vec<RegistryDecl>, ResolveE
     Ok(out)
 }
 
-fn open_all(decls: Vec<RegistryDecl>, offline: bool) -> Result<RegistrySet, ResolveError> {
+/// Opens these registries (no request is made yet).
+pub fn open_all(decls: Vec<RegistryDecl>, offline: bool) -> Result<RegistrySet, ResolveError> {
     let config = UserConfig::load()?;
     let mut entries = Vec::with_capacity(decls.len());
     for decl in decls {
@@ -419,7 +425,9 @@ pub fn read_lock(path: &Path) -> Result<Option<(String, Vec<Lockfile>, bool)>, R
 /// `fm lock`'s whole job: open the registries, take preferences from the
 /// existing fm.lock (both sides of a conflicted one), resolve, and write
 /// fm.lock next to the manifest if it changed. A fresh lock with no
-/// upgrade asked for is kept as it is, without reading any registry.
+/// upgrade asked for is kept as it is, without resolving; the registries
+/// are read then only to warn about locked versions yanked since (best
+/// effort, bounded: see [`yanked`]).
 pub fn lock_project(manifest: &Manifest, opts: &LockOptions) -> Result<LockOutcome, ResolveError> {
     let path = lock_path(manifest);
     let existing = read_lock(&path)?;
@@ -439,10 +447,17 @@ pub fn lock_project(manifest: &Manifest, opts: &LockOptions) -> Result<LockOutco
         && opts.upgrade.is_empty()
         && check_fresh(manifest, old).is_ok()
     {
+        // Nothing to resolve; the documents are read only to warn about
+        // yanked versions (best effort: a registry that cannot be read
+        // leaves a fresh lock fresh).
+        let yanked = registries_for(manifest, opts.offline)
+            .map(|set| yanked::check(old, &set))
+            .unwrap_or_default();
         return Ok(LockOutcome {
             lock: old.clone(),
             changes: Vec::new(),
             written: false,
+            yanked,
         });
     }
     let registries = registries_for(manifest, opts.offline)?;
@@ -459,7 +474,13 @@ pub fn lock_project(manifest: &Manifest, opts: &LockOptions) -> Result<LockOutco
     if written {
         lock.save(&path)?;
     }
-    Ok(LockOutcome { lock, changes, written })
+    let yanked = yanked::check(&lock, &registries);
+    Ok(LockOutcome {
+        lock,
+        changes,
+        written,
+        yanked,
+    })
 }
 
 /// Whether `lock` still matches `manifest`, decided offline from `[root]`

@@ -267,7 +267,7 @@ fn lock_file_follows_the_spec_and_is_byte_identical_on_rerun() {
     dependencies = []
     "#);
     let first = ctx.read("fm.lock");
-    // A fresh lock is left alone, without reading the registry.
+    // A fresh lock is left alone, without re-resolving.
     let (_, err) = run_ok(&ctx, &["lock"]);
     insta::assert_snapshot!(err, @"       Fresh fm.lock is up to date (3 packages)");
     // Re-resolving from scratch gives the same bytes.

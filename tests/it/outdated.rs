@@ -62,10 +62,10 @@ fn table_shows_locked_allowed_and_newest() {
     assert_code(&out, 0);
     let (stdout, stderr) = text(&out);
     insta::assert_snapshot!(stdout, @r"
-    Package  Locked  Allowed  Newest  Registry
-    app      1.0.0   1.2.0    2.0.0   main
-    solo     0.5.0   0.5.0    0.5.0   main
-    util     1.1.0   1.3.0    2.0.0   main
+    Package  Locked  Allowed  Reachable  Newest  Registry
+    app      1.0.0   1.2.0    1.2.0      2.0.0   main
+    solo     0.5.0   0.5.0    0.5.0      0.5.0   main
+    util     1.1.0   1.3.0    1.3.0      2.0.0   main
     ");
     insta::assert_snapshot!(ctx.filter(&stderr), @r"
     app, util can be upgraded within the requirements: fm lock --upgrade-package NAME (or fm lock --upgrade)
@@ -103,7 +103,9 @@ fn a_package_the_registry_no_longer_has_shows_dashes() {
     let out = ctx.run(&["outdated"]);
     assert_code(&out, 0);
     assert!(
-        text(&out).0.contains("vanished  0.1.0   -        -       main"),
+        text(&out)
+            .0
+            .contains("vanished  0.1.0   -        -          -       main"),
         "{}",
         text(&out).0
     );

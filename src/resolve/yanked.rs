@@ -1,0 +1,137 @@
+//! Locked versions that their registry has yanked since (SPEC §2: a lock
+//! keeps a yanked version it already pins, but it must not keep it
+//! quietly). `fm lock`, `fm sync` and `fm outdated` warn with
+//! [`Yanked::warning`].
+//!
+//! Also [`registry_checksum`]: what a registry says of a version now.
+//!
+//! Best effort by design: a registry that cannot be read here (or not
+//! within [`BUDGET`]) is left out
+//! (the command's own reads report it); nothing is ever changed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+
+use super::RegistrySet;
+use crate::lock::Lockfile;
+use crate::registry::PackageDocument;
+
+/// One locked version its registry marks as yanked.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Yanked {
+    pub name: String,
+    pub version: String,
+    pub registry: String,
+}
+
+impl Yanked {
+    /// The line a command warns with.
+    pub fn warning(&self) -> String {
+        format!(
+            "{} {} is locked, but registry {} has yanked it; move off it with `fm lock --upgrade-package {}` (or pin another version in fm.toml)",
+            self.name, self.version, self.registry, self.name
+        )
+    }
+}
+
+/// The locked packages whose locked version `docs` (by package name)
+/// marks as yanked.
+pub fn in_documents<'a>(lock: &Lockfile, docs: impl Fn(&str) -> Option<&'a PackageDocument>) -> Vec<Yanked> {
+    lock.packages
+        .iter()
+        .filter(|p| {
+            docs(&p.name).is_some_and(|d| {
+                d.versions
+                    .iter()
+                    .flatten()
+                    .any(|r| r.yanked && r.semver().as_ref() == Some(&p.version))
+            })
+        })
+        .map(|p| Yanked {
+            name: p.name.clone(),
+            version: p.version.to_string(),
+            registry: p.registry.clone(),
+        })
+        .collect()
+}
+
+/// Reads each locked package's document from the registry the lock names
+/// (those of `registries` only) and returns the yanked locked versions.
+pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
+    let wanted: Vec<(&str, &str)> = lock
+        .packages
+        .iter()
+        .map(|p| (p.name.as_str(), p.registry.as_str()))
+        .collect();
+    let docs = documents(registries, &wanted);
+    in_documents(lock, |n| docs.get(n).map(|d| d.as_ref()))
+}
+
+/// The checksum `registry` publishes now for `package` `version`, if it
+/// can be read (to tell a registry that contradicts itself from one that
+/// changed since the lock).
+pub fn registry_checksum(registries: &RegistrySet, registry: &str, package: &str, version: &str) -> Option<String> {
+    let docs = documents(registries, &[(package, registry)]);
+    docs.get(package)?
+        .versions
+        .iter()
+        .flatten()
+        .find(|r| r.version == version)
+        .map(|r| r.checksum.to_ascii_lowercase())
+}
+
+/// Of `names`, those that none of `registries` has (for `fm publish`'s
+/// warning about dependencies nobody can install). A registry that cannot
+/// be read counts as not having them.
+pub fn absent_everywhere(registries: &RegistrySet, names: &[String]) -> Vec<String> {
+    let mut found = std::collections::HashSet::new();
+    for e in &registries.entries {
+        let wanted: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), e.decl.name.as_str())).collect();
+        found.extend(documents(registries, &wanted).into_keys());
+    }
+    names.iter().filter(|n| !found.contains(*n)).cloned().collect()
+}
+
+/// How long the documents of one check may take in all.
+const BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Documents by package name, `(package, registry)` each, fetched
+/// concurrently; what cannot be read is left out.
+pub(crate) fn documents(registries: &RegistrySet, wanted: &[(&str, &str)]) -> HashMap<String, Arc<PackageDocument>> {
+    let jobs: Vec<_> = wanted
+        .iter()
+        .filter_map(|(name, registry)| {
+            let e = registries.entries.iter().find(|e| e.decl.name == *registry)?;
+            Some(((*name).to_owned(), e.client.clone()))
+        })
+        .collect();
+    if jobs.is_empty() {
+        return HashMap::new();
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return HashMap::new();
+    };
+    // A thread of its own: callers may be inside a runtime already.
+    let fetched: Vec<(String, Arc<PackageDocument>)> = std::thread::scope(|s| {
+        s.spawn(|| {
+            runtime.block_on(async {
+                let all = futures_util::stream::iter(jobs)
+                    .map(|(name, client)| async move {
+                        let doc = client.document(&name).await.ok().flatten();
+                        doc.map(|d| (name, d))
+                    })
+                    .buffer_unordered(16)
+                    .filter_map(|x| async move { x })
+                    .collect::<Vec<_>>();
+                // A warning is not worth a stalled command: a registry that
+                // does not answer in time is left out.
+                tokio::time::timeout(BUDGET, all).await.unwrap_or_default()
+            })
+        })
+        .join()
+        .unwrap_or_default()
+    });
+    fetched.into_iter().collect()
+}
