@@ -124,12 +124,15 @@ impl Downloads {
     /// Adds pending counts to this replica's object and picks up the
     /// others'. On failure the counts stay pending for the next flush.
     pub fn flush(&self, storage: &dyn Storage) -> std::io::Result<()> {
+        // The pending counts stay visible until the flushed totals replace
+        // them, in one step under the lock: a reader never sees a count
+        // drop while a flush is in flight.
         let pending = match self.inner.lock() {
-            Ok(mut c) => std::mem::take(&mut c.pending),
+            Ok(c) => c.pending.clone(),
             Err(_) => return Ok(()),
         };
         if !pending.is_empty() {
-            let result = (|| loop {
+            let totals = loop {
                 let (mut totals, tag) = match storage.read(&self.key)? {
                     Some((bytes, tag)) => (parse(&bytes), Some(tag)),
                     None => (BTreeMap::new(), None),
@@ -140,21 +143,22 @@ impl Downloads {
                 let mut bytes = serde_json::to_vec_pretty(&totals).unwrap_or_default();
                 bytes.push(b'\n');
                 if storage.swap(&self.key, tag.as_ref(), &bytes)? {
-                    return Ok(totals);
+                    break totals;
                 }
-            })();
+            };
             let Ok(mut c) = self.inner.lock() else {
                 return Ok(());
             };
-            match result {
-                Ok(totals) => c.mine = totals,
-                Err(e) => {
-                    for (name, n) in pending {
-                        *c.pending.entry(name).or_default() += n;
+            // Counts recorded during the flush stay pending.
+            for (name, n) in &pending {
+                if let Some(left) = c.pending.get_mut(name) {
+                    *left = left.saturating_sub(*n);
+                    if *left == 0 {
+                        c.pending.remove(name);
                     }
-                    return Err(e);
                 }
             }
+            c.mine = totals;
         }
         self.refresh_others(storage)
     }
@@ -184,7 +188,7 @@ pub fn spawn_flusher(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::storage::DirStorage;
+    use crate::registry::storage::{DirStorage, Tag};
 
     #[test]
     fn two_servers_on_one_storage_add_up() {
@@ -214,5 +218,66 @@ mod tests {
         assert_eq!((a2.get("x"), a2.get("y")), (3, 2));
         let a_obj: BTreeMap<String, u64> = parse(&storage.read(&replica_key("a")).expect("read").expect("a").0);
         assert_eq!(a_obj.get("y"), Some(&1));
+    }
+
+    /// A storage whose document write first reads the counts back through
+    /// the server, as a request served during a flush would.
+    #[derive(Debug)]
+    struct ReadDuringSwap<'a> {
+        inner: DirStorage,
+        downloads: &'a std::sync::OnceLock<&'a Downloads>,
+        seen: std::sync::Mutex<Vec<u64>>,
+    }
+
+    impl Storage for ReadDuringSwap<'_> {
+        fn read(&self, key: &str) -> std::io::Result<Option<(Vec<u8>, Tag)>> {
+            self.inner.read(key)
+        }
+        fn create(&self, key: &str, bytes: &[u8]) -> std::io::Result<bool> {
+            self.inner.create(key, bytes)
+        }
+        fn swap(&self, key: &str, expected: Option<&Tag>, bytes: &[u8]) -> std::io::Result<bool> {
+            if let Some(d) = self.downloads.get() {
+                self.seen.lock().expect("lock").push(d.get("x"));
+                // A download recorded while the flush is in flight.
+                d.record("x");
+            }
+            self.inner.swap(key, expected, bytes)
+        }
+        fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
+            self.inner.list(prefix)
+        }
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    // Regression: a flush took the pending counts out before writing and
+    // put the written totals in only afterwards, so a request served in
+    // between saw the package's downloads drop to 0.
+    #[test]
+    fn counts_never_drop_while_a_flush_is_in_flight() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let cell = std::sync::OnceLock::new();
+        let storage = ReadDuringSwap {
+            inner: DirStorage::new(dir.path()),
+            downloads: &cell,
+            seen: std::sync::Mutex::new(Vec::new()),
+        };
+        let d = Downloads::load(&storage, "a");
+        d.record("x");
+        d.record("x");
+        let _ = cell.set(&d);
+        d.flush(&storage).expect("flush");
+        assert_eq!(*storage.seen.lock().expect("lock"), [2], "count seen during the flush");
+        // The download recorded during the flush is neither lost nor counted twice.
+        assert_eq!(d.get("x"), 3);
+        d.flush(&storage).expect("flush again");
+        assert_eq!(d.get("x"), 4, "3 flushed + 1 recorded during the second flush");
+        assert_eq!(
+            Downloads::load(&storage.inner, "b").get("x"),
+            3,
+            "storage holds what was flushed; the rest is pending"
+        );
     }
 }
