@@ -187,7 +187,7 @@ fn a_manifest_naming_the_registry_elsewhere_gets_no_user_config_token() {
     manifest(&ctx, &[("company", &a.url)]);
     assert_code(&ctx.run(&["sync"]), 0);
     eprintln!(
-        "FIGURES credentials: fm.toml naming company at B: {} requests to B, 0 with a token",
+        "FIGURES credentials: fm.toml naming company at B: {} request(s) to B, 0 with a token",
         b.seen().len()
     );
 }
@@ -371,6 +371,10 @@ fn relocking_refuses_to_move_a_package_to_another_registry() {
     let new = ctx.read("fm.lock");
     assert!(new.contains("registry = \"public\"") && new.contains("1.9.0"), "{new}");
     assert_code(&ctx.run(&["sync", "--locked"]), 0);
+    eprintln!(
+        "FIGURES credentials: registry move refused by fm lock, fm sync, fm sync --locked, fm lock --upgrade (4), \
+         accepted by fm lock --upgrade-package a; fm.lock unchanged until then"
+    );
 }
 
 /// A teammate's user config has `company` at another folder: their fm.lock
