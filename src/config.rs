@@ -262,13 +262,202 @@ pub enum Upsert {
     Updated(Vec<String>),
 }
 
-/// The token for a registry, in SPEC §4's order: `FM_TOKEN_<NAME>`, then
-/// `FLOWMASON_REGISTRY_TOKEN`, then the config's `auth_token`.
-pub fn token_for(name: &str, config: Option<&RegistryEntry>) -> Option<String> {
-    let var = format!("FM_TOKEN_{}", name.to_ascii_uppercase().replace('-', "_"));
-    std::env::var(&var)
-        .ok()
-        .filter(|t| !t.is_empty())
-        .or_else(|| std::env::var("FLOWMASON_REGISTRY_TOKEN").ok().filter(|t| !t.is_empty()))
-        .or_else(|| config.and_then(|c| c.auth_token.clone()))
+/// The origin a credential is bound to: scheme, host and port, default
+/// ports filled in (`https://a` and `https://a:443/x` are one origin). A
+/// `static+https://` registry's origin is that of its `https://` URL.
+/// `None` for anything that is not http(s) (a folder gets no token).
+pub fn origin(url: &url::Url) -> Option<url::Origin> {
+    let inner;
+    let url = match url.as_str().strip_prefix("static+") {
+        Some(rest) => {
+            inner = url::Url::parse(rest).ok()?;
+            &inner
+        }
+        None => url,
+    };
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    match url.origin() {
+        o @ url::Origin::Tuple(..) => Some(o),
+        url::Origin::Opaque(_) => None,
+    }
+}
+
+/// A token and the one origin it may be sent to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BoundToken {
+    secret: String,
+    origin: url::Origin,
+}
+
+impl BoundToken {
+    /// The secret, for the `Authorization` header.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    /// The origin it is bound to.
+    pub fn origin(&self) -> &url::Origin {
+        &self.origin
+    }
+}
+
+impl std::fmt::Debug for BoundToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundToken")
+            .field("secret", &"<redacted>")
+            .field("origin", &self.origin.ascii_serialization())
+            .finish()
+    }
+}
+
+fn env_token(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|t| !t.is_empty())
+}
+
+/// The environment variable holding registry `name`'s token:
+/// `FM_TOKEN_<NAME>`, upper-cased, `-` → `_`.
+pub fn token_var(name: &str) -> String {
+    format!("FM_TOKEN_{}", name.to_ascii_uppercase().replace('-', "_"))
+}
+
+/// Who gave fm a registry's URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeclaredBy {
+    /// A repository file (fm.toml, fm.lock): whoever wrote the last commit.
+    Repository,
+    /// The user: a URL or folder typed on the command line.
+    User,
+}
+
+/// The token for registry `name`, declared (by fm.toml, the user config
+/// or the command line: `by`) at `declared`, whose requests go to `target`
+/// (`declared`, or its mirror). SPEC §4's order, each source bound to an
+/// origin:
+///
+/// 1. `FM_TOKEN_<NAME>`: only when `target` is on `declared`'s origin (the
+///    URL fm.toml, or the user config where fm.toml names no registries,
+///    gives that name; never a mirror elsewhere);
+/// 2. `FLOWMASON_REGISTRY_TOKEN`: only when `target` is on the origin of
+///    a registry of the user config (its `url`), or is a URL the user typed
+///    ([`DeclaredBy::User`]); never to a URL that came from a repository
+///    file alone;
+/// 3. an `auth_token` of the user config: only to its own entry's origin
+///    (the entry of that name first, else any entry on that origin).
+///
+/// A mirror gets a token only through 2 or 3: when the user config has
+/// an entry whose `url` is on the mirror's origin (an entry added for the
+/// mirror, `enabled: false` keeps it out of resolution).
+///
+/// Why: fm.toml and fm.lock come from whoever wrote the last commit. A
+/// token chosen by a registry *name* would follow that name to any URL a
+/// pull request gives it.
+pub fn token_for(
+    name: &str,
+    declared: &url::Url,
+    target: &url::Url,
+    by: DeclaredBy,
+    config: &UserConfig,
+) -> Option<BoundToken> {
+    let to = origin(target)?;
+    let on_declared = origin(declared).as_ref() == Some(&to);
+    let bind = |secret: String| BoundToken {
+        secret,
+        origin: to.clone(),
+    };
+    if on_declared && let Some(t) = env_token(&token_var(name)) {
+        return Some(bind(t));
+    }
+    let on_origin = |e: &&RegistryEntry| {
+        url::Url::parse(&e.url)
+            .ok()
+            .and_then(|u| origin(&u))
+            .is_some_and(|o| o == to)
+    };
+    if (config.registries.iter().any(|e| on_origin(&e)) || (by == DeclaredBy::User && on_declared))
+        && let Some(t) = env_token("FLOWMASON_REGISTRY_TOKEN")
+    {
+        return Some(bind(t));
+    }
+    let with_token = |e: &&RegistryEntry| e.auth_token.as_deref().is_some_and(|t| !t.is_empty());
+    config
+        .registries
+        .iter()
+        .filter(on_origin)
+        .filter(with_token)
+        .find(|e| e.name == name)
+        .or_else(|| config.registries.iter().filter(on_origin).find(with_token))
+        .and_then(|e| e.auth_token.clone())
+        .map(bind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> url::Url {
+        url::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn origins_normalize_default_ports_and_static() {
+        assert_eq!(origin(&u("https://a.example")), origin(&u("https://a.example:443/x/")));
+        assert_eq!(
+            origin(&u("static+https://a.example/r/")),
+            origin(&u("https://a.example/"))
+        );
+        assert_ne!(origin(&u("http://a.example")), origin(&u("https://a.example")));
+        assert_ne!(origin(&u("http://a.example:8080")), origin(&u("http://a.example")));
+        assert_eq!(origin(&u("file:///srv/reg")), None);
+    }
+
+    fn entry(name: &str, url: &str, token: Option<&str>) -> RegistryEntry {
+        serde_json::from_value(serde_json::json!({"name": name, "url": url, "auth_token": token})).unwrap()
+    }
+
+    #[test]
+    fn a_config_token_goes_to_its_own_origin_only() {
+        let config = UserConfig {
+            registries: vec![
+                entry("company", "https://a.example/", Some("SECRET")),
+                entry("mirror", "https://m.example/", Some("MIRROR")),
+            ],
+            ..Default::default()
+        };
+        let a = u("https://a.example/");
+        let b = u("https://b.example/");
+        assert_eq!(
+            token_for("company", &a, &a, DeclaredBy::Repository, &config).map(|t| t.secret().to_owned()),
+            Some("SECRET".into())
+        );
+        // The same name at another origin (a pull request's fm.toml).
+        assert_eq!(token_for("company", &b, &b, DeclaredBy::Repository, &config), None);
+        // Another name at company's origin: company's token, bound there.
+        let t = token_for(
+            "corp",
+            &u("https://a.example:443/sub/"),
+            &a,
+            DeclaredBy::Repository,
+            &config,
+        )
+        .unwrap();
+        assert_eq!((t.secret(), t.origin()), ("SECRET", &a.origin()));
+        // A mirror gets only the token of an entry on its own origin.
+        let m = u("https://m.example/x/");
+        assert_eq!(
+            token_for("company", &a, &m, DeclaredBy::Repository, &config).map(|t| t.secret().to_owned()),
+            Some("MIRROR".into())
+        );
+        assert_eq!(
+            token_for(
+                "company",
+                &a,
+                &u("https://other.example/"),
+                DeclaredBy::Repository,
+                &config
+            ),
+            None
+        );
+    }
 }

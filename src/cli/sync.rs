@@ -3,7 +3,9 @@
 //! Modes: by default a missing or stale lock is re-locked first; `--locked`
 //! fails on a stale lock instead (naming what differs) and installs
 //! nothing; `--frozen` installs the lock as it is, reading no registry
-//! metadata (only archives); `--offline` uses the cache only. `--repair`
+//! metadata (only archives). In every mode, before any request, the lock's
+//! registry URLs must be the ones the project declares
+//! ([`crate::resolve::check_lock_urls`]); `--offline` uses the cache only. `--repair`
 //! re-hashes what is installed first and installs the packages whose files
 //! changed again (a plain sync trusts the state file, which keeps a no-op
 //! sync to a few milliseconds).
@@ -24,6 +26,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     let root = manifest_path.parent().unwrap_or(Path::new("."));
     let lock_path = root.join(LOCK_FILE);
     let offline = ctx.global.offline;
+    let manifest = crate::manifest::Manifest::load(&manifest_path)?;
     // The project's registries when metadata may be read (not --frozen),
     // and whether this run wrote the lock from them.
     let mut registry_set = None;
@@ -37,9 +40,11 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
                 lock_path.display()
             )));
         };
+        // Before any request: the lock used as it is names only the
+        // registries the project declares, at their declared URLs.
+        crate::resolve::check_lock_urls(&manifest, &lock, false)?;
         // check_fresh reads no registry, so `--locked --frozen` checks too.
         if a.locked {
-            let manifest = crate::manifest::Manifest::load(&manifest_path)?;
             if let Err(reasons) = crate::resolve::check_fresh(&manifest, &lock) {
                 return Err(Failure::user(miette::miette!(
                     help = "run `fm lock` (or `fm sync` without --locked) to update it",
@@ -64,7 +69,6 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
         }
         lock
     } else {
-        let manifest = crate::manifest::Manifest::load(&manifest_path)?;
         let existing = match Lockfile::load(&lock_path) {
             Ok(l) => l,
             // A lock with merge-conflict markers is re-resolved below
@@ -72,6 +76,13 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
             Err(crate::lock::LockError::Conflicted { .. }) => None,
             Err(e) => return Err(e.into()),
         };
+        // A declared registry at another URL is refused, not re-locked
+        // over: the user decides (`fm lock --upgrade-package`). A registry
+        // no longer declared is re-locked, and lock_project refuses any
+        // package that would move to another registry.
+        if let Some(lock) = &existing {
+            crate::resolve::check_lock_urls(&manifest, lock, true)?;
+        }
         let fresh = existing
             .as_ref()
             .is_some_and(|l| crate::resolve::check_fresh(&manifest, l).is_ok());

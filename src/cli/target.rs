@@ -46,7 +46,7 @@ impl Target {
 /// Resolves `--registry` (or the default registry).
 pub fn resolve(ctx: &Context, registry: Option<&str>) -> Result<Target, Failure> {
     let config = UserConfig::load()?;
-    let (name, url, can_publish) = match registry {
+    let (name, url, can_publish, typed) = match registry {
         Some(r) => named(ctx, &config, r)?,
         None => {
             let entry = config
@@ -63,10 +63,16 @@ pub fn resolve(ctx: &Context, registry: Option<&str>) -> Result<Target, Failure>
                         Some("pass --registry NAME|URL|DIR, or run `fm registry set-default NAME`"),
                     )
                 })?;
-            (entry.name.clone(), location(ctx, &entry.url)?, entry.can_publish)
+            (entry.name.clone(), location(ctx, &entry.url)?, entry.can_publish, false)
         }
     };
-    let opts = OpenOptions::for_registry(&name, &url, &config, ctx.global.offline);
+    // A URL typed after --registry is the user's; a name fm.toml declares
+    // is the repository's (its URL gets no FLOWMASON_REGISTRY_TOKEN).
+    let opts = if typed {
+        OpenOptions::for_user_url(&name, &url, &config, ctx.global.offline)
+    } else {
+        OpenOptions::for_registry(&name, &url, &config, ctx.global.offline)
+    };
     Ok(Target {
         name,
         url,
@@ -81,10 +87,11 @@ fn location(ctx: &Context, text: &str) -> Result<url::Url, Failure> {
 }
 
 /// A registry named on the command line: its name, location, and whether
-/// the user's config allows writing to it (anything not configured does).
-fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Url, bool), Failure> {
+/// the user's config allows writing to it (anything not configured does),
+/// and whether the location was typed (not taken from a config or fm.toml).
+fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Url, bool, bool), Failure> {
     if let Some(e) = config.get(r) {
-        return Ok((e.name.clone(), location(ctx, &e.url)?, e.can_publish));
+        return Ok((e.name.clone(), location(ctx, &e.url)?, e.can_publish, false));
     }
     if let Some(decl) = ctx
         .manifest_path()
@@ -92,7 +99,7 @@ fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Ur
         .and_then(|p| crate::manifest::Manifest::load(&p).ok())
         .and_then(|m| m.registries.into_iter().find(|d| d.name == r))
     {
-        return Ok((decl.name, decl.url, true));
+        return Ok((decl.name, decl.url, true, false));
     }
     if crate::names::validate(r).is_ok() && !r.contains('/') && !std::path::Path::new(r).exists() {
         return Err(Failure::user(miette::miette!(
@@ -106,7 +113,7 @@ fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Ur
         .iter()
         .find(|e| e.url.trim_end_matches('/') == url.as_str().trim_end_matches('/'));
     let name = configured.map_or_else(|| crate::registry::redact_url(&url).to_string(), |e| e.name.clone());
-    Ok((name, url, configured.is_none_or(|e| e.can_publish)))
+    Ok((name, url, configured.is_none_or(|e| e.can_publish), true))
 }
 
 /// A runtime for commands that talk to registries.

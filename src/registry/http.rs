@@ -173,7 +173,9 @@ impl HttpRegistry {
             api,
             is_static,
             token: opts.token.clone().filter(|t| !t.is_empty()),
-            token_origin: canonical.origin(),
+            // Bound by OpenOptions::for_registry to the origin it was
+            // configured for; by default the canonical one.
+            token_origin: opts.token_origin.clone().unwrap_or_else(|| canonical.origin()),
             client,
             offline: opts.offline,
             docs: Mutex::new(HashMap::new()),

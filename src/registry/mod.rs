@@ -104,8 +104,11 @@ pub enum RegistryError {
 pub struct OpenOptions {
     /// Use cached documents only; never touch the network.
     pub offline: bool,
-    /// Bearer token, sent only to the registry's own origin.
+    /// Bearer token, sent only to `token_origin`.
     pub token: Option<String>,
+    /// The one origin `token` may go to; `None`: the canonical URL's
+    /// origin (so a mirror elsewhere gets none).
+    pub token_origin: Option<url::Origin>,
     /// Fetch metadata and archives from here instead of the canonical URL.
     pub mirror: Option<url::Url>,
     /// Where HTTP clients cache documents (`{cache}/http/...`).
@@ -117,29 +120,64 @@ impl std::fmt::Debug for OpenOptions {
         f.debug_struct("OpenOptions")
             .field("offline", &self.offline)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "token_origin",
+                &self.token_origin.as_ref().map(url::Origin::ascii_serialization),
+            )
             .field("mirror", &self.mirror)
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
 }
 
+/// Whether two registry URLs name the same registry (trailing `/` and
+/// credentials aside).
+pub fn same_url(a: &url::Url, b: &url::Url) -> bool {
+    let norm = |u: &url::Url| redact_url(u).as_str().trim_end_matches('/').to_owned();
+    norm(a) == norm(b)
+}
+
 impl OpenOptions {
-    /// Options for registry `name` at `url` from the user configuration:
-    /// the token (SPEC §4 order) and the mirror of the entry with that name
-    /// or that URL.
+    /// Options for registry `name` at `url` (its canonical URL, as fm.toml,
+    /// fm.lock or the user config declares it): the mirror of the user config's
+    /// entry for that URL, and the token bound to the origin requests go
+    /// to ([`crate::config::token_for`]). A user-config entry of the same
+    /// name at another URL lends neither its mirror nor its token.
     pub fn for_registry(name: &str, url: &url::Url, config: &crate::config::UserConfig, offline: bool) -> OpenOptions {
-        let entry = config.get(name).or_else(|| {
-            config
-                .registries
-                .iter()
-                .find(|r| r.url.trim_end_matches('/') == url.as_str().trim_end_matches('/'))
-        });
+        Self::declared_by(name, url, crate::config::DeclaredBy::Repository, config, offline)
+    }
+
+    /// [`for_registry`](Self::for_registry) for a URL the user typed on
+    /// the command line (`--registry URL`): `FLOWMASON_REGISTRY_TOKEN` may
+    /// go to it.
+    pub fn for_user_url(name: &str, url: &url::Url, config: &crate::config::UserConfig, offline: bool) -> OpenOptions {
+        Self::declared_by(name, url, crate::config::DeclaredBy::User, config, offline)
+    }
+
+    fn declared_by(
+        name: &str,
+        url: &url::Url,
+        by: crate::config::DeclaredBy,
+        config: &crate::config::UserConfig,
+        offline: bool,
+    ) -> OpenOptions {
+        let at_url = |e: &&crate::config::RegistryEntry| url::Url::parse(&e.url).is_ok_and(|u| same_url(&u, url));
+        let entry = config
+            .registries
+            .iter()
+            .filter(at_url)
+            .find(|e| e.name == name)
+            .or_else(|| config.registries.iter().find(at_url));
+        let mirror = entry
+            .and_then(|e| e.mirror.as_deref())
+            .and_then(|m| url::Url::parse(m).ok());
+        let target = mirror.as_ref().unwrap_or(url);
+        let token = crate::config::token_for(name, url, target, by, config);
         OpenOptions {
             offline,
-            token: crate::config::token_for(name, entry),
-            mirror: entry
-                .and_then(|e| e.mirror.as_deref())
-                .and_then(|m| url::Url::parse(m).ok()),
+            token_origin: token.as_ref().map(|t| t.origin().clone()),
+            token: token.map(|t| t.secret().to_owned()),
+            mirror,
             cache_dir: crate::config::cache_dir(),
         }
     }

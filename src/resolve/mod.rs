@@ -8,6 +8,9 @@
 //!   yanked versions, lock preferences, decision priority).
 //! - [`report`]: conflict explanations in words.
 //! - [`yanked`]: locked versions their registry has yanked since.
+//! - [`binding`]: fm.lock bound to the project: its registry URLs must be
+//!   the declared ones, and a re-lock moves no package to another registry
+//!   unless asked.
 //! - [`synthetic`]: an in-memory registry and a generated universe for
 //!   tests and benchmarks.
 //!
@@ -15,6 +18,7 @@
 //! reads are async and run on a runtime owned by the resolution, so
 //! [`resolve`] may be called from sync code or from inside a tokio runtime.
 
+pub mod binding;
 pub mod index;
 pub mod provider;
 pub mod ranges;
@@ -128,6 +132,10 @@ pub enum ResolveError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// fm.lock does not match the project's registries.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Binding(#[from] binding::BindingError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Lock(#[from] LockError),
@@ -468,6 +476,9 @@ pub fn lock_project(manifest: &Manifest, opts: &LockOptions) -> Result<LockOutco
         upgrade: opts.upgrade.clone(),
     };
     let lock = resolve(&deps, &registries, &prefs)?;
+    // Before anything is written: no package changes registry unless
+    // `--upgrade-package` names it (`--upgrade` alone does not).
+    binding::check_moves(&prefs.locks, &lock, &opts.upgrade, manifest.root())?;
     let changes = crate::lock::changes(old.as_ref(), &lock);
     let text = lock.render();
     let written = old_text.as_deref() != Some(text.as_str());
@@ -481,6 +492,16 @@ pub fn lock_project(manifest: &Manifest, opts: &LockOptions) -> Result<LockOutco
         written,
         yanked,
     })
+}
+
+/// Refuses `lock` when its `[[registry]]` URLs are not the ones the
+/// project declares ([`binding::check_lock_urls`]); reads no registry, so
+/// it runs before any request in every mode. `undeclared_ok`: a registry
+/// the project no longer declares is left to a re-lock (default `fm
+/// sync`), not refused.
+pub fn check_lock_urls(manifest: &Manifest, lock: &Lockfile, undeclared_ok: bool) -> Result<(), ResolveError> {
+    let decls = registry_decls(manifest)?;
+    Ok(binding::check_lock_urls(manifest, &decls, lock, undeclared_ok)?)
 }
 
 /// Whether `lock` still matches `manifest`, decided offline from `[root]`

@@ -18,6 +18,7 @@ fn opts(cache: &std::path::Path, token: Option<&str>) -> OpenOptions {
     OpenOptions {
         offline: false,
         token: token.map(str::to_owned),
+        token_origin: None,
         mirror: None,
         cache_dir: cache.to_owned(),
     }

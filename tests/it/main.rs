@@ -9,6 +9,7 @@ mod clouds;
 mod common;
 mod concurrency;
 mod crash;
+mod credentials;
 mod diff;
 mod faults;
 mod hostile;

@@ -10,6 +10,11 @@
 //!    (or size). Published versions are immutable, so this means the archive
 //!    was republished or tampered with; it is the one change a reviewer must
 //!    never miss, and it comes first and loudest.
+//! 1. **registry URL changed**: a `[[registry]]` of the same name at
+//!    another URL. Every package from it would be fetched from the new
+//!    URL; `fm sync` refuses such a lock until fm.toml declares that URL,
+//!    and a reviewer must not wave it through either. Shown beside the
+//!    digest alarm, at the top.
 //! 2. added, removed packages;
 //! 3. upgraded, and downgraded (flagged: a downgrade is rarely intended);
 //! 4. registry changed (flagged): the package now comes from another
@@ -29,6 +34,8 @@
 //!   "changed": true,
 //!   "digest_changed": [{"name": "summarizer", "version": "1.4.2", "registry": "company",
 //!                       "old_sha256": "9f86…", "new_sha256": "a3c1…", "old_size": 48213, "new_size": 48301}],
+//!   "registry_url_changed": [{"name": "company", "old_url": "https://registry.company.com/",
+//!                             "new_url": "https://registry.evil.example/"}],
 //!   "added": [{"name": "text-utils", "version": "2.1.0", "registry": "company", "sha256": "…"}],
 //!   "removed": [{"name": "legacy", "version": "0.3.1", "registry": "company", "sha256": "…"}],
 //!   "upgraded": [{"name": "summarizer", "from": "1.4.2", "to": "1.5.0", "registry": "company"}],
@@ -47,11 +54,12 @@
 //! changed); arrays are sorted by package name (edges by `from`, then `to`);
 //! `registry` is the registry name in the new lock (the old one for
 //! `removed`); a `url` is `null` only when a lock names a registry it does
-//! not declare. Within `"version": 1` keys may be added but are never
+//! not declare; `registry_url_changed` is sorted by registry name (added
+//! in version 1 without a bump, as the stability rule allows). Within
+//! `"version": 1` keys may be added but are never
 //! renamed, removed or given another meaning.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
@@ -65,6 +73,8 @@ pub const JSON_SCHEMA_VERSION: u32 = 1;
 pub struct LockDiff {
     /// Same name and version, different archive digest or size.
     pub digest_changed: Vec<DigestChange>,
+    /// A registry of the same name at another URL.
+    pub registry_url_changed: Vec<RegistryUrlChange>,
     pub added: Vec<PackageRef>,
     pub removed: Vec<PackageRef>,
     pub upgraded: Vec<VersionChange>,
@@ -97,6 +107,15 @@ pub struct DigestChange {
     pub new_sha256: String,
     pub old_size: u64,
     pub new_size: u64,
+}
+
+/// The other alarm: one registry name, two URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistryUrlChange {
+    /// The registry's name in both locks.
+    pub name: String,
+    pub old_url: String,
+    pub new_url: String,
 }
 
 /// A version moved up or down.
@@ -228,6 +247,18 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> LockDiff {
         d.edges_added.extend(eb.difference(&ea).cloned());
         d.edges_removed.extend(ea.difference(&eb).cloned());
     }
+    for r in &new.registries {
+        if let Some(o) = old.registries.iter().find(|o| o.name == r.name)
+            && o.url.trim_end_matches('/') != r.url.trim_end_matches('/')
+        {
+            d.registry_url_changed.push(RegistryUrlChange {
+                name: r.name.clone(),
+                old_url: o.url.clone(),
+                new_url: r.url.clone(),
+            });
+        }
+    }
+    d.registry_url_changed.sort_by(|a, b| a.name.cmp(&b.name));
     let (ra, rb): (BTreeSet<&String>, BTreeSet<&String>) = (old.root.iter().collect(), new.root.iter().collect());
     d.requirements_added = rb.difference(&ra).map(|s| (*s).clone()).collect();
     d.requirements_removed = ra.difference(&rb).map(|s| (*s).clone()).collect();
@@ -245,9 +276,6 @@ struct JsonDiff<'a> {
     diff: &'a LockDiff,
 }
 
-const CAUTION: &str = "A published version's archive changed: it was republished or tampered with. \
-                       Do not accept this lock until you know why.";
-
 impl LockDiff {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
@@ -258,6 +286,7 @@ impl LockDiff {
     pub fn counts(&self) -> Vec<(&'static str, usize)> {
         [
             ("digest changed", self.digest_changed.len()),
+            ("registry URL changed", self.registry_url_changed.len()),
             ("added", self.added.len()),
             ("removed", self.removed.len()),
             ("upgraded", self.upgraded.len()),
@@ -285,285 +314,10 @@ impl LockDiff {
         })
         .unwrap_or(serde_json::Value::Null)
     }
-
-    /// The human report; ANSI colors when `color`.
-    pub fn render_text(&self, labels: &Labels, color: bool) -> String {
-        let paint = |code: &str, s: &str| {
-            if color {
-                format!("\x1b[{code}m{s}\x1b[0m")
-            } else {
-                s.to_owned()
-            }
-        };
-        let mut out = String::new();
-        if self.is_empty() {
-            let _ = writeln!(out, "No changes between {} and {}.", labels.old, labels.new);
-            return out;
-        }
-        let _ = writeln!(out, "{}", paint("1", &format!("{} -> {}", labels.old, labels.new)));
-        if !self.digest_changed.is_empty() {
-            let n = self.digest_changed.len();
-            let head = format!(
-                "!!! SAME VERSION, DIFFERENT SHA-256: {n} package{} !!!",
-                if n == 1 { "" } else { "s" }
-            );
-            let _ = writeln!(out, "\n{}", paint("1;31", &head));
-            let _ = writeln!(out, "    {CAUTION}");
-            for c in &self.digest_changed {
-                let _ = writeln!(
-                    out,
-                    "  {} {} {} ({})",
-                    paint("1;31", "!"),
-                    c.name,
-                    c.version,
-                    c.registry
-                );
-                let _ = writeln!(out, "      was sha256 {} ({} bytes)", c.old_sha256, c.old_size);
-                let _ = writeln!(out, "      now sha256 {} ({} bytes)", c.new_sha256, c.new_size);
-            }
-        }
-        let mut section = |title: String, lines: Vec<String>| {
-            if !lines.is_empty() {
-                let _ = writeln!(out, "\n{}", paint("1", &title));
-                for l in lines {
-                    let _ = writeln!(out, "  {l}");
-                }
-            }
-        };
-        section(
-            format!("Added: {}", self.added.len()),
-            self.added
-                .iter()
-                .map(|p| format!("{} {} {} ({})", paint("32", "+"), p.name, p.version, p.registry))
-                .collect(),
-        );
-        section(
-            format!("Removed: {}", self.removed.len()),
-            self.removed
-                .iter()
-                .map(|p| format!("{} {} {} ({})", paint("31", "-"), p.name, p.version, p.registry))
-                .collect(),
-        );
-        section(
-            format!("Upgraded: {}", self.upgraded.len()),
-            self.upgraded
-                .iter()
-                .map(|c| format!("  {} {} -> {} ({})", c.name, c.from, c.to, c.registry))
-                .collect(),
-        );
-        section(
-            format!("Downgraded: {} (check that this is intended)", self.downgraded.len()),
-            self.downgraded
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {} {} -> {} ({})",
-                        paint("1;33", "!"),
-                        c.name,
-                        c.from,
-                        c.to,
-                        c.registry
-                    )
-                })
-                .collect(),
-        );
-        let src = |s: &Source| match &s.url {
-            Some(u) => format!("{} <{u}>", s.name),
-            None => s.name.clone(),
-        };
-        section(
-            format!(
-                "Registry changed: {} (check the new source)",
-                self.registry_changed.len()
-            ),
-            self.registry_changed
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {} {}: {} -> {}",
-                        paint("1;33", "!"),
-                        c.name,
-                        c.version,
-                        src(&c.from),
-                        src(&c.to)
-                    )
-                })
-                .collect(),
-        );
-        let edge = |e: &Edge| format!("{} -> {} {}", e.from, e.to, e.req).trim_end().to_owned();
-        section(
-            format!(
-                "Dependencies: +{} -{}",
-                self.edges_added.len(),
-                self.edges_removed.len()
-            ),
-            self.edges_added
-                .iter()
-                .map(|e| format!("{} {}", paint("32", "+"), edge(e)))
-                .chain(
-                    self.edges_removed
-                        .iter()
-                        .map(|e| format!("{} {}", paint("31", "-"), edge(e))),
-                )
-                .collect(),
-        );
-        section(
-            format!(
-                "Requirements: +{} -{}",
-                self.requirements_added.len(),
-                self.requirements_removed.len()
-            ),
-            self.requirements_added
-                .iter()
-                .map(|r| format!("{} {r}", paint("32", "+")))
-                .chain(
-                    self.requirements_removed
-                        .iter()
-                        .map(|r| format!("{} {r}", paint("31", "-"))),
-                )
-                .collect(),
-        );
-        let summary: Vec<String> = self.counts().iter().map(|(l, n)| format!("{n} {l}")).collect();
-        let _ = writeln!(out, "\nSummary: {}", summary.join(", "));
-        out
-    }
-
-    /// A compact Markdown table for a pull-request comment. Starts with the
-    /// marker `<!-- fm-diff -->` so a CI job can find and update its comment.
-    pub fn render_markdown(&self, labels: &Labels) -> String {
-        let mut out = String::from("<!-- fm-diff -->\n");
-        let footer = format!(
-            "\n<sub>`fm diff` from `{}` to `{}`</sub>\n",
-            cell(&labels.old),
-            cell(&labels.new)
-        );
-        if self.is_empty() {
-            let _ = writeln!(out, "#### fm.lock: no changes");
-            out.push_str(&footer);
-            return out;
-        }
-        let summary: Vec<String> = self.counts().iter().map(|(l, n)| format!("{n} {l}")).collect();
-        let _ = writeln!(out, "#### fm.lock: {}", summary.join(", "));
-        if !self.digest_changed.is_empty() {
-            let n = self.digest_changed.len();
-            let _ = writeln!(out);
-            let _ = writeln!(out, "> [!CAUTION]");
-            let _ = writeln!(
-                out,
-                "> **{n} package{} changed SHA-256 without changing version.** {CAUTION}",
-                if n == 1 { "" } else { "s" }
-            );
-        }
-        let _ = writeln!(out);
-        let _ = writeln!(out, "| Change | Package | Old | New |");
-        let _ = writeln!(out, "|---|---|---|---|");
-        let mut row = |change: &str, package: &str, old: String, new: String| {
-            let package = if package.is_empty() {
-                String::new()
-            } else {
-                format!("`{package}`")
-            };
-            let _ = writeln!(out, "| {change} | {package} | {} | {} |", cell(&old), cell(&new));
-        };
-        let short = |h: &str| h.get(..12).unwrap_or(h).to_owned();
-        for c in &self.digest_changed {
-            row(
-                ":rotating_light: **same version, new digest**",
-                &c.name,
-                format!("{} `{}`", c.version, short(&c.old_sha256)),
-                format!("{} `{}`", c.version, short(&c.new_sha256)),
-            );
-        }
-        for p in &self.added {
-            row(
-                "added",
-                &p.name,
-                String::new(),
-                format!("{} ({})", p.version, p.registry),
-            );
-        }
-        for p in &self.removed {
-            row(
-                "removed",
-                &p.name,
-                format!("{} ({})", p.version, p.registry),
-                String::new(),
-            );
-        }
-        for c in &self.upgraded {
-            row("upgraded", &c.name, c.from.clone(), c.to.clone());
-        }
-        for c in &self.downgraded {
-            row(":warning: **downgraded**", &c.name, c.from.clone(), c.to.clone());
-        }
-        let src = |s: &Source| match &s.url {
-            Some(u) => format!("{} `{u}`", s.name),
-            None => s.name.clone(),
-        };
-        for c in &self.registry_changed {
-            row(":warning: **registry changed**", &c.name, src(&c.from), src(&c.to));
-        }
-        let edge = |e: &Edge| format!("`{}`", format!("{} {}", e.to, e.req).trim_end());
-        for e in &self.edges_added {
-            row("dependency added", &e.from, String::new(), edge(e));
-        }
-        for e in &self.edges_removed {
-            row("dependency removed", &e.from, edge(e), String::new());
-        }
-        for r in &self.requirements_added {
-            row("requirement added", "", String::new(), format!("`{r}`"));
-        }
-        for r in &self.requirements_removed {
-            row("requirement removed", "", format!("`{r}`"), String::new());
-        }
-        out.push_str(&footer);
-        out
-    }
 }
 
-/// Escapes what would break a Markdown table cell.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
-}
-
-/// One lock as a line-oriented summary for `git diff` (the textconv
-/// driver): one line a requirement, registry and package, and one line a
-/// dependency edge, so that a change shows as a few readable `-`/`+` lines
-/// naming the package, and a changed digest is visible as such.
-pub fn summarize(lock: &Lockfile) -> String {
-    let mut out = String::new();
-    // No counts in the header: they would change with every added package.
-    let _ = writeln!(out, "# fm.lock as summarized by `fm diff --textconv`");
-    let mut root = lock.root.clone();
-    root.sort();
-    for r in &root {
-        let _ = writeln!(out, "requires {r}");
-    }
-    for r in &lock.registries {
-        let _ = write!(out, "registry {} {}", r.name, r.url);
-        if r.priority != crate::manifest::DEFAULT_PRIORITY {
-            let _ = write!(out, " priority {}", r.priority);
-        }
-        if r.explicit {
-            let _ = write!(out, " explicit");
-        }
-        let _ = writeln!(out);
-    }
-    let packages: BTreeMap<&str, &LockedPackage> = lock.by_name();
-    for p in packages.values() {
-        let _ = writeln!(
-            out,
-            "{} {} from {} sha256 {} ({} bytes)",
-            p.name, p.version, p.registry, p.sha256, p.size
-        );
-        let mut deps = p.dependencies.clone();
-        deps.sort();
-        for d in deps {
-            let _ = writeln!(out, "    {} -> {d}", p.name);
-        }
-    }
-    out
-}
+mod render;
+pub use render::summarize;
 
 #[cfg(test)]
 mod tests {
@@ -642,6 +396,37 @@ mod tests {
         let d = diff(&old, &new);
         assert_eq!(d.registry_changed.len(), 1);
         assert_eq!(d.registry_changed[0].to.url.as_deref(), Some("https://evil.example/"));
+        // And the registry itself raises the alarm, with both URLs.
+        assert_eq!(
+            d.registry_url_changed,
+            [RegistryUrlChange {
+                name: "main".into(),
+                old_url: "https://main.example/".into(),
+                new_url: "https://evil.example/".into(),
+            }]
+        );
+        assert_eq!(d.counts()[0], ("registry URL changed", 1));
+    }
+
+    #[test]
+    fn a_registry_url_change_with_no_package_is_still_an_alarm() {
+        let old = lock(vec![]);
+        let mut new = old.clone();
+        new.registries[1].url = "https://other.example".into();
+        assert!(diff(&old, &new).is_empty(), "a trailing slash is no change");
+        new.registries[1].url = "http://other.example/".into();
+        let d = diff(&old, &new);
+        assert_eq!(d.registry_url_changed.len(), 1);
+        assert!(
+            d.render_text(
+                &Labels {
+                    old: "a".into(),
+                    new: "b".into()
+                },
+                false
+            )
+            .contains("REGISTRY URL CHANGED")
+        );
     }
 
     #[test]
@@ -680,6 +465,7 @@ mod tests {
             "new",
             "changed",
             "digest_changed",
+            "registry_url_changed",
             "added",
             "removed",
             "upgraded",
@@ -697,6 +483,6 @@ mod tests {
 
     #[test]
     fn markdown_cells_escape_pipes() {
-        assert_eq!(cell("a|b"), "a\\|b");
+        assert_eq!(render::cell("a|b"), "a\\|b");
     }
 }
