@@ -42,6 +42,25 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
         })?;
     }
     config.storage_cache_ttl = a.storage_cache_ttl;
+    config.conn_limits.header_timeout = a.header_timeout;
+    config.conn_limits.idle_timeout = a.idle_timeout;
+    if let Some(n) = a.max_connections {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        config.conn_limits.max_connections = match server::listen::fd_budget() {
+            Some(budget) if n > budget => {
+                ctx.shell.warn(format!(
+                    "--max-connections {n}: the open-file limit (ulimit -n {}) affords {budget}; serving {budget} at once",
+                    server::listen::fd_limit().unwrap_or(0)
+                ));
+                budget
+            }
+            _ => n,
+        };
+    }
+    ctx.shell.verbose(format!(
+        "Serving up to {} connections at once (header timeout {:?}, idle timeout {:?})",
+        config.conn_limits.max_connections, config.conn_limits.header_timeout, config.conn_limits.idle_timeout
+    ));
     if config.tokens.is_empty() {
         ctx.shell
             .warn("no publish tokens configured: uploads and yanks will be refused (pass --token or --tokens-file)");
