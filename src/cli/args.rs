@@ -389,6 +389,11 @@ pub struct ServeArgs {
     /// this long; also how long a request body may stall.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_timeout)]
     pub idle_timeout: std::time::Duration,
+    /// How often the totals `health` and `stats` answer from are recounted
+    /// from the storage, so that writes by other replicas or by `fm publish`
+    /// into the folder show; writes through this server show at once.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub stats_refresh: std::time::Duration,
 }
 
 /// A [`parse_duration`] that is not zero.

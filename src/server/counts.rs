@@ -154,7 +154,9 @@ impl Counts {
     /// made meanwhile, which `docs` may predate.
     pub fn finish_refresh<'a>(&self, docs: impl IntoIterator<Item = &'a PackageDocument>) {
         let fresh = Counts::seeded(docs);
-        let Ok(mut fresh) = fresh.inner.into_inner() else { return };
+        let Ok(mut fresh) = fresh.inner.into_inner() else {
+            return;
+        };
         if let Ok(mut i) = self.inner.write() {
             for (name, share) in i.recent.take().unwrap_or_default() {
                 fresh.apply(&name, share);
@@ -192,8 +194,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::document::PackageInfo;
     use crate::registry::VersionRecord;
+    use crate::registry::document::PackageInfo;
 
     fn doc(name: &str, versions: &[u64], category: &str, components: usize) -> PackageDocument {
         PackageDocument {

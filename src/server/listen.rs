@@ -89,7 +89,11 @@ pub fn fd_limit() -> Option<u64> {
 /// one descriptor and may hold one archive open while it streams, so half
 /// of what is left after [`FD_RESERVE`] (at least 1).
 pub fn fd_budget() -> Option<usize> {
-    fd_limit().map(|n| usize::try_from(n.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX).max(1))
+    fd_limit().map(|n| {
+        usize::try_from(n.saturating_sub(FD_RESERVE) / 2)
+            .unwrap_or(usize::MAX)
+            .max(1)
+    })
 }
 
 /// [`DEFAULT_MAX_CONNECTIONS`], or less when the descriptor limit is
@@ -101,7 +105,9 @@ pub fn default_max_connections() -> usize {
 /// Serves `app` on `listener` under `limits` until `shutdown` completes,
 /// then drains the connections (see the module doc).
 pub async fn serve(listener: TcpListener, app: Router, limits: ConnLimits, shutdown: impl Future<Output = ()>) {
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+    let max = limits
+        .max_connections
+        .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
     let slots = Arc::new(Semaphore::new(max));
     let (closing, close_rx) = watch::channel(false);
     let mut backoff = BACKOFF_MIN;
@@ -134,7 +140,9 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnLimits, shutd
                 // connections close, so wait, then try again.
                 drop(permit);
                 if !warned {
-                    eprintln!("warning: cannot accept a connection: {e}; retrying (raise `ulimit -n` or lower --max-connections)");
+                    eprintln!(
+                        "warning: cannot accept a connection: {e}; retrying (raise `ulimit -n` or lower --max-connections)"
+                    );
                     warned = true;
                 }
                 tokio::select! {
@@ -157,7 +165,10 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 fn is_peer_error(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted)
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted
+    )
 }
 
 /// One connection: HTTP/1.1 with hyper's header timer as a backstop, and
@@ -365,9 +376,15 @@ mod tests {
         a.moved(true);
         assert!(a.deadline(&l) < a.start + l.idle_timeout, "a head began: its deadline");
         let busy = a.begin();
-        assert!(a.deadline(&l) > Instant::now() + l.header_timeout, "in flight: not closed");
+        assert!(
+            a.deadline(&l) > Instant::now() + l.header_timeout,
+            "in flight: not closed"
+        );
         drop(busy);
-        assert!(a.deadline(&l) > Instant::now() + l.header_timeout, "answered: idle again");
+        assert!(
+            a.deadline(&l) > Instant::now() + l.header_timeout,
+            "answered: idle again"
+        );
     }
 
     #[test]

@@ -312,6 +312,8 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
     // `layer`, not `route_layer`: the auth check also guards the nested
     // fallback, so an unknown path says nothing without a token.
     let api = api
+        .fallback(not_found_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), read_auth))
         .layer(middleware::from_fn_with_state(state.clone(), test_probe));
     let mut app = Router::new()
