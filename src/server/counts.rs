@@ -179,6 +179,8 @@ where
     F: Fn() + Send + Sync + 'static,
 {
     let refresh = Arc::new(refresh);
+    // A zero period would make `interval` panic and the loop spin.
+    let every = every.max(Duration::from_millis(100));
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
