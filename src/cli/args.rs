@@ -377,6 +377,31 @@ pub struct ServeArgs {
     /// How long a pre-signed download URL stays valid, in seconds.
     #[arg(long, default_value_t = 300, value_name = "SECS", requires = "redirect_downloads", value_parser = clap::value_parser!(u64).range(10..=604_800))]
     pub redirect_expires: u64,
+    /// Connections served at once; more wait until one closes. Default:
+    /// 1024, or less if the open-file limit (`ulimit -n`) cannot afford it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: Option<u64>,
+    /// Close a connection that has not sent a whole request head this long
+    /// after its first byte (`500ms`, `10s`, `1m`).
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub header_timeout: std::time::Duration,
+    /// Close a connection with no request in flight and no byte moving for
+    /// this long; also how long a request body may stall.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub idle_timeout: std::time::Duration,
+    /// How often the totals `health` and `stats` answer from are recounted
+    /// from the storage, so that writes by other replicas or by `fm publish`
+    /// into the folder show; writes through this server show at once.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub stats_refresh: std::time::Duration,
+}
+
+/// A [`parse_duration`] that is not zero.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?}: a timeout must be longer than 0")),
+        d => Ok(d),
+    }
 }
 
 /// `0`, `250ms`, `2s`, `5m`, `1h` (a bare number is seconds).

@@ -42,6 +42,28 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
         })?;
     }
     config.storage_cache_ttl = a.storage_cache_ttl;
+    config.conn_limits.header_timeout = a.header_timeout;
+    config.conn_limits.idle_timeout = a.idle_timeout;
+    config.counts_refresh = a.stats_refresh;
+    if let Some(n) = a.max_connections {
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        // Honoured as given (the operator may know their traffic), but
+        // past the budget `accept` can meet EMFILE: then the server backs
+        // off and keeps serving (see server::listen).
+        if let Some(budget) = server::listen::fd_budget()
+            && n > budget
+        {
+            ctx.shell.warn(format!(
+                "--max-connections {n}: the open-file limit (ulimit -n {}) affords about {budget} connections; raise it or expect refused accepts under load",
+                server::listen::fd_limit().unwrap_or(0)
+            ));
+        }
+        config.conn_limits.max_connections = n;
+    }
+    ctx.shell.verbose(format!(
+        "Serving up to {} connections at once (header timeout {:?}, idle timeout {:?})",
+        config.conn_limits.max_connections, config.conn_limits.header_timeout, config.conn_limits.idle_timeout
+    ));
     if config.tokens.is_empty() {
         ctx.shell
             .warn("no publish tokens configured: uploads and yanks will be refused (pass --token or --tokens-file)");

@@ -54,6 +54,18 @@ struct Counts {
     others: BTreeMap<String, u64>,
     /// Not flushed yet.
     pending: BTreeMap<String, u64>,
+    /// The sums of `mine` and `others`, kept so that [`Downloads::total`]
+    /// (in `stats`) is O(1).
+    stored_total: u64,
+    /// The sum of `pending`.
+    pending_total: u64,
+}
+
+impl Counts {
+    fn resum(&mut self) {
+        self.stored_total = [&self.mine, &self.others].iter().flat_map(|m| m.values()).sum();
+        self.pending_total = self.pending.values().sum();
+    }
 }
 
 fn parse(bytes: &[u8]) -> BTreeMap<String, u64> {
@@ -72,6 +84,7 @@ impl Downloads {
             && let Ok(mut c) = d.inner.lock()
         {
             c.mine = parse(&bytes);
+            c.resum();
         }
         let _ = d.refresh_others(storage);
         d
@@ -81,6 +94,7 @@ impl Downloads {
     pub fn record(&self, package: &str) {
         if let Ok(mut c) = self.inner.lock() {
             *c.pending.entry(package.to_owned()).or_default() += 1;
+            c.pending_total += 1;
         }
     }
 
@@ -94,14 +108,9 @@ impl Downloads {
         })
     }
 
-    /// Total downloads of every package.
+    /// Total downloads of every package, in O(1).
     pub fn total(&self) -> u64 {
-        self.inner.lock().map_or(0, |c| {
-            [&c.mine, &c.others, &c.pending]
-                .iter()
-                .map(|m| m.values().sum::<u64>())
-                .sum()
-        })
+        self.inner.lock().map_or(0, |c| c.stored_total + c.pending_total)
     }
 
     /// Re-reads the other replicas' totals.
@@ -117,6 +126,7 @@ impl Downloads {
         }
         if let Ok(mut c) = self.inner.lock() {
             c.others = others;
+            c.resum();
         }
         Ok(())
     }
@@ -159,6 +169,7 @@ impl Downloads {
                 }
             }
             c.mine = totals;
+            c.resum();
         }
         self.refresh_others(storage)
     }

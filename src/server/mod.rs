@@ -7,6 +7,9 @@
 //!   for directory registries, so an object-store backend changes no route.
 //! - [`auth`]: publish tokens (hashes only).
 //! - [`downloads`]: download counts, flushed in batches.
+//! - [`counts`]: the totals `health` and `stats` answer from in O(1).
+//! - [`listen`]: the accept loop: a connection limit, header-read and idle
+//!   timeouts, back-off at the file-descriptor limit, graceful drain.
 //!
 //! With [`ServerConfig::redirect_downloads`] archives are not relayed: the
 //! download route answers `307` to a URL the storage pre-signs
@@ -20,7 +23,9 @@
 //! the download counts.
 
 pub mod auth;
+pub mod counts;
 pub mod downloads;
+pub mod listen;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -31,6 +36,7 @@ use crate::archive::Limits;
 use crate::registry::storage::Storage;
 
 pub use auth::Tokens;
+pub use listen::ConnLimits;
 
 /// Test-only: `FM_TEST_DELAY_MS` delays every API answer by that many
 /// milliseconds and makes the server count requests in flight, reported at
@@ -68,6 +74,12 @@ pub struct ServerConfig {
     /// document read from the store is served without asking the store
     /// again. Zero (the default): every request revalidates it.
     pub storage_cache_ttl: Duration,
+    /// How many connections at once, and how long each may idle or take
+    /// to send its request head ([`listen`]).
+    pub conn_limits: ConnLimits,
+    /// How often the kept totals are recomputed from the storage
+    /// ([`counts::REFRESH_EVERY`]).
+    pub counts_refresh: Duration,
 }
 
 impl ServerConfig {
@@ -89,6 +101,8 @@ impl ServerConfig {
             replica_id: downloads::new_replica_id(),
             redirect_downloads: None,
             storage_cache_ttl: Duration::ZERO,
+            conn_limits: ConnLimits::default(),
+            counts_refresh: counts::REFRESH_EVERY,
         }
     }
 }
@@ -153,18 +167,31 @@ pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> R
         Err(e) => eprintln!("warning: cannot clean up temporary files in the storage: {e}"),
     });
     let state = routes::AppState::new(&config, addr);
+    // Once, before serving: from here on the totals are kept, not
+    // recomputed per request.
+    let seeding = state.clone();
+    match tokio::task::spawn_blocking(move || seeding.refresh_counts()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => eprintln!("warning: cannot count the stored packages yet: {e}"),
+        Err(e) => eprintln!("warning: cannot count the stored packages yet: {e}"),
+    }
+    let refreshing = state.clone();
+    let refresher = counts::spawn_refresher(config.counts_refresh, move || {
+        if let Err(e) = refreshing.refresh_counts() {
+            eprintln!("warning: cannot refresh the package counts: {e}");
+        }
+    });
     let flusher = downloads::spawn_flusher(state.downloads.clone(), config.storage.clone(), config.flush_every);
     let app = routes::router(state.clone(), &config);
     on_bound(addr);
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    listen::serve(listener, app, config.conn_limits, shutdown_signal()).await;
+    refresher.abort();
     flusher.abort();
     let (d, s) = (state.downloads.clone(), config.storage.clone());
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || d.flush(s.as_ref())).await {
         eprintln!("warning: cannot save download counts: {e}");
     }
-    served.map_err(ServerError::Io)
+    Ok(())
 }
 
 /// With `--redirect-downloads`, checks before binding that the storage

@@ -12,17 +12,18 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::ServerConfig;
 use super::auth::{Access, Tokens};
+use super::counts::Counts;
 use super::downloads::Downloads;
 use crate::archive::Limits;
 use crate::registry::document::{PackageDocument, PackageInfo, archive_key};
@@ -41,6 +42,8 @@ pub struct AppState {
     pub redirect_downloads: Option<Duration>,
     pub addr: SocketAddr,
     pub test: Option<Arc<TestProbe>>,
+    /// The totals `health`, `stats` and `categories` answer from.
+    pub counts: Arc<Counts>,
     docs: Arc<DocCache>,
     rendered: Arc<RenderCache>,
     archives: Arc<ArchiveCache>,
@@ -209,31 +212,112 @@ impl AppState {
             }),
             rendered: Arc::default(),
             archives: Arc::default(),
+            counts: Arc::default(),
+        }
+    }
+
+    /// Recomputes [`counts`](Self::counts) from every stored document
+    /// (at start, then periodically: see [`super::counts`]).
+    pub fn refresh_counts(&self) -> Result<(), ApiError> {
+        self.counts.begin_refresh();
+        match all_documents(self) {
+            Ok(docs) => {
+                self.counts.finish_refresh(docs.iter().map(|d| d.as_ref()));
+                Ok(())
+            }
+            Err(e) => {
+                self.counts.abandon_refresh();
+                Err(e)
+            }
         }
     }
 }
 
+/// One route of the API under `/api/v1/registry`: the table both the
+/// router and the auth check are built from, so no route can be public by
+/// accident of its spelling.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    /// The axum path template, relative to `/api/v1/registry`.
+    pub path: &'static str,
+    /// The methods it answers (besides `HEAD` for `GET`).
+    pub methods: &'static [&'static str],
+    /// Answered without a token under `--require-auth`.
+    pub public: bool,
+}
+
+/// The API's prefix.
+pub const API_PREFIX: &str = "/api/v1/registry";
+
+/// Every route. Public under `--require-auth`: `health` only (for load
+/// balancers and FlowMason's `registry add` probe). Writes check their
+/// token in the handler whatever this says.
+pub const ROUTES: &[RouteSpec] = &[
+    route("/health", &["GET"], true),
+    route("/packages/search", &["GET"], false),
+    route("/packages/upload", &["POST"], false),
+    route("/packages/{name}", &["GET"], false),
+    route("/packages/{name}/versions", &["GET"], false),
+    route("/packages/{name}/{version}", &["GET", "DELETE"], false),
+    route("/packages/{name}/{version}/download", &["GET"], false),
+    route("/packages/{name}/{version}/yank", &["PUT", "DELETE"], false),
+    route("/categories", &["GET"], false),
+    route("/stats", &["GET"], false),
+    route(TEST_STATS_ROUTE, &["GET"], false),
+];
+
+const TEST_STATS_ROUTE: &str = "/_test/stats";
+
+const fn route(path: &'static str, methods: &'static [&'static str], public: bool) -> RouteSpec {
+    RouteSpec { path, methods, public }
+}
+
+/// The handlers of `path` (one of [`ROUTES`]).
+fn handlers(path: &str, config: &ServerConfig) -> MethodRouter<AppState> {
+    match path {
+        "/health" => get(health),
+        "/packages/search" => get(search),
+        "/packages/upload" => post(upload).layer(DefaultBodyLimit::max(config.max_upload_bytes)),
+        "/packages/{name}" => get(package),
+        "/packages/{name}/versions" => get(versions),
+        "/packages/{name}/{version}" => get(package_version).delete(yank),
+        "/packages/{name}/{version}/download" => get(download),
+        "/packages/{name}/{version}/yank" => put(yank).delete(unyank),
+        "/categories" => get(categories),
+        "/stats" => get(stats),
+        TEST_STATS_ROUTE => get(test_stats),
+        // Unreachable for the table above; answers 405 rather than panic.
+        _ => delete(method_not_allowed).get(method_not_allowed),
+    }
+}
+
+/// Whether the request matched a public route (see [`ROUTES`]). A request
+/// that matched none is not public.
+fn is_public(req: &Request) -> bool {
+    matched_route(req).is_some_and(|r| r.public)
+}
+
+fn matched_route(req: &Request) -> Option<&'static RouteSpec> {
+    let matched = req.extensions().get::<MatchedPath>()?.as_str();
+    let rel = matched.strip_prefix(API_PREFIX)?;
+    ROUTES.iter().find(|r| r.path == rel)
+}
+
 /// All routes, with auth, logging and the test probe.
 pub fn router(state: AppState, config: &ServerConfig) -> Router {
-    let api = Router::new()
-        .route("/health", get(health))
-        .route("/packages/search", get(search))
-        .route(
-            "/packages/upload",
-            post(upload).layer(DefaultBodyLimit::max(config.max_upload_bytes)),
-        )
-        .route("/packages/{name}", get(package))
-        .route("/packages/{name}/versions", get(versions))
-        .route("/packages/{name}/{version}", get(package_version).delete(yank))
-        .route("/packages/{name}/{version}/download", get(download))
-        .route("/packages/{name}/{version}/yank", put(yank).delete(unyank))
-        .route("/categories", get(categories))
-        .route("/stats", get(stats))
-        .route("/_test/stats", get(test_stats))
+    let mut api = Router::new();
+    for r in ROUTES {
+        api = api.route(r.path, handlers(r.path, config));
+    }
+    // `layer`, not `route_layer`: the auth check also guards the nested
+    // fallback, so an unknown path says nothing without a token.
+    let api = api
+        .fallback(not_found_route)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), read_auth))
         .layer(middleware::from_fn_with_state(state.clone(), test_probe));
     let mut app = Router::new()
-        .nest("/api/v1/registry", api)
+        .nest(API_PREFIX, api)
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
@@ -269,6 +353,12 @@ impl ApiError {
 
     fn internal(message: impl std::fmt::Display) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message.to_string())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.message)
     }
 }
 
@@ -349,11 +439,12 @@ async fn log_request(req: Request, next: Next) -> Response {
     resp
 }
 
-/// `--require-auth`: every read needs a token too (health stays public for
-/// load balancers and FlowMason's `registry add` probe).
+/// `--require-auth`: every read needs a token too, but for the routes
+/// [`ROUTES`] marks public. Decided by the route axum matched, never by
+/// the path's text (`packages/health` is a package, not the health check).
 async fn read_auth(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if state.require_auth
-        && !req.uri().path().ends_with("/health")
+        && !is_public(&req)
         && let Err(e) = authorize(&state, req.headers(), "read from this registry")
     {
         return e.into_response();
@@ -365,7 +456,7 @@ async fn test_probe(State(state): State<AppState>, req: Request, next: Next) -> 
     let Some(probe) = state.test.clone() else {
         return next.run(req).await;
     };
-    if req.uri().path().ends_with("/_test/stats") {
+    if matched_route(&req).is_some_and(|r| r.path == TEST_STATS_ROUTE) {
         return next.run(req).await;
     }
     let now = probe.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
@@ -606,14 +697,14 @@ fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
 // ---------------------------------------------------------------------------
 // Reads
 
+/// O(1): from the kept [`Counts`], never from the documents.
 async fn health(State(state): State<AppState>) -> ApiResult {
-    let docs = all_documents(&state)?;
-    let components: usize = docs.iter().map(|d| d.info.component_count).sum();
+    let (packages, components) = state.counts.summary();
     Ok(Json(json!({
         "status": "healthy",
         "registry_name": "fm registry",
         "version": env!("CARGO_PKG_VERSION"),
-        "packages_count": docs.len(),
+        "packages_count": packages,
         "components_count": components,
     }))
     .into_response())
@@ -881,38 +972,22 @@ async fn archive_body(state: &AppState, key: &str, checksum: &str) -> ApiResult<
     }
 }
 
+/// From the kept [`Counts`]: O(categories).
 async fn categories(State(state): State<AppState>) -> ApiResult {
-    let mut cats: Vec<String> = all_documents(&state)?
-        .into_iter()
-        .filter_map(|d| d.info.category.clone())
-        .filter(|c| !c.is_empty())
-        .collect();
-    cats.sort();
-    cats.dedup();
+    let cats: Vec<String> = state.counts.totals().categories.into_keys().collect();
     Ok(Json(cats).into_response())
 }
 
+/// From the kept [`Counts`]: O(categories).
 async fn stats(State(state): State<AppState>) -> ApiResult {
-    let docs = all_documents(&state)?;
-    let mut categories = serde_json::Map::new();
-    let (mut versions, mut size) = (0usize, 0u64);
-    for d in &docs {
-        for r in d.versions.iter().flatten() {
-            versions += 1;
-            size += r.size_bytes;
-        }
-        if let Some(c) = d.info.category.as_ref().filter(|c| !c.is_empty()) {
-            let n = categories.get(c).and_then(|v| v.as_u64()).unwrap_or(0);
-            categories.insert(c.clone(), json!(n + 1));
-        }
-    }
+    let t = state.counts.totals();
     Ok(Json(json!({
-        "packages_count": docs.len(),
-        "versions_count": versions,
-        "components_count": docs.iter().map(|d| d.info.component_count).sum::<usize>(),
-        "total_size_bytes": size,
+        "packages_count": t.packages,
+        "versions_count": t.versions,
+        "components_count": t.components,
+        "total_size_bytes": t.size_bytes,
         "downloads": state.downloads.total(),
-        "categories": categories,
+        "categories": t.categories,
     }))
     .into_response())
 }
@@ -984,6 +1059,9 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
     .map_err(ApiError::internal)??;
     // Seen at once through this server, whatever the freshness window.
     state.docs.forget(&published.document.info.name);
+    state
+        .counts
+        .set(&published.document.info.name, Some(&published.document));
     let info = served_info(&state, &base, published.document.info_for(&published.record));
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
@@ -1030,7 +1108,8 @@ async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: 
     let done = tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked)).await;
     // Seen at once through this server, whatever the freshness window.
     state.docs.forget(&name);
-    done.map_err(ApiError::internal)??;
+    let doc = done.map_err(ApiError::internal)??;
+    state.counts.set(&name, Some(&doc));
     let verb = if yanked { "yanked" } else { "un-yanked" };
     Ok(Json(json!({
         "message": format!("Package {name}@{version} {verb}"),

@@ -204,8 +204,29 @@ impl TestContext {
     /// Starts `fm registry serve --storage {storage} --bind 127.0.0.1:0 {extra…}`
     /// with `env` set, and waits for its address.
     pub fn serve(&self, storage: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        self.serve_limited(storage, extra, env, None)
+    }
+
+    /// [`serve`](Self::serve) with the open-file limit (`ulimit -n`) set to
+    /// `nofile` when given.
+    pub fn serve_limited(&self, storage: &Path, extra: &[&str], env: &[(&str, &str)], nofile: Option<u64>) -> Server {
         use std::io::BufRead;
         let mut cmd = self.fm();
+        if let Some(n) = nofile {
+            // The same environment and folder; `exec` keeps the pid, so
+            // `stop` still signals the server itself.
+            let fm = std::mem::replace(&mut cmd, Command::new("sh"));
+            for (k, v) in fm.get_envs() {
+                match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+            cmd.current_dir(&self.project)
+                .arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(fm_bin());
+        }
         cmd.args(["registry", "serve", "--bind", "127.0.0.1:0", "--storage"])
             .arg(storage)
             .args(extra)

@@ -26,6 +26,7 @@ mod robustness;
 mod scale;
 mod secrets;
 mod serve;
+mod server_limits;
 mod smoke;
 mod sync;
 mod sync_relock;
