@@ -541,6 +541,17 @@ fn a_registry_that_trickles_bytes_fails_fm_lock_at_the_total_deadline() {
         }
         assert!(!ctx.project.join("fm.lock").exists(), "{what}: a lock was written");
         assert_eq!(server.seen().len(), faults.len(), "{what}: every attempt was made");
+        if matches!(faults[0], Fault::TrickleBody) {
+            insta::assert_snapshot!(ctx.filter(&err), @r"
+            fm::registry::http
+
+              x registry main: reading a's document from http://127.0.0.1:[PORT]/api/v1/registry/packages/a:
+              | not complete within [TIME]
+              help: the registry answers too slowly or not at all; FM_HTTP_TIMEOUT_SECS (now 2 s) is the total
+                    deadline of each request (connect, headers and body; archives get 1 s more per 64 KiB
+                    received): raise it for a slow registry
+            ");
+        }
         took.push(format!("{what} {:.1} s", w.secs));
     }
     eprintln!(
@@ -577,6 +588,14 @@ fn an_endless_document_is_cut_off_at_the_cap_with_bounded_memory() {
     ] {
         assert!(err.contains(word), "the error does not say {word:?}:\n{err}");
     }
+    insta::assert_snapshot!(ctx.filter(&err), @r"
+    fm::registry::http
+
+      x registry main: reading a's document from http://127.0.0.1:[PORT]/api/v1/registry/packages/a:
+      | the answer is over 64 MiB
+      help: a registry document may have at most 64 MiB (FM_HTTP_MAX_DOCUMENT_MIB); raise
+            FM_HTTP_MAX_DOCUMENT_MIB if this registry really serves documents that large
+    ");
     eprintln!(
         "FIGURES endless document: cut off after the registry sent {} MiB (cap 64 MiB); fm lock's peak RSS {peak_mib} MiB (bound 200 MiB)",
         sent >> 20
@@ -633,7 +652,7 @@ fn registry_text_is_printed_without_control_characters_or_escapes() {
         ("fm search, 503", vec![Fault::Answer(503, error.clone()); 3], vec!["search", "a", "--registry"], 1),
         ("fm lock, 400", vec![Fault::Answer(400, error)], vec!["lock"], 1),
     ];
-    let mut checked = 0;
+    let (mut checked, mut snapshots) = (0, Vec::new());
     for (what, faults, mut args, code) in runs {
         server.script(&faults);
         if args.last() == Some(&"--registry") {
@@ -653,11 +672,33 @@ fn registry_text_is_printed_without_control_characters_or_escapes() {
         }
         let (o, e) = text(&out);
         let shown = if code == 0 { o } else { e };
+        snapshots.push(format!("{what}:\n{}", ctx.filter(&shown)));
         assert!(shown.contains("click"), "{what}: the registry's text is gone:\n{shown}");
         assert!(
             !shown.lines().any(|l| l.starts_with("Updated a")),
             "{what}: the registry forged a line:\n{shown}"
         );
     }
+    insta::assert_snapshot!(snapshots.join("\n"), @r#"
+    fm search:
+    a 1.0.0  click  Updated a 1.0.0 -> 6.6.6  (http://127.0.0.1:[PORT]/)
+
+    fm search, 503:
+    warning: fm::registry::http
+
+      x registry http://127.0.0.1:[PORT]/: searching for "a": http://127.0.0.1:[PORT]/api/v1/registry/
+      | packages/search answered 503 Service Unavailable: click  Updated a 1.0.0 -> 6.6.6
+      help: try again later; the registry may be overloaded or misconfigured
+
+      x no registry could be searched
+
+
+    fm lock, 400:
+    fm::registry::http
+
+      x registry main: fetching a: http://127.0.0.1:[PORT]/api/v1/registry/packages/a answered 400 Bad
+      | Request: click  Updated a 1.0.0 -> 6.6.6
+      help: try again later; the registry may be overloaded or misconfigured
+    "#);
     eprintln!("FIGURES registry text: 3 answers with escapes, {checked} outputs checked: 0 control characters printed");
 }
