@@ -129,7 +129,9 @@ mod tests {
     #[test]
     fn output_never_holds_a_control_character() {
         // Every pair of characters from an alphabet rich in escapes.
-        let alphabet = ['\u{1b}', '[', ']', 'P', '\\', '\u{7}', '\u{9b}', '\u{9c}', '\u{9d}', 'm', '1', ';', 'x', '\n'];
+        let alphabet = [
+            '\u{1b}', '[', ']', 'P', '\\', '\u{7}', '\u{9b}', '\u{9c}', '\u{9d}', 'm', '1', ';', 'x', '\n',
+        ];
         for a in alphabet {
             for b in alphabet {
                 for c in alphabet {

@@ -251,7 +251,9 @@ impl HttpRegistry {
                     ),
                     Some(transport::document_cap_help()),
                 ),
-                BodyError::Read(e) => self.http_err(format!("reading {what} from {at} failed: {}", error_chain(&e)), None),
+                BodyError::Read(e) => {
+                    self.http_err(format!("reading {what} from {at} failed: {}", error_chain(&e)), None)
+                }
             })
     }
 
@@ -677,7 +679,10 @@ impl HttpRegistry {
         let body = self.read_document(&mut f, "the search results").await?;
         let page: Page = serde_json::from_slice(&body).map_err(|e| {
             self.http_err(
-                format!("the search answer is not valid: {}", crate::text::printable(&e.to_string())),
+                format!(
+                    "the search answer is not valid: {}",
+                    crate::text::printable(&e.to_string())
+                ),
                 None,
             )
         })?;
@@ -754,7 +759,10 @@ impl HttpRegistry {
         let body = self.read_document(&mut f, "the upload answer").await?;
         serde_json::from_slice(&body).map_err(|e| {
             self.http_err(
-                format!("the upload answer is not valid: {}", crate::text::printable(&e.to_string())),
+                format!(
+                    "the upload answer is not valid: {}",
+                    crate::text::printable(&e.to_string())
+                ),
                 None,
             )
         })
@@ -869,7 +877,10 @@ fn s3_message(text: &str) -> Option<String> {
     let field = |tag: &str| {
         let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
         let len = text[start..].find(&format!("</{tag}>"))?;
-        let value: String = crate::text::printable(&text[start..start + len]).chars().take(200).collect();
+        let value: String = crate::text::printable(&text[start..start + len])
+            .chars()
+            .take(200)
+            .collect();
         Some(value.trim().to_owned()).filter(|v| !v.is_empty())
     };
     match (field("Code"), field("Message")) {

@@ -97,7 +97,11 @@ pub async fn search(
             })?;
             search_directory(name, &root, query, category, limit)?
         }
-        _ => HttpRegistry::new(name, url, opts)?.search(query, category, limit).await?,
+        _ => {
+            HttpRegistry::new(name, url, opts)?
+                .search(query, category, limit)
+                .await?
+        }
     };
     Ok(found.into_iter().map(printable_info).collect())
 }

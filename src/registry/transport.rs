@@ -14,8 +14,9 @@
 //!   deadline moves on by one second for every 64 KiB received. A big
 //!   archive on a slow but steady link still arrives; a trickle is cut off
 //!   about `FM_HTTP_TIMEOUT_SECS` after the request started. The caller
-//!   caps the bytes at the size `fm.lock` records, so an archive's total
-//!   time is bounded by `FM_HTTP_TIMEOUT_SECS + size / 64 KiB/s`.
+//!   caps the bytes near the size `fm.lock` records (`install::fetch`), so
+//!   an archive's total time is bounded by about
+//!   `FM_HTTP_TIMEOUT_SECS + size / 64 KiB/s`.
 //! - **Byte caps.** A JSON document (package document, search page, upload
 //!   answer) is at most `FM_HTTP_MAX_DOCUMENT_MIB` MiB (64 by default): a
 //!   larger `Content-Length` is refused before the body is read, and a body
@@ -195,7 +196,10 @@ impl tokio::io::AsyncWrite for CappedVec {
         std::task::Poll::Ready(Ok(buf.len()))
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 
