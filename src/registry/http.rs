@@ -71,6 +71,11 @@ const MAX_REDIRECTS: usize = 10;
 /// Requests one registry client has waiting for an answer at once: plenty
 /// for prefetching a wide graph level, few enough to stay polite.
 const MAX_IN_FLIGHT: usize = 32;
+/// Versions a legacy server may list for one package.
+const MAX_LEGACY_VERSIONS: usize = 10_000;
+/// Archives of a legacy server read at once for their manifests (each held
+/// in memory, up to the document cap).
+const LEGACY_DOWNLOADS: usize = 4;
 
 /// One document, fetched once however many callers ask at the same time.
 type DocCell = OnceCell<Option<Arc<PackageDocument>>>;
@@ -557,6 +562,14 @@ impl HttpRegistry {
             let (found, total) = self.search_page(package, None, page, 100).await?;
             let n = found.len();
             infos.extend(found.into_iter().filter(|i| i.name == package));
+            if infos.len() > MAX_LEGACY_VERSIONS {
+                // Each version costs an archive download: a registry listing
+                // endless versions must not cost endless memory.
+                return Err(self.http_err(
+                    format!("{} lists more than {MAX_LEGACY_VERSIONS} versions of {package}", self.url),
+                    Some("a FlowMason Studio server this large is not supported; serve its folder with `fm registry serve`".into()),
+                ));
+            }
             if n == 0 || page * 100 >= total || page >= 100 {
                 break;
             }
@@ -565,7 +578,14 @@ impl HttpRegistry {
         infos.sort_by(|a, b| a.version.cmp(&b.version));
         infos.dedup_by(|a, b| a.version == b.version);
         infos.retain(|i| semver::Version::parse(&i.version).is_ok());
-        let records = futures_util::future::try_join_all(infos.iter().map(|i| self.legacy_record(package, i))).await?;
+        // Each archive is held in memory while its manifest is read: a few
+        // at a time.
+        let mut records = Vec::with_capacity(infos.len());
+        for chunk in infos.chunks(LEGACY_DOWNLOADS) {
+            records.extend(
+                futures_util::future::try_join_all(chunk.iter().map(|i| self.legacy_record(package, i))).await?,
+            );
+        }
         let mut doc = PackageDocument {
             info: latest.info,
             versions: Some(records),
