@@ -264,13 +264,14 @@ impl HttpRegistry {
 
     /// Sends a request, following redirects by hand (token only to the
     /// canonical origin, never after leaving it) and retrying transient
-    /// failures. `body` is rebuilt for each attempt.
+    /// failures. `body` is rebuilt for each attempt; its length in bytes
+    /// (the second field) earns its upload time at the minimum throughput.
     async fn send(
         &self,
         method: Method,
         url: url::Url,
         headers: header::HeaderMap,
-        body: Option<&(dyn Fn() -> reqwest::multipart::Form + Sync)>,
+        body: Option<(&(dyn Fn() -> reqwest::multipart::Form + Sync), u64)>,
     ) -> Result<Fetched, RegistryError> {
         let mut url = url;
         let mut left_origin = false;
@@ -288,7 +289,7 @@ impl HttpRegistry {
                 if let (Some(token), false) = (&self.token, left_origin) {
                     req = req.bearer_auth(token);
                 }
-                if let Some(make) = body {
+                if let Some((make, _)) = body {
                     req = req.multipart(make());
                 }
                 let (sent, budget) = {
@@ -296,7 +297,7 @@ impl HttpRegistry {
                     // read after), so nested requests cannot deadlock. The
                     // deadline starts once the request may go.
                     let _permit = self.in_flight.acquire().await;
-                    let budget = Budget::start();
+                    let budget = Budget::start_sending(body.map_or(0, |(_, len)| len));
                     (tokio::time::timeout_at(budget.deadline(), req.send()).await, budget)
                 };
                 // No answer within the deadline (ours, or the client's
@@ -745,6 +746,7 @@ impl HttpRegistry {
             return Err(self.http_err("publishing needs the network".to_owned(), None));
         }
         let checksum = crate::fsutil::sha256_hex(&bytes);
+        let len = bytes.len() as u64;
         let bytes = Arc::new(bytes);
         let file_name = file_name.to_owned();
         let make = move || {
@@ -762,7 +764,7 @@ impl HttpRegistry {
                 Method::POST,
                 self.endpoint("packages/upload")?,
                 header::HeaderMap::new(),
-                Some(&make),
+                Some((&make, len)),
             )
             .await?;
         if f.status == StatusCode::CONFLICT {

@@ -17,6 +17,8 @@
 //!   caps the bytes near the size `fm.lock` records (`install::fetch`), so
 //!   an archive's total time is bounded by about
 //!   `FM_HTTP_TIMEOUT_SECS + size / 64 KiB/s`.
+//! - **Uploads** (`fm publish`) get the deadline plus their body's time at
+//!   the same minimum throughput.
 //! - **Byte caps.** A JSON document (package document, search page, upload
 //!   answer) is at most `FM_HTTP_MAX_DOCUMENT_MIB` MiB (64 by default): a
 //!   larger `Content-Length` is refused before the body is read, and a body
@@ -71,9 +73,16 @@ pub struct Budget {
 impl Budget {
     /// A budget of [`deadline()`] from now.
     pub fn start() -> Budget {
+        Budget::start_sending(0)
+    }
+
+    /// A budget for a request that uploads `len` bytes: [`deadline()`] plus
+    /// their time at [`MIN_ARCHIVE_BYTES_PER_SEC`], as an archive download
+    /// gets.
+    pub fn start_sending(len: u64) -> Budget {
         Budget {
             started: Instant::now(),
-            limit: deadline(),
+            limit: deadline() + Duration::from_secs(len / MIN_ARCHIVE_BYTES_PER_SEC),
         }
     }
 
