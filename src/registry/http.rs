@@ -256,9 +256,10 @@ impl HttpRegistry {
                     ),
                     Some(transport::document_cap_help()),
                 ),
-                BodyError::Read(e) => {
-                    self.http_err(format!("reading {what} from {at} failed: {}", error_chain(&e)), None)
-                }
+                BodyError::Read(e) => self.http_err(
+                    format!("reading {what} from {at} failed: {}", error_chain(&e)),
+                    e.is_timeout().then(|| transport::deadline_help(&f.budget)),
+                ),
             })
     }
 
