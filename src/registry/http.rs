@@ -497,8 +497,8 @@ impl HttpRegistry {
             // `detail`); an HTML page or an empty 404 may be a wrong URL:
             // ask `health` before reading it as "no such package".
             StatusCode::NOT_FOUND => {
-                let body = read_capped(f.response, 64 * 1024).await;
-                if server_message(&String::from_utf8_lossy(&body)).is_none() {
+                let body = transport::read_error_text(&mut f.response, f.budget.deadline()).await;
+                if server_message(&body).is_none() {
                     self.answers_as_registry().await?;
                 }
                 Ok(None)
@@ -816,16 +816,16 @@ impl HttpRegistry {
     /// is not an fm or FlowMason registry, with what `health` returned.
     async fn answers_as_registry(&self) -> Result<(), RegistryError> {
         let url = self.endpoint("health")?;
-        let f = self.get(url.clone(), header::HeaderMap::new()).await?;
+        let mut f = self.get(url.clone(), header::HeaderMap::new()).await?;
         let status = f.status;
         let html = f
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
-        let body = read_capped(f.response, 64 * 1024).await;
+        let body = transport::read_error_text(&mut f.response, f.budget.deadline()).await;
         let healthy = status.is_success()
-            && serde_json::from_slice::<serde_json::Value>(&body)
+            && serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .is_some_and(|v| v.get("status").is_some());
         if healthy {
@@ -871,22 +871,9 @@ impl HttpRegistry {
     }
 }
 
-/// At most `cap` bytes of a response body (what cannot be read is left out).
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while out.len() < cap {
-        match response.chunk().await {
-            Ok(Some(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(cap - out.len())]),
-            _ => break,
-        }
-    }
-    out
-}
-
 /// The message of an `{"error":{"message"}}` (fm) or `{"detail"}`
-/// (FlowMason) answer.
-/// The registry wrote it: printed without controls or escapes, at most
-/// 500 characters.
+/// (FlowMason) answer. The registry wrote it: returned without controls
+/// or escapes, at most 500 characters.
 fn server_message(text: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     let m = v.pointer("/error/message").or_else(|| v.get("detail"))?;

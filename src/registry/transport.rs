@@ -142,8 +142,9 @@ pub async fn read_capped(response: &mut reqwest::Response, cap: u64, by: Instant
     }
 }
 
-/// Up to [`ERROR_BODY_MAX`] bytes of an error answer as text, whatever
-/// else happens (a message is a courtesy; its absence is no error).
+/// Up to [`ERROR_BODY_MAX`] bytes of an answer read only for what it says
+/// (an error's message, a health probe) as text, whatever else happens: a
+/// message is a courtesy, and its absence no error.
 pub async fn read_error_text(response: &mut reqwest::Response, by: Instant) -> String {
     let mut body = Vec::new();
     while (body.len() as u64) < ERROR_BODY_MAX {
