@@ -12,6 +12,7 @@
 //!
 //! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
 //! [`server`] is the registry server, and [`cli`] parses arguments and prints.
+//! [`text`] makes what a registry sends safe to print.
 //! For review and CI, [`diff`] compares two locks and [`outdated`] compares a
 //! lock with what its registries now offer.
 //! Data flows one way along the pipeline; no module reaches back up it.
@@ -32,3 +33,4 @@ pub mod registry;
 pub mod req;
 pub mod resolve;
 pub mod server;
+pub mod text;

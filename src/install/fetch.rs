@@ -2,7 +2,10 @@
 //!
 //! Each archive streams through [`HashingWriter`] into a temporary file in
 //! `{cache}/tmp/`; the digest is computed as the bytes arrive and the
-//! download is cut off as soon as it exceeds the size the lock recorded.
+//! download is cut off [`SIZE_SLACK`] past the size the lock recorded (no
+//! archive of that digest can be longer, and a registry might never stop
+//! sending). Each download's time is bounded by the transport's deadline
+//! plus a minimum throughput (`registry::transport`).
 //! Files are moved into the cache only once **every** download of the run
 //! has matched its lock digest, so a mismatch leaves the cache as it was.
 //! Downloads run concurrently on a small tokio runtime, at most
@@ -25,10 +28,12 @@ use crate::registry::{OpenOptions, Registry};
 /// Most downloads in flight at once.
 pub const MAX_CONCURRENT: usize = 8;
 
-/// Bytes past the lock's recorded size that a download may run on, so that
-/// a wrong archive can still be hashed and both digests shown; past this
-/// the download is cut off (a registry might never stop sending).
-pub const SIZE_SLACK: u64 = 64 * 1024 * 1024;
+/// Bytes past the lock's recorded size that a download may run on before it
+/// is cut off: an archive that long is already refused (its digest cannot
+/// match), and reading a little more lets a near miss (a rebuilt archive a
+/// few bytes longer) be hashed so that the error shows both digests. Small,
+/// so an endless answer costs at most this much more than the locked size.
+pub const SIZE_SLACK: u64 = 64 * 1024;
 
 /// An `AsyncWrite` that hashes and counts what passes through it, and fails
 /// once more than `limit` bytes arrive.
@@ -71,7 +76,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for HashingWriter<'_, W> {
         if this.bytes + buf.len() as u64 > this.limit {
             this.overflowed = true;
             return Poll::Ready(Err(std::io::Error::other(format!(
-                "the archive is over {} bytes, far more than fm.lock records",
+                "the archive is over {} bytes, more than fm.lock records",
                 this.limit
             ))));
         }
@@ -181,18 +186,15 @@ async fn download_one(
         .try_clone()
         .map_err(InstallError::io(format!("opening {}", file.path().display())))?;
     let version = p.version.to_string();
-    let mut writer = HashingWriter::new(
-        tokio::fs::File::from_std(handle),
-        p.size.saturating_add(SIZE_SLACK),
-        progress,
-    );
+    let limit = p.size.saturating_add(SIZE_SLACK);
+    let mut writer = HashingWriter::new(tokio::fs::File::from_std(handle), limit, progress);
     let result = client.download(&p.name, &version, &mut writer).await;
     let overflowed = writer.overflowed();
     let (actual, _, mut out) = writer.finish();
     match result {
         Ok(_) => {}
-        // A registry that sends more than the lock's size is cut off: the
-        // bytes cannot match, and it might never stop.
+        // A registry that sends more than the lock's size is cut off soon
+        // after: the bytes cannot match, and it might never stop.
         Err(_) if overflowed => {
             return Err(InstallError::DigestMismatch {
                 package: p.name.clone(),
@@ -200,8 +202,7 @@ async fn download_one(
                 registry: p.registry.clone(),
                 expected: p.sha256.clone(),
                 actual: format!(
-                    "unknown: it sent over {} bytes, fm.lock records {}",
-                    p.size.saturating_add(SIZE_SLACK),
+                    "unknown: it sent over {limit} bytes, fm.lock records {}; cut off there",
                     p.size
                 ),
             });

@@ -22,8 +22,13 @@
 //!   one request, so a resolver can prefetch freely.
 //! - **At most 32 requests wait for answers at once** per client, however
 //!   many documents a resolver prefetches.
-//! - **Transient failures are retried**: connection errors, timeouts
-//!   (`FM_HTTP_TIMEOUT_SECS` between reads, 60 by default), connections
+//! - **Every read has a deadline and a byte cap** ([`super::transport`]):
+//!   each attempt has `FM_HTTP_TIMEOUT_SECS` in all (connect, headers,
+//!   body; archives get more per byte received, at 64 KiB/s), documents at
+//!   most `FM_HTTP_MAX_DOCUMENT_MIB`, error bodies 64 KiB. Text the
+//!   registry wrote into a message goes through [`crate::text::printable`].
+//! - **Transient failures are retried**: connection errors, attempts that
+//!   miss their deadline before an answer, connections
 //!   dropped before an answer (requests without a body only) and 5xx,
 //!   three attempts with exponential backoff. 401/403/404 are not. A body
 //!   that breaks off mid-way is an error (the archive is verified anyway).
@@ -45,6 +50,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::OnceCell;
 
 use super::document::{PackageDocument, PackageInfo, VersionRecord};
+use super::transport::{self, BodyError, Budget};
 use super::{OpenOptions, Registry, RegistryError, redact_url};
 
 /// The API path under a registry's URL.
@@ -65,16 +71,11 @@ const MAX_REDIRECTS: usize = 10;
 /// Requests one registry client has waiting for an answer at once: plenty
 /// for prefetching a wide graph level, few enough to stay polite.
 const MAX_IN_FLIGHT: usize = 32;
-
-/// How long a read may wait for the next bytes: `FM_HTTP_TIMEOUT_SECS`
-/// (a positive number of seconds), 60 by default.
-pub fn read_timeout() -> Duration {
-    std::env::var("FM_HTTP_TIMEOUT_SECS")
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|&s| s > 0)
-        .map_or(Duration::from_secs(60), Duration::from_secs)
-}
+/// Versions a legacy server may list for one package.
+const MAX_LEGACY_VERSIONS: usize = 10_000;
+/// Archives of a legacy server read at once for their manifests (each held
+/// in memory, up to the document cap).
+const LEGACY_DOWNLOADS: usize = 4;
 
 /// One document, fetched once however many callers ask at the same time.
 type DocCell = OnceCell<Option<Arc<PackageDocument>>>;
@@ -127,6 +128,9 @@ struct Fetched {
     headers: header::HeaderMap,
     response: reqwest::Response,
     url: url::Url,
+    /// The clock of the attempt that got this answer: its body must
+    /// arrive by the same deadline.
+    budget: Budget,
 }
 
 impl HttpRegistry {
@@ -156,7 +160,7 @@ impl HttpRegistry {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
-            .read_timeout(read_timeout())
+            .read_timeout(transport::deadline())
             .user_agent(concat!("fm/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RegistryError::Unsupported {
@@ -236,15 +240,41 @@ impl HttpRegistry {
         }
     }
 
+    /// The body of a JSON answer (`what`, for messages), within the
+    /// attempt's deadline and the document cap.
+    async fn read_document(&self, f: &mut Fetched, what: &str) -> Result<Vec<u8>, RegistryError> {
+        let at = redact_url(&f.url);
+        transport::read_capped(&mut f.response, transport::max_document_bytes(), f.budget.deadline())
+            .await
+            .map_err(|e| match e {
+                BodyError::Deadline => self.http_err(
+                    format!("reading {what} from {at}: not complete within {} s", f.budget.secs()),
+                    Some(transport::deadline_help(&f.budget)),
+                ),
+                BodyError::TooLarge => self.http_err(
+                    format!(
+                        "reading {what} from {at}: the answer is over {} MiB",
+                        transport::max_document_bytes() / (1024 * 1024)
+                    ),
+                    Some(transport::document_cap_help()),
+                ),
+                BodyError::Read(e) => self.http_err(
+                    format!("reading {what} from {at} failed: {}", error_chain(&e)),
+                    e.is_timeout().then(|| transport::deadline_help(&f.budget)),
+                ),
+            })
+    }
+
     /// Sends a request, following redirects by hand (token only to the
     /// canonical origin, never after leaving it) and retrying transient
-    /// failures. `body` is rebuilt for each attempt.
+    /// failures. `body` is rebuilt for each attempt; its length in bytes
+    /// (the second field) earns its upload time at the minimum throughput.
     async fn send(
         &self,
         method: Method,
         url: url::Url,
         headers: header::HeaderMap,
-        body: Option<&(dyn Fn() -> reqwest::multipart::Form + Sync)>,
+        body: Option<(&(dyn Fn() -> reqwest::multipart::Form + Sync), u64)>,
     ) -> Result<Fetched, RegistryError> {
         let mut url = url;
         let mut left_origin = false;
@@ -253,7 +283,7 @@ impl HttpRegistry {
                 left_origin = true;
             }
             let mut attempt = 0;
-            let response = loop {
+            let (response, budget) = loop {
                 attempt += 1;
                 let mut req = self
                     .client
@@ -262,24 +292,44 @@ impl HttpRegistry {
                 if let (Some(token), false) = (&self.token, left_origin) {
                     req = req.bearer_auth(token);
                 }
-                if let Some(make) = body {
+                if let Some((make, _)) = body {
                     req = req.multipart(make());
                 }
-                let sent = {
+                let (sent, budget) = {
                     // Held until the answer's headers arrive (bodies are
-                    // read after), so nested requests cannot deadlock.
+                    // read after), so nested requests cannot deadlock. The
+                    // deadline starts once the request may go.
                     let _permit = self.in_flight.acquire().await;
-                    req.send().await
+                    let budget = Budget::start_sending(body.map_or(0, |(_, len)| len));
+                    (tokio::time::timeout_at(budget.deadline(), req.send()).await, budget)
+                };
+                // No answer within the deadline (ours, or the client's
+                // stall timer): transient, and reported as one error.
+                let sent = match sent {
+                    Ok(Ok(r)) => Ok(r),
+                    Ok(Err(e)) if !e.is_timeout() => Err(e),
+                    Ok(Err(_)) | Err(_) if attempt < ATTEMPTS => {
+                        tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt - 1))).await;
+                        continue;
+                    }
+                    Ok(Err(_)) | Err(_) => {
+                        return Err(self.http_err(
+                            format!(
+                                "no answer from {} within {} s ({ATTEMPTS} attempts)",
+                                redact_url(&url),
+                                budget.secs()
+                            ),
+                            Some(transport::deadline_help(&budget)),
+                        ));
+                    }
                 };
                 match sent {
                     Ok(r) if r.status().is_server_error() && attempt < ATTEMPTS => {}
-                    Ok(r) => break r,
+                    Ok(r) => break (r, budget),
                     // A connection dropped before any answer (reset, closed)
                     // is transient too, but only a request without a body is
                     // safe to send again.
-                    Err(e)
-                        if (e.is_connect() || e.is_timeout() || (body.is_none() && e.is_request()))
-                            && attempt < ATTEMPTS => {}
+                    Err(e) if (e.is_connect() || (body.is_none() && e.is_request())) && attempt < ATTEMPTS => {}
                     Err(e) => {
                         return Err(self.http_err(
                             format!("cannot reach {}: {}", redact_url(&url), error_chain(&e)),
@@ -309,6 +359,7 @@ impl HttpRegistry {
                 headers: response.headers().clone(),
                 response,
                 url,
+                budget,
             });
         }
         Err(self.http_err(format!("too many redirects from {}", redact_url(&url)), None))
@@ -320,16 +371,10 @@ impl HttpRegistry {
 
     /// Turns an unexpected status into an error naming the registry and
     /// what to do.
-    async fn status_error(&self, f: Fetched, what: &str) -> RegistryError {
+    async fn status_error(&self, mut f: Fetched, what: &str) -> RegistryError {
         let status = f.status;
-        let server_says = f
-            .response
-            .text()
-            .await
-            .ok()
-            .and_then(|t| server_message(&t))
-            .map(|m| format!(": {m}"))
-            .unwrap_or_default();
+        let text = transport::read_error_text(&mut f.response, f.budget.deadline()).await;
+        let server_says = server_message(&text).map(|m| format!(": {m}")).unwrap_or_default();
         let at = redact_url(&f.url);
         let named = crate::names::validate(&self.name).is_ok();
         let env = if named {
@@ -371,14 +416,11 @@ impl HttpRegistry {
     /// An error answer from the host a download was redirected to (the
     /// registry's storage, e.g. a pre-signed bucket URL): names the
     /// registry, the package and the host, never the URL's signature.
-    async fn storage_error(&self, f: Fetched, package: &str, version: &str) -> RegistryError {
+    async fn storage_error(&self, mut f: Fetched, package: &str, version: &str) -> RegistryError {
         let status = f.status;
-        let says = f
-            .response
-            .text()
-            .await
-            .ok()
-            .and_then(|t| server_message(&t).or_else(|| s3_message(&t)))
+        let text = transport::read_error_text(&mut f.response, f.budget.deadline()).await;
+        let says = server_message(&text)
+            .or_else(|| s3_message(&text))
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
         let help = match status {
@@ -440,7 +482,7 @@ impl HttpRegistry {
             headers.insert(header::IF_NONE_MATCH, v);
         }
         let url = self.document_url(package)?;
-        let f = self.get(url, headers).await?;
+        let mut f = self.get(url, headers).await?;
         match f.status {
             StatusCode::NOT_MODIFIED => match cached {
                 Some(c) => Ok(Some(Arc::new(c.document))),
@@ -457,8 +499,8 @@ impl HttpRegistry {
             // `detail`); an HTML page or an empty 404 may be a wrong URL:
             // ask `health` before reading it as "no such package".
             StatusCode::NOT_FOUND => {
-                let body = read_capped(f.response, 64 * 1024).await;
-                if server_message(&String::from_utf8_lossy(&body)).is_none() {
+                let body = transport::read_error_text(&mut f.response, f.budget.deadline()).await;
+                if server_message(&body).is_none() {
                     self.answers_as_registry().await?;
                 }
                 Ok(None)
@@ -480,16 +522,12 @@ impl HttpRegistry {
                     .get(header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
-                let body = f.response.bytes().await.map_err(|e| {
-                    self.http_err(
-                        format!("reading {package}'s document failed: {}", error_chain(&e)),
-                        None,
-                    )
-                })?;
+                let body = self.read_document(&mut f, &format!("{package}'s document")).await?;
                 let mut doc: PackageDocument = serde_json::from_slice(&body).map_err(|e| RegistryError::Corrupt {
                     registry: self.name.clone(),
                     package: package.to_owned(),
-                    reason: e.to_string(),
+                    // serde quotes what it could not read: the registry's text.
+                    reason: crate::text::printable_owned(e.to_string()),
                 })?;
                 if doc.info.name != package {
                     // FlowMason 1.0 matches names by prefix: `packages/text`
@@ -528,6 +566,14 @@ impl HttpRegistry {
             let (found, total) = self.search_page(package, None, page, 100).await?;
             let n = found.len();
             infos.extend(found.into_iter().filter(|i| i.name == package));
+            if infos.len() > MAX_LEGACY_VERSIONS {
+                // Each version costs an archive download: a registry listing
+                // endless versions must not cost endless memory.
+                return Err(self.http_err(
+                    format!("{} lists more than {MAX_LEGACY_VERSIONS} versions of {package}", self.url),
+                    Some("a FlowMason Studio server this large is not supported; serve its folder with `fm registry serve`".into()),
+                ));
+            }
             if n == 0 || page * 100 >= total || page >= 100 {
                 break;
             }
@@ -536,7 +582,14 @@ impl HttpRegistry {
         infos.sort_by(|a, b| a.version.cmp(&b.version));
         infos.dedup_by(|a, b| a.version == b.version);
         infos.retain(|i| semver::Version::parse(&i.version).is_ok());
-        let records = futures_util::future::try_join_all(infos.iter().map(|i| self.legacy_record(package, i))).await?;
+        // Each archive is held in memory while its manifest is read: a few
+        // at a time.
+        let mut records = Vec::with_capacity(infos.len());
+        for chunk in infos.chunks(LEGACY_DOWNLOADS) {
+            records.extend(
+                futures_util::future::try_join_all(chunk.iter().map(|i| self.legacy_record(package, i))).await?,
+            );
+        }
         let mut doc = PackageDocument {
             info: latest.info,
             versions: Some(records),
@@ -559,8 +612,22 @@ impl HttpRegistry {
         let dependencies = match cached {
             Some(d) => d,
             None => {
-                let mut bytes = Vec::new();
-                Registry::download(self, package, &info.version, &mut bytes).await?;
+                // Held in memory: capped like a document.
+                let mut sink = transport::CappedVec::new(transport::max_document_bytes());
+                Registry::download(self, package, &info.version, &mut sink)
+                    .await
+                    .map_err(|e| match e {
+                        RegistryError::Io { .. } => self.http_err(
+                            format!(
+                                "the archive of {package}@{} (read for its dependencies) is over {} bytes",
+                                info.version,
+                                transport::max_document_bytes()
+                            ),
+                            Some(transport::document_cap_help()),
+                        ),
+                        e => e,
+                    })?;
+                let bytes = sink.bytes;
                 let actual = crate::fsutil::sha256_hex(&bytes);
                 if !info.checksum.is_empty() && !info.checksum.eq_ignore_ascii_case(&actual) {
                     return Err(RegistryError::Corrupt {
@@ -629,17 +696,20 @@ impl HttpRegistry {
             q.append_pair("page", &page.to_string());
             q.append_pair("page_size", &page_size.to_string());
         }
-        let f = self.get(url, header::HeaderMap::new()).await?;
+        let mut f = self.get(url, header::HeaderMap::new()).await?;
         if !f.status.is_success() {
             return Err(self.status_error(f, &format!("searching for {query:?}")).await);
         }
-        let body = f
-            .response
-            .bytes()
-            .await
-            .map_err(|e| self.http_err(format!("reading search results failed: {}", error_chain(&e)), None))?;
-        let page: Page = serde_json::from_slice(&body)
-            .map_err(|e| self.http_err(format!("the search answer is not valid: {e}"), None))?;
+        let body = self.read_document(&mut f, "the search results").await?;
+        let page: Page = serde_json::from_slice(&body).map_err(|e| {
+            self.http_err(
+                format!(
+                    "the search answer is not valid: {}",
+                    crate::text::printable(&e.to_string())
+                ),
+                None,
+            )
+        })?;
         Ok((page.packages, page.total_count))
     }
 
@@ -679,6 +749,7 @@ impl HttpRegistry {
             return Err(self.http_err("publishing needs the network".to_owned(), None));
         }
         let checksum = crate::fsutil::sha256_hex(&bytes);
+        let len = bytes.len() as u64;
         let bytes = Arc::new(bytes);
         let file_name = file_name.to_owned();
         let make = move || {
@@ -691,22 +762,17 @@ impl HttpRegistry {
                 .text("checksum", checksum.clone())
                 .part("file", part)
         };
-        let f = self
+        let mut f = self
             .send(
                 Method::POST,
                 self.endpoint("packages/upload")?,
                 header::HeaderMap::new(),
-                Some(&make),
+                Some((&make, len)),
             )
             .await?;
         if f.status == StatusCode::CONFLICT {
-            let msg = f
-                .response
-                .text()
-                .await
-                .ok()
-                .and_then(|t| server_message(&t))
-                .unwrap_or_default();
+            let text = transport::read_error_text(&mut f.response, f.budget.deadline()).await;
+            let msg = server_message(&text).unwrap_or_default();
             return Err(self.http_err(
                 format!("{} refused the upload (409 Conflict): {msg}", self.url),
                 Some("published versions are immutable: bump `version` in [package] and publish again".into()),
@@ -715,12 +781,16 @@ impl HttpRegistry {
         if !f.status.is_success() {
             return Err(self.status_error(f, "publishing").await);
         }
-        let body = f
-            .response
-            .bytes()
-            .await
-            .map_err(|e| self.http_err(format!("reading the upload answer failed: {}", error_chain(&e)), None))?;
-        serde_json::from_slice(&body).map_err(|e| self.http_err(format!("the upload answer is not valid: {e}"), None))
+        let body = self.read_document(&mut f, "the upload answer").await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            self.http_err(
+                format!(
+                    "the upload answer is not valid: {}",
+                    crate::text::printable(&e.to_string())
+                ),
+                None,
+            )
+        })
     }
 
     /// `GET health`: whether the server answers as a registry (what
@@ -748,16 +818,16 @@ impl HttpRegistry {
     /// is not an fm or FlowMason registry, with what `health` returned.
     async fn answers_as_registry(&self) -> Result<(), RegistryError> {
         let url = self.endpoint("health")?;
-        let f = self.get(url.clone(), header::HeaderMap::new()).await?;
+        let mut f = self.get(url.clone(), header::HeaderMap::new()).await?;
         let status = f.status;
         let html = f
             .headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
-        let body = read_capped(f.response, 64 * 1024).await;
+        let body = transport::read_error_text(&mut f.response, f.budget.deadline()).await;
         let healthy = status.is_success()
-            && serde_json::from_slice::<serde_json::Value>(&body)
+            && serde_json::from_str::<serde_json::Value>(&body)
                 .ok()
                 .is_some_and(|v| v.get("status").is_some());
         if healthy {
@@ -803,25 +873,14 @@ impl HttpRegistry {
     }
 }
 
-/// At most `cap` bytes of a response body (what cannot be read is left out).
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    while out.len() < cap {
-        match response.chunk().await {
-            Ok(Some(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(cap - out.len())]),
-            _ => break,
-        }
-    }
-    out
-}
-
 /// The message of an `{"error":{"message"}}` (fm) or `{"detail"}`
-/// (FlowMason) answer.
+/// (FlowMason) answer. The registry wrote it: returned without controls
+/// or escapes, at most 500 characters.
 fn server_message(text: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    v.pointer("/error/message")
-        .or_else(|| v.get("detail"))
-        .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_owned))
+    let m = v.pointer("/error/message").or_else(|| v.get("detail"))?;
+    let m = m.as_str().map_or_else(|| m.to_string(), str::to_owned);
+    Some(crate::text::printable(&m).chars().take(500).collect())
 }
 
 /// `Code: Message` of an S3-style XML error (`<Error><Code>…`), as bucket
@@ -830,7 +889,10 @@ fn s3_message(text: &str) -> Option<String> {
     let field = |tag: &str| {
         let start = text.find(&format!("<{tag}>"))? + tag.len() + 2;
         let len = text[start..].find(&format!("</{tag}>"))?;
-        let value: String = text[start..start + len].chars().take(200).collect();
+        let value: String = crate::text::printable(&text[start..start + len])
+            .chars()
+            .take(200)
+            .collect();
         Some(value.trim().to_owned()).filter(|v| !v.is_empty())
     };
     match (field("Code"), field("Message")) {
@@ -928,12 +990,32 @@ impl Registry for HttpRegistry {
             }
             let mut written = 0u64;
             loop {
-                let chunk = f.response.chunk().await.map_err(|e| {
-                    self.http_err(
-                        format!("downloading {package}@{version} failed: {}", error_chain(&e)),
-                        Some("try again; the archive is verified against its digest either way".into()),
-                    )
-                })?;
+                // The deadline moves on with the bytes received (a minimum
+                // throughput); the caller caps the bytes at the lock's size.
+                let by = f.budget.archive_deadline(written);
+                let chunk = match tokio::time::timeout_at(by, f.response.chunk()).await {
+                    Ok(chunk) => chunk.map_err(|e| {
+                        self.http_err(
+                            format!("downloading {package}@{version} failed: {}", error_chain(&e)),
+                            Some(if e.is_timeout() {
+                                transport::deadline_help(&f.budget)
+                            } else {
+                                "try again; the archive is verified against its digest either way".into()
+                            }),
+                        )
+                    })?,
+                    Err(_) => {
+                        return Err(self.http_err(
+                            format!(
+                                "downloading {package}@{version} from {}: too slow, {written} bytes in {} s                                  (the deadline is {} s plus 1 s per 64 KiB received)",
+                                redact_url(&f.url),
+                                f.budget.elapsed_secs(),
+                                f.budget.secs()
+                            ),
+                            Some(transport::deadline_help(&f.budget)),
+                        ));
+                    }
+                };
                 let Some(chunk) = chunk else { break };
                 sink.write_all(&chunk).await.map_err(|source| RegistryError::Io {
                     registry: self.name.clone(),

@@ -7,6 +7,7 @@
 //! - [`directory`]: a directory registry as a client reads it.
 //! - [`http`]: an HTTP registry (fm's server or FlowMason Studio's).
 //! - [`search`]: `fm search` over either kind.
+//! - [`transport`]: the deadline and byte caps of every HTTP read.
 //!
 //! Every registry a client reads implements [`Registry`]; the resolver and
 //! installer see nothing else. Methods are async so that HTTP registries can
@@ -19,6 +20,7 @@ pub mod object;
 pub mod publish;
 pub mod search;
 pub mod storage;
+pub mod transport;
 
 use std::fmt;
 use std::sync::Arc;

@@ -89,14 +89,50 @@ pub async fn search(
     limit: usize,
 ) -> Result<Vec<PackageInfo>, RegistryError> {
     let source = opts.mirror.as_ref().unwrap_or(url);
-    match source.scheme() {
+    let found = match source.scheme() {
         "file" => {
             let root = source.to_file_path().map_err(|()| RegistryError::Unsupported {
                 registry: name.to_owned(),
                 reason: format!("{source} is not a local path"),
             })?;
-            search_directory(name, &root, query, category, limit)
+            search_directory(name, &root, query, category, limit)?
         }
-        _ => HttpRegistry::new(name, url, opts)?.search(query, category, limit).await,
+        _ => {
+            HttpRegistry::new(name, url, opts)?
+                .search(query, category, limit)
+                .await?
+        }
+    };
+    Ok(found.into_iter().map(printable_info).collect())
+}
+
+/// A search result as printed: every text field the registry wrote,
+/// without control characters or terminal escapes ([`crate::text`]).
+fn printable_info(mut i: PackageInfo) -> PackageInfo {
+    use crate::text::printable_owned as clean;
+    for s in [
+        &mut i.name,
+        &mut i.version,
+        &mut i.description,
+        &mut i.download_url,
+        &mut i.checksum,
+        &mut i.published_at,
+        &mut i.latest_version,
+    ] {
+        *s = clean(std::mem::take(s));
     }
+    for o in [
+        &mut i.author,
+        &mut i.author_email,
+        &mut i.category,
+        &mut i.license,
+        &mut i.homepage,
+        &mut i.repository,
+    ] {
+        *o = o.take().map(clean);
+    }
+    for v in [&mut i.components, &mut i.tags, &mut i.available_versions] {
+        *v = std::mem::take(v).into_iter().map(clean).collect();
+    }
+    i
 }
