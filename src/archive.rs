@@ -252,6 +252,14 @@ pub fn validate_manifest(raw: PackageManifest) -> Result<ValidManifest, ArchiveE
             raw.version, raw.name
         ))
     })?;
+    if raw.dependencies.len() > crate::manifest::MAX_DEPENDENCIES {
+        return Err(ArchiveError::InvalidManifest(format!(
+            "{} declares {} dependencies (at most {})",
+            raw.name,
+            raw.dependencies.len(),
+            crate::manifest::MAX_DEPENDENCIES
+        )));
+    }
     let mut dependencies = BTreeMap::new();
     for (dep, req) in &raw.dependencies {
         names::validate(dep).map_err(|why| {
