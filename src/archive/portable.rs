@@ -29,12 +29,6 @@ pub const MAX_COMPONENT_BYTES: usize = 100;
 /// components, backslashes, drive letters, `:` and control characters:
 /// see [`super::safe_entry_path`]).
 pub fn check_path(path: &str) -> Result<(), String> {
-    if path.len() > MAX_PATH_BYTES {
-        return Err(format!(
-            "its path is {} bytes long (at most {MAX_PATH_BYTES}, so it fits under Windows' 260-character limit once installed)",
-            path.len()
-        ));
-    }
     for part in path.split('/') {
         if part.len() > MAX_COMPONENT_BYTES {
             return Err(format!(
@@ -60,6 +54,12 @@ pub fn check_path(path: &str) -> Result<(), String> {
         if folded == ".git" || folded == ".fm" {
             return Err(format!("a {part}/ folder is never part of a package"));
         }
+    }
+    if path.len() > MAX_PATH_BYTES {
+        return Err(format!(
+            "its path is {} bytes long (at most {MAX_PATH_BYTES}, so it fits under Windows' 260-character limit once installed)",
+            path.len()
+        ));
     }
     Ok(())
 }

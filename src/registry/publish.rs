@@ -44,7 +44,7 @@ pub enum PublishError {
     #[error("{name}@{version} differs from the published {name}@{existing} in {registry} only in build metadata")]
     #[diagnostic(
         code(fm::publish::build_metadata),
-        help("build metadata (`+…`) does not make a new version: bump the version in [package] and publish again")
+        help("build metadata (`+…`) does not make a new version: bump `version` and publish again")
     )]
     BuildMetadataTwin {
         name: String,
