@@ -16,6 +16,11 @@
 //!   drive-letter paths, `..`, backslashes, symlinks, hardlinks, device and
 //!   other special entries, duplicate entries, and stops at measured (not
 //!   declared) size and entry-count caps.
+//! - Publish and install apply one set of rules with one reader:
+//!   [`check_entries`] and [`extract`] share a walk (`unpack.rs`) over fm's
+//!   own zip reader (`zipread.rs`, which refuses archives whose structure
+//!   disagrees with itself), and names must be creatable on every OS
+//!   (`portable.rs`). Whatever a registry accepts, an install can unpack.
 
 mod portable;
 mod unpack;
