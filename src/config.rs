@@ -152,7 +152,7 @@ impl UserConfig {
             reason: e.to_string(),
         })?;
         text.push('\n');
-        crate::fsutil::write_atomic(path, text.as_bytes()).map_err(io)?;
+        crate::fsutil::write_atomic_private(path, text.as_bytes()).map_err(io)?;
         #[cfg(unix)]
         if self.registries.iter().any(|r| r.auth_token.is_some()) {
             use std::os::unix::fs::PermissionsExt;

@@ -16,10 +16,19 @@ use sha2::{Digest, Sha256};
 pub const TMP_PREFIX: &str = ".fm-tmp-";
 
 /// Replaces `path` with `bytes` atomically (temp file + fsync + rename).
+///
+/// The file keeps its mode when it exists (a `0644` `fm.toml` stays
+/// `0644`, an `0600` one `0600`); a new file gets the user's umask, as any
+/// editor would give it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(dir)?;
+    let mut tmp = user_mode_temp(dir)?;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && meta.is_file()
+    {
+        tmp.as_file().set_permissions(meta.permissions())?;
+    }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -29,10 +38,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Writes `bytes` to `path` only if nothing is there yet. Returns `false`
 /// (and writes nothing) when `path` already exists. The bytes appear all at
 /// once: they are written to a temporary file first and linked into place.
+/// The file gets the user's umask.
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
     let dir = parent_dir(path);
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(dir)?;
+    let mut tmp = user_mode_temp(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     match tmp.persist_noclobber(path) {
@@ -40,6 +50,32 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<bool> {
         Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e.error),
     }
+}
+
+/// [`write_atomic`] for a file only its owner may read (credentials): the
+/// temporary file is created `0600`, so the bytes are never readable by
+/// others, not even for a moment.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(TMP_PREFIX).tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A temporary file in `dir` created with mode `0666` less the umask
+/// (tempfile's default, `0600`, would stick to the file once renamed).
+fn user_mode_temp(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(TMP_PREFIX);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        b.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    b.tempfile_in(dir)
 }
 
 fn parent_dir(path: &Path) -> &Path {

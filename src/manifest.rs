@@ -284,6 +284,11 @@ impl<'de> Deserialize<'de> for StringOrTable {
 // ---------------------------------------------------------------------------
 // Parsing and validation
 
+/// Most direct dependencies a manifest (and a published package's
+/// `manifest.json`) may declare: resolving asks each registry about each
+/// one, so an absurd fan-out is refused before the first request.
+pub const MAX_DEPENDENCIES: usize = 1000;
+
 impl Manifest {
     /// Reads and validates the manifest at `path`.
     pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
@@ -430,7 +435,11 @@ impl Manifest {
         }
 
         let mut dependencies = BTreeMap::new();
+        let mut over_limit = None;
         for (name, dep) in raw.dependencies {
+            if dependencies.len() == MAX_DEPENDENCIES && over_limit.is_none() {
+                over_limit = Some(name.span());
+            }
             if let Err(why) = names::validate(name.get_ref()) {
                 return Err(invalid(
                     name.span(),
@@ -480,6 +489,23 @@ impl Manifest {
                     registry: dep.registry.map(Spanned::into_inner),
                 },
             );
+        }
+
+        if let Some(span) = over_limit {
+            return Err(invalid(
+                span,
+                format!(
+                    "{} declares {} dependencies (at most {MAX_DEPENDENCIES})",
+                    path.display(),
+                    dependencies.len()
+                ),
+                "one too many",
+                Some(
+                    "a project or package this wide is refused before any registry is asked; \
+                     group the packages into a few packages of your own"
+                        .to_owned(),
+                ),
+            ));
         }
 
         Ok(Manifest {

@@ -16,6 +16,20 @@ const RESERVED: &[&str] = &[
     "lpt3", "lpt4", "lpt5", "lpt6", "lpt7", "lpt8", "lpt9",
 ];
 
+/// Whether Windows reserves `stem` (a file name before its first `.`) for a
+/// device, in any case: the names above, `COM`/`LPT` with a superscript
+/// digit, and the console's `CONIN$`/`CONOUT$`.
+pub fn is_windows_device(stem: &str) -> bool {
+    let lower = stem.to_lowercase();
+    RESERVED.contains(&lower.as_str())
+        || matches!(lower.as_str(), "conin$" | "conout$")
+        || ["com", "lpt"].iter().any(|p| {
+            lower
+                .strip_prefix(p)
+                .is_some_and(|d| matches!(d, "\u{b9}" | "\u{b2}" | "\u{b3}"))
+        })
+}
+
 /// Checks a name; the error says why it was refused.
 pub fn validate(name: &str) -> Result<(), String> {
     let bytes = name.as_bytes();

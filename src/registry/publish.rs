@@ -4,7 +4,17 @@
 //! Order of writes: the archive first (create-if-absent), then the package
 //! document (compare-and-swap, retried). A reader therefore never sees a
 //! version whose archive is missing. A crash between the two leaves an
-//! archive that no document lists; publishing the same bytes again heals it.
+//! archive that no document lists. On a folder, publishers hold
+//! [`Storage::lock_publishing`], so such an orphan was left by a dead one:
+//! it is replaced, and temporary files older than the run are swept, so a
+//! killed publish never blocks its version. On an object store (no lock),
+//! publishing the same bytes again heals it.
+//!
+//! Validation is [`archive::read_manifest_from`] and
+//! [`archive::check_entries`]: the very checks an install runs. A version
+//! that differs from a published one only in build metadata (`1.0.0+x`
+//! beside `1.0.0`) is refused, as crates.io does: both would sort as one
+//! version, and a requirement could not tell them apart.
 
 use std::io;
 
@@ -28,6 +38,18 @@ pub enum PublishError {
     Exists {
         name: String,
         version: String,
+        registry: String,
+    },
+    /// The version equals a published one but for its build metadata.
+    #[error("{name}@{version} differs from the published {name}@{existing} in {registry} only in build metadata")]
+    #[diagnostic(
+        code(fm::publish::build_metadata),
+        help("build metadata (`+…`) does not make a new version: bump `version` and publish again")
+    )]
+    BuildMetadataTwin {
+        name: String,
+        version: String,
+        existing: String,
         registry: String,
     },
     /// The given checksum does not match the bytes.
@@ -105,6 +127,7 @@ pub fn publish(
     checksum: Option<&str>,
     limits: &Limits,
 ) -> Result<Published, PublishError> {
+    let started = std::time::Instant::now();
     let manifest = archive::read_manifest_from(io::Cursor::new(bytes), limits)?;
     archive::check_entries(bytes, limits)?;
     let name = manifest.raw.name.clone();
@@ -125,17 +148,43 @@ pub fn publish(
         version: version.clone(),
         registry: storage.describe(),
     };
+    let twin = |doc: &PackageDocument| {
+        build_twin(doc, &manifest.version).map(|existing| PublishError::BuildMetadataTwin {
+            name: name.clone(),
+            version: version.clone(),
+            existing,
+            registry: storage.describe(),
+        })
+    };
     let key = archive_key(&name, &version);
+    // Held to the end of the publish: no other publisher of this folder runs.
+    let guard = storage.lock_publishing().map_err(io_err(storage))?;
+    if guard.is_some() {
+        // Anything temporary from before this run was left by a dead writer.
+        storage.remove_leftovers(started.elapsed()).map_err(io_err(storage))?;
+    }
+    let doc = read_document(storage, &name)?;
+    if let Some(e) = doc.as_ref().and_then(|(d, _)| twin(d)) {
+        return Err(e);
+    }
+    let listed = doc.is_some_and(|(d, _)| d.version(&version).is_some());
+    if listed {
+        return Err(exists());
+    }
     if !storage.create(&key, bytes).map_err(io_err(storage))? {
-        // Either published already, or an earlier upload of these exact
-        // bytes stopped before its document update: heal that case.
-        let listed = read_document(storage, &name)?.is_some_and(|(d, _)| d.version(&version).is_some());
-        let same = storage
-            .read(&key)
-            .map_err(io_err(storage))?
-            .is_some_and(|(b, _)| b == bytes);
-        if listed || !same {
-            return Err(exists());
+        // Not listed: an earlier publish stopped before its document update.
+        if guard.is_some() {
+            // Under the lock its publisher is gone: replace the orphan.
+            storage.replace(&key, bytes).map_err(io_err(storage))?;
+        } else {
+            // Without a lock it may be alive: heal only the same bytes.
+            let same = storage
+                .read(&key)
+                .map_err(io_err(storage))?
+                .is_some_and(|(b, _)| b == bytes);
+            if !same {
+                return Err(exists());
+            }
         }
     }
     let record = VersionRecord::from_manifest(&manifest, sha, bytes.len() as u64, now());
@@ -146,6 +195,9 @@ pub fn publish(
             Some((mut doc, tag)) => {
                 if doc.version(&version).is_some() {
                     return Err(exists());
+                }
+                if let Some(e) = twin(&doc) {
+                    return Err(e);
                 }
                 doc.versions.get_or_insert_with(Vec::new).push(record.clone());
                 doc.refresh_info();
@@ -173,6 +225,7 @@ pub fn set_yanked(
     version: &str,
     yanked: bool,
 ) -> Result<PackageDocument, PublishError> {
+    let _guard = storage.lock_publishing().map_err(io_err(storage))?;
     loop {
         let not_found = || PublishError::NotFound {
             name: name.to_owned(),
@@ -198,6 +251,15 @@ pub fn set_yanked(
             return Ok(doc);
         }
     }
+}
+
+/// A published version of `doc` equal to `version` but for its build
+/// metadata (semver precedence ignores it, so the two would be one).
+fn build_twin(doc: &PackageDocument, version: &semver::Version) -> Option<String> {
+    doc.versions.iter().flatten().find_map(|r| {
+        let v = semver::Version::parse(&r.version).ok()?;
+        (v.cmp_precedence(version).is_eq() && v.build != version.build).then(|| r.version.clone())
+    })
 }
 
 /// Documents are stored pretty-printed with a trailing newline, so a

@@ -57,6 +57,23 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn remove_leftovers(&self, _older_than: Duration) -> io::Result<usize> {
         Ok(0)
     }
+    /// Serialises publishers (and yanks) of this storage across processes,
+    /// for storages that can: a folder. While the guard is held no other
+    /// publisher runs, so an archive that no document lists was left by a
+    /// killed one and may be replaced ([`Storage::replace`]), and a
+    /// temporary file older than the run is garbage. `None`: this storage
+    /// cannot lock (an object store), and relies on create-if-absent alone.
+    fn lock_publishing(&self) -> io::Result<Option<Box<dyn Send>>> {
+        Ok(None)
+    }
+    /// Overwrites the value at `key`; only called under
+    /// [`Storage::lock_publishing`], on an orphaned archive.
+    fn replace(&self, key: &str, _bytes: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("{key}: this storage cannot replace an archive"),
+        ))
+    }
     /// A URL anybody may `GET` the value at `key` from for the next
     /// `expires` (a pre-signed URL), or `None` when this storage cannot
     /// make one. The key's existence is not checked.
@@ -138,6 +155,19 @@ impl Storage for DirStorage {
         fsutil::write_atomic(&path, bytes)?;
         world_readable(&path)?;
         Ok(true)
+    }
+
+    /// `{root}/.publish.lock`, taken before `.lock` (which each swap takes
+    /// briefly), never after it.
+    fn lock_publishing(&self) -> io::Result<Option<Box<dyn Send>>> {
+        let lock = LockFile::acquire(&self.root.join(".publish.lock"), || {})?;
+        Ok(Some(Box::new(lock)))
+    }
+
+    fn replace(&self, key: &str, bytes: &[u8]) -> io::Result<()> {
+        let path = self.path(key)?;
+        fsutil::write_atomic(&path, bytes)?;
+        world_readable(&path)
     }
 
     fn list(&self, prefix: &str) -> io::Result<Vec<String>> {

@@ -232,10 +232,15 @@ fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile, ResolveEr
             } else {
                 let mut names: Vec<&String> = missing.iter().collect();
                 names.sort();
-                let names: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+                // A short list whatever the input: the first few, then a count.
+                let shown: Vec<&str> = names.iter().take(10).map(|s| s.as_str()).collect();
+                let more = match names.len().saturating_sub(shown.len()) {
+                    0 => String::new(),
+                    n => format!(" (and {n} more)"),
+                };
                 format!(
-                    "check the spelling of {}, or add the registry that has it to [[registries]] in fm.toml",
-                    names.join(", ")
+                    "check the spelling of {}{more}, or add the registry that has it to [[registries]] in fm.toml",
+                    shown.join(", ")
                 )
             };
             let mut available = HashMap::new();
@@ -508,10 +513,10 @@ pub fn check_lock_urls(manifest: &Manifest, lock: &Lockfile, undeclared_ok: bool
 /// and `[[registry]]`: `Ok(())` fresh, `Err(reasons)` stale, one line each.
 pub fn check_fresh(manifest: &Manifest, lock: &Lockfile) -> Result<(), Vec<String>> {
     let mut reasons = Vec::new();
-    let mut want: Vec<String> = manifest.dependencies.values().map(ToString::to_string).collect();
-    want.sort();
-    let mut have = lock.root.clone();
-    have.sort();
+    // Sets: a lock may record 100 000 roots; comparing lists would be
+    // quadratic.
+    let want: std::collections::BTreeSet<String> = manifest.dependencies.values().map(ToString::to_string).collect();
+    let have: std::collections::BTreeSet<String> = lock.root.iter().cloned().collect();
     for w in &want {
         if !have.contains(w) {
             reasons.push(format!("fm.toml requires {w}, which fm.lock does not record"));
@@ -530,7 +535,12 @@ pub fn check_fresh(manifest: &Manifest, lock: &Lockfile) -> Result<(), Vec<Strin
                     if r.is_empty() {
                         "none".to_owned()
                     } else {
+                        let more = match r.len().saturating_sub(MAX_REASONS) {
+                            0 => String::new(),
+                            n => format!(" and {n} more"),
+                        };
                         r.iter()
+                            .take(MAX_REASONS)
                             .map(|r| {
                                 let mut s = format!("{} {} (priority {}", r.name, r.url, r.priority);
                                 if r.explicit {
@@ -541,6 +551,7 @@ pub fn check_fresh(manifest: &Manifest, lock: &Lockfile) -> Result<(), Vec<Strin
                             })
                             .collect::<Vec<_>>()
                             .join(", ")
+                            + &more
                     }
                 };
                 reasons.push(format!(
@@ -553,8 +564,9 @@ pub fn check_fresh(manifest: &Manifest, lock: &Lockfile) -> Result<(), Vec<Strin
         Err(e) => reasons.push(format!("the project's registries cannot be read: {e}")),
     }
     // A hand-edited lock may no longer satisfy what it records.
+    let locked = lock.by_name();
     for d in manifest.dependencies.values() {
-        match lock.package(&d.name) {
+        match locked.get(d.name.as_str()).copied() {
             None => {
                 if have.contains(&d.to_string()) {
                     reasons.push(format!("fm.lock has no package {}", d.name));
@@ -566,8 +578,18 @@ pub fn check_fresh(manifest: &Manifest, lock: &Lockfile) -> Result<(), Vec<Strin
             Some(_) => {}
         }
     }
+    if reasons.len() > MAX_REASONS {
+        // Short whatever the input: the first few, then a count.
+        let more = reasons.len() - MAX_REASONS;
+        reasons.truncate(MAX_REASONS);
+        reasons.push(format!("… and {more} more differences"));
+    }
     if reasons.is_empty() { Ok(()) } else { Err(reasons) }
 }
+
+/// Most reasons [`check_fresh`] lists (and registries it shows), so an
+/// error stays a few lines long whatever the lock holds.
+const MAX_REASONS: usize = 10;
 
 /// Resolves one package and its dependencies against the user's registries
 /// (or only `registry`), for `fm install`.

@@ -384,6 +384,18 @@ impl From<PublishError> for ApiError {
                 "already_exists",
                 format!("Package {name}@{version} already exists; published versions are immutable"),
             ),
+            PublishError::BuildMetadataTwin {
+                name,
+                version,
+                existing,
+                ..
+            } => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!(
+                    "Package {name}@{version} differs from the published {existing} only in build metadata; bump the version"
+                ),
+            ),
             PublishError::Checksum { expected, actual, .. } => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "checksum_mismatch",

@@ -416,3 +416,45 @@ fn extraction_stops_at_the_caps() {
         "the entry cap is checked before anything is written"
     );
 }
+
+/// zip64 is read, not refused: entries with zip64 extra fields
+/// (`large_file`) and a zip64 end record publish and install like any
+/// archive.
+#[test]
+fn a_zip64_archive_publishes_and_installs() {
+    let ctx = TestContext::new();
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    zip.set_zip64_comment(Some("zip64 end record"));
+    let body = b"def run(x):\n    return x\n".repeat(1000);
+    for (name, bytes) in [
+        ("manifest.json", br#"{"name": "big", "version": "1.0.0"}"#.as_slice()),
+        ("components/big.py", body.as_slice()),
+    ] {
+        zip.start_file(name, opts).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    let bytes = zip.finish().unwrap().into_inner();
+    assert!(
+        bytes.windows(4).any(|w| w == [0x50, 0x4b, 0x06, 0x06]),
+        "no zip64 end record"
+    );
+    let file = ctx.root.join("big.fmpkg");
+    std::fs::write(&file, &bytes).unwrap();
+    let reg = ctx.root.join("reg");
+    assert_code(
+        &ctx.run(&["publish", file.to_str().unwrap(), "--registry", reg.to_str().unwrap()]),
+        0,
+    );
+    let url = url::Url::from_directory_path(&reg).unwrap();
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\nbig = \"1\"\n\n[[registries]]\nname = \"main\"\nurl = \"{url}\"\n"
+    ));
+    assert_code(&ctx.run(&["sync"]), 0);
+    assert_eq!(
+        std::fs::read(ctx.project.join(".fm/packages/big/components/big.py")).unwrap(),
+        body
+    );
+}

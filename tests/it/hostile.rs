@@ -46,9 +46,165 @@ fn patch_name(bytes: &mut [u8], from: &[u8], to: &[u8], local_only: bool) {
     assert!(hits > 0, "name not found");
 }
 
+/// Sets a little-endian field of the entry `name`: `central_at` in its
+/// central-directory header and `local_at` in its local header (`None`:
+/// leave that header alone).
+fn patch_entry(bytes: &mut [u8], name: &[u8], central_at: Option<usize>, local_at: Option<usize>, value: &[u8]) {
+    let mut hits = 0;
+    for i in 0..bytes.len().saturating_sub(46) {
+        let local = bytes[i..i + 4] == [0x50, 0x4b, 0x03, 0x04];
+        let central = bytes[i..i + 4] == [0x50, 0x4b, 0x01, 0x02];
+        let (len_at, name_at, field) = match (local, central) {
+            (true, _) => (26, 30, local_at),
+            (_, true) => (28, 46, central_at),
+            _ => continue,
+        };
+        let n = u16::from_le_bytes([bytes[i + len_at], bytes[i + len_at + 1]]) as usize;
+        if let Some(at) = field
+            && bytes.get(i + name_at..i + name_at + n) == Some(name)
+        {
+            bytes[i + at..i + at + value.len()].copy_from_slice(value);
+            hits += 1;
+        }
+    }
+    assert!(hits > 0, "entry not found");
+}
+
+/// The end of central directory record's offset.
+fn eocd(bytes: &[u8]) -> usize {
+    (0..bytes.len() - 21)
+        .rev()
+        .find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .expect("end record")
+}
+
+/// A zip with a folder entry `dir` (ending in `/`) among `files`.
+fn zip_with_dir(files: &[(&str, &[u8])], dir: &str) -> Vec<u8> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, body) in files {
+        zip.start_file(*name, opts).unwrap();
+        zip.write_all(body).unwrap();
+    }
+    zip.add_directory(dir, opts).unwrap();
+    zip.finish().unwrap().into_inner()
+}
+
+/// Archives the old structural walk, or publish, let through (issue #12
+/// point 3): zip structures that disagree with themselves, and names that
+/// no install on some OS can unpack. Each is refused by every door.
+fn consistency_and_portability_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
+    let mut cases = Vec::new();
+    let m = ("manifest.json", MANIFEST.as_bytes());
+    // The end record's "entries on this disk" (read by the zip crate) says
+    // 2, its "entries in all" (walked) says 1: the walk never saw the
+    // second entry, whose local header names a traversal.
+    let mut bytes = zip_of(&[m, ("components/ok.py", b"x")]);
+    patch_name(&mut bytes, b"components/ok.py", b"../../../evil.py", true);
+    let at = eocd(&bytes);
+    bytes[at + 10..at + 12].copy_from_slice(&1u16.to_le_bytes());
+    cases.push(("end record entry counts differ", bytes, "two entry counts differ"));
+    // A deflate bomb whose declared compressed size is 100x the truth: a
+    // ratio computed on the declared size passes.
+    let zeros = vec![0u8; 8 << 20];
+    let mut bytes = zip_of(&[m, ("components/zeros.bin", &zeros)]);
+    let lie = ((8u32 << 20) / 100).to_le_bytes();
+    patch_entry(&mut bytes, b"components/zeros.bin", Some(20), Some(18), &lie);
+    cases.push(("lying compressed size", bytes, "declared compressed size"));
+    // Bytes hidden between two entries (a second local header no central
+    // entry lists).
+    let cd_of = |z: &[u8]| u32::from_le_bytes(z[eocd(z) + 16..eocd(z) + 20].try_into().unwrap()) as usize;
+    let first = zip_of(&[m]);
+    let cd = cd_of(&first);
+    let hidden = zip_of(&[("components/hidden.py", b"import os".as_slice())]);
+    let mut bytes = first[..cd].to_vec();
+    bytes.extend_from_slice(&hidden[..cd_of(&hidden)]);
+    let shift = (bytes.len() - cd) as u32;
+    bytes.extend_from_slice(&first[cd..]);
+    let at = eocd(&bytes);
+    let off = u32::from_le_bytes(bytes[at + 16..at + 20].try_into().unwrap()) + shift;
+    bytes[at + 16..at + 20].copy_from_slice(&off.to_le_bytes());
+    cases.push(("data hidden between entries", bytes, "belong to no entry"));
+    // A zip64 end record (the zip crate writes one with a zip64 comment)
+    // whose entry count disagrees with the 32-bit end record's.
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    zip.set_zip64_comment(Some("fm"));
+    for (name, body) in [m, ("components/a.py", b"x".as_slice())] {
+        zip.start_file(name, opts).unwrap();
+        zip.write_all(body).unwrap();
+    }
+    let mut bytes = zip.finish().unwrap().into_inner();
+    let z = (0..bytes.len() - 4)
+        .rev()
+        .find(|&i| bytes[i..i + 4] == [0x50, 0x4b, 0x06, 0x06])
+        .expect("zip64 end record");
+    for at in [z + 24, z + 32] {
+        bytes[at..at + 8].copy_from_slice(&1u64.to_le_bytes());
+    }
+    cases.push(("zip64 end record disagrees", bytes, "disagree on the central directory"));
+    // Names an install on Windows or macOS cannot unpack.
+    for (case, name, words) in [
+        ("Windows device name", "CON", "reserved device name"),
+        (
+            "Windows device name with an extension",
+            "components/aux.py",
+            "reserved device name",
+        ),
+        ("trailing dot", "components/a.py.", "ends with a dot or a space"),
+        ("trailing space", "components/a.py ", "ends with a dot or a space"),
+        (
+            "Windows-forbidden character",
+            "components/a?.py",
+            "cannot be in a Windows file name",
+        ),
+        (".git folder", ".git/hooks/post-checkout", "never part of a package"),
+        (".fm folder", "x/.fm/state.toml", "never part of a package"),
+    ] {
+        cases.push((case, zip_of(&[m, (name, b"x")]), words));
+    }
+    let long_component = format!("components/{}.py", "a".repeat(300));
+    cases.push((
+        "300-character component",
+        zip_of(&[m, (long_component.as_str(), b"x")]),
+        "path component is",
+    ));
+    let long_path = format!("{}/a.py", ["abcdefghijklmnopqrstuvwxyz0123456789"; 8].join("/"));
+    cases.push((
+        "path over the length cap",
+        zip_of(&[m, (long_path.as_str(), b"x")]),
+        "its path is",
+    ));
+    cases.push((
+        "file then folder of the same name",
+        zip_with_dir(&[m, ("components/x", b"x")], "components/x/"),
+        "file/folder collision",
+    ));
+    cases.push((
+        "file and a file beneath it",
+        zip_of(&[m, ("components/x", b"x"), ("components/x/y.py", b"y")]),
+        "file/folder collision",
+    ));
+    cases.push((
+        "names equal once normalized (NFC)",
+        zip_of(&[
+            m,
+            ("components/caf\u{e9}.py", b"1"),
+            ("components/cafe\u{301}.py", b"2"),
+        ]),
+        "Unicode normalization",
+    ));
+    cases.push((
+        "file and folder differing in case",
+        zip_of(&[m, ("components/X", b"x"), ("components/x/y.py", b"y")]),
+        "file/folder collision",
+    ));
+    cases
+}
+
 /// The archive corpus: (case, bytes, words the refusal must hold).
 fn archive_corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
-    let mut cases = Vec::new();
+    let mut cases = consistency_and_portability_corpus();
     let m = ("manifest.json", MANIFEST.as_bytes());
     cases.push((
         "drive-letter path",
@@ -231,6 +387,62 @@ fn hostile_archives_are_refused_by_publish_and_by_the_upload_endpoint_and_nothin
     }
     eprintln!(
         "FIGURES hostile-archives: {} hostile archives x 2 doors (fm publish, upload endpoint) = {refused} refusals; 0 files written",
+        corpus.len()
+    );
+}
+
+/// The install door: each archive of the consistency and portability
+/// corpus, put straight into a registry folder (as a registry that skipped
+/// the checks would serve it) and locked by its digest, is refused by
+/// `fm sync --frozen`, and nothing is installed.
+#[test]
+fn hostile_archives_are_refused_by_sync_and_nothing_is_installed() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    let url = url::Url::from_directory_path(&reg).unwrap().to_string();
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\nevil = \"=1.0.0\"\n\n[[registries]]\nname = \"main\"\nurl = \"{url}\"\n"
+    ));
+    let corpus = consistency_and_portability_corpus();
+    for (case, bytes, words) in &corpus {
+        let path = reg.join("packages/evil/evil-1.0.0.fmpkg");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        fm::lock::Lockfile {
+            root: vec!["evil =1.0.0".into()],
+            registries: vec![fm::lock::LockedRegistry {
+                name: "main".into(),
+                url: url.clone(),
+                priority: 100,
+                explicit: false,
+            }],
+            packages: vec![fm::lock::LockedPackage {
+                name: "evil".into(),
+                version: semver::Version::new(1, 0, 0),
+                registry: "main".into(),
+                sha256: fm::fsutil::sha256_hex(bytes),
+                size: bytes.len() as u64,
+                dependencies: vec![],
+            }],
+        }
+        .save(&ctx.project.join("fm.lock"))
+        .unwrap();
+        let out = ctx.run(&["sync", "--frozen"]);
+        let (_, err) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+        assert!(
+            err.contains(words),
+            "{case}: the refusal does not say {words:?}:\n{err}"
+        );
+        let installed: Vec<String> = snapshot_tree(&ctx.project.join(".fm/packages"))
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert!(installed.is_empty(), "{case}: installed {installed:?}");
+        assert!(!ctx.root.join("evil.py").exists(), "{case}: wrote outside the target");
+    }
+    eprintln!(
+        "FIGURES hostile-archives-install: {} inconsistent or unportable archives refused by fm sync; 0 files installed",
         corpus.len()
     );
 }
@@ -433,4 +645,95 @@ fn hostile_package_names_are_refused_by_add_and_install() {
         }
     }
     eprintln!("FIGURES hostile-names: {refused} hostile package names refused by fm add / fm install; 0 files written");
+}
+
+/// Errors stay short whatever the input (issue #12 point 7): a stale
+/// 100 000-package lock listed every difference (6.5 MB on stderr), and a
+/// 10 000-dependency manifest named every missing package in its hint.
+#[test]
+fn huge_locks_and_manifests_give_errors_of_a_few_kb() {
+    let ctx = TestContext::new();
+    // A closed port: any request would fail with a connection error, so an
+    // error naming the limit proves none was sent.
+    let registries = "[[registries]]\nname = \"main\"\nurl = \"http://127.0.0.1:9/\"\n";
+    let mut manifest = String::from("[project]\nname = \"app\"\n\n[dependencies]\n");
+    for i in 0..10_000 {
+        manifest.push_str(&format!("p{i} = \"^1\"\n"));
+    }
+    manifest.push('\n');
+    manifest.push_str(registries);
+    ctx.write_manifest(&manifest);
+    let out = ctx.run(&["lock"]);
+    let (_, err) = text(&out);
+    assert_code(&out, 1);
+    assert!(
+        err.contains("10000 dependencies (at most 1000)"),
+        "{}",
+        &err[..err.len().min(2000)]
+    );
+    assert!(
+        err.len() < 8192,
+        "a {}-byte error for a 10 000-dependency manifest",
+        err.len()
+    );
+    let manifest_err = err.len();
+
+    // A 100 000-package lock whose [root] no longer matches fm.toml.
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\np0 = \"^1\"\n\n{registries}"
+    ));
+    let mut lock = String::from("version = 1\n\n[root]\ndependencies = [");
+    for i in 0..100_000 {
+        lock.push_str(&format!("\"p{i} ^1\", "));
+    }
+    lock.push_str("]\n\n[[registry]]\nname = \"main\"\nurl = \"http://127.0.0.1:9/\"\n");
+    for i in 0..100_000 {
+        lock.push_str(&format!(
+            "\n[[package]]\nname = \"p{i}\"\nversion = \"1.0.0\"\nregistry = \"main\"\nsha256 = \"{}\"\nsize = 1\n",
+            "0".repeat(64)
+        ));
+    }
+    std::fs::write(ctx.project.join("fm.lock"), &lock).unwrap();
+    let mut sizes = Vec::new();
+    for args in [&["lock", "--check"][..], &["sync", "--locked"][..]] {
+        let out = ctx.run(args);
+        let (_, err) = text(&out);
+        assert_code(&out, 1);
+        assert!(
+            err.contains("is stale") && err.contains("99989 more differences"),
+            "{args:?}: {}",
+            &err[..err.len().min(2000)]
+        );
+        assert!(
+            err.len() < 8192,
+            "{args:?}: a {}-byte error for a 100 000-package lock",
+            err.len()
+        );
+        sizes.push(err.len());
+    }
+    eprintln!(
+        "FIGURES error-size: 10 000-dependency manifest -> {manifest_err} B; stale 100 000-package lock -> {} B (lock --check), {} B (sync --locked)",
+        sizes[0], sizes[1]
+    );
+}
+
+/// A manifest.json with absurd fan-out is refused at publish, before any
+/// installer would ask a registry about each dependency.
+#[test]
+fn a_package_with_absurd_fan_out_is_refused_at_publish() {
+    let ctx = TestContext::new();
+    let deps: Vec<String> = (0..1001).map(|i| format!("\"d{i}\": \"^1\"")).collect();
+    let manifest = format!(
+        r#"{{"name": "wide", "version": "1.0.0", "dependencies": {{{}}}}}"#,
+        deps.join(", ")
+    );
+    let bytes = zip_of(&[("manifest.json", manifest.as_bytes()), ("components/a.py", b"x")]);
+    let file = ctx.root.join("wide.fmpkg");
+    std::fs::write(&file, &bytes).unwrap();
+    let reg = ctx.root.join("reg");
+    let out = ctx.run(&["publish", file.to_str().unwrap(), "--registry", reg.to_str().unwrap()]);
+    let (_, err) = text(&out);
+    assert_code(&out, 1);
+    assert!(err.contains("1001 dependencies (at most 1000)"), "{err}");
+    assert!(snapshot_tree(&reg).is_empty());
 }

@@ -12,6 +12,7 @@ mod crash;
 mod credentials;
 mod diff;
 mod faults;
+mod file_modes;
 mod hostile;
 mod http_registry;
 mod lock;

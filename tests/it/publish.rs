@@ -381,3 +381,92 @@ fn directory_registry_never_reads_outside_its_folder() {
     );
     assert!(sink.is_empty());
 }
+
+/// Build metadata does not make a new version (issue #12 point 3): `1.0.0+x`
+/// next to `1.0.0` was published, and the two sorted as one.
+#[test]
+fn a_version_differing_only_in_build_metadata_is_refused_by_publish_and_upload() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    assert_code(&publish(&ctx, &packed(&ctx, "a", "1.0.0"), &reg), 0);
+    let before = snapshot_dir(&reg);
+    let out = publish(&ctx, &packed(&ctx, "a", "1.0.0+build.7"), &reg);
+    assert_code(&out, 1);
+    insta::assert_snapshot!(ctx.filter(&text(&out).1), @r"
+    fm::publish::build_metadata
+
+      x a@1.0.0+build.7 differs from the published a@1.0.0 in [ROOT]/reg/ only in build
+      | metadata
+      help: build metadata (`+…`) does not make a new version: bump `version` and publish again
+    ");
+    assert_eq!(snapshot_dir(&reg), before, "the registry changed");
+
+    // The server: 1.0.0+x first, then 1.0.0.
+    let storage = ctx.root.join("storage");
+    let server = ctx.serve(&storage, &["--token", "t"], &[]);
+    let rt = runtime();
+    let upload = |file: PathBuf| {
+        let bytes = std::fs::read(file).unwrap();
+        rt.block_on(async {
+            let r = client()
+                .post(server.api("packages/upload"))
+                .bearer_auth("t")
+                .header("content-type", "application/octet-stream")
+                .body(bytes)
+                .send()
+                .await
+                .expect("upload");
+            (r.status().as_u16(), r.text().await.unwrap_or_default())
+        })
+    };
+    assert_eq!(upload(packed(&ctx, "b", "2.0.0+x")).0, 201);
+    let (status, body) = upload(packed(&ctx, "b", "2.0.0"));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("only in build metadata"), "{body}");
+    assert!(
+        !storage.join("packages/b/b-2.0.0.fmpkg").exists(),
+        "the server stored the twin"
+    );
+}
+
+/// A publish killed between writing the archive and listing it (SIGKILL,
+/// disk full) left an unlisted archive and a temporary file: the version
+/// could never be published again with other bytes ("already published").
+/// The crash is reproduced by leaving exactly what it leaves.
+#[test]
+fn a_killed_publish_never_blocks_its_version_and_its_temporary_files_are_swept() {
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    assert_code(&publish(&ctx, &packed(&ctx, "a", "1.0.0"), &reg), 0);
+    // What a publisher killed mid-write leaves: an archive no document
+    // lists, a temporary file beside it, one under index/.
+    let orphan = reg.join("packages/a/a-1.1.0.fmpkg");
+    std::fs::write(&orphan, b"half of an archive").unwrap();
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let mut leftovers = Vec::new();
+    for tmp in [reg.join("packages/a/.fm-tmp-dead1"), reg.join("index/.fm-tmp-dead2")] {
+        let f = std::fs::File::create(&tmp).unwrap();
+        f.set_modified(old).unwrap();
+        leftovers.push(tmp);
+    }
+    let fresh = packed(&ctx, "a", "1.1.0");
+    let out = publish(&ctx, &fresh, &reg);
+    assert_code(&out, 0);
+    assert_eq!(std::fs::read(&orphan).unwrap(), std::fs::read(&fresh).unwrap());
+    let doc = document(&reg, "a");
+    let record = doc.version("1.1.0").expect("1.1.0 listed");
+    assert_eq!(record.checksum, fm::fsutil::sha256_hex(&std::fs::read(&fresh).unwrap()));
+    for tmp in &leftovers {
+        assert!(!tmp.exists(), "{} was not swept", tmp.display());
+    }
+    // And it installs.
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\na = \"=1.1.0\"\n\n[[registries]]\nname = \"main\"\nurl = \"{}\"\n",
+        url::Url::from_directory_path(&reg).unwrap()
+    ));
+    assert_code(&ctx.run(&["sync"]), 0);
+    eprintln!(
+        "FIGURES killed-publish: orphan archive replaced, {} temporary files older than the run swept, re-publish exit 0",
+        leftovers.len()
+    );
+}
