@@ -277,7 +277,14 @@ fn handlers(path: &str, config: &ServerConfig) -> MethodRouter<AppState> {
     match path {
         "/health" => get(health),
         "/packages/search" => get(search),
-        "/packages/upload" => post(upload).layer(DefaultBodyLimit::max(config.max_upload_bytes)),
+        "/packages/upload" => {
+            let max = config.max_upload_bytes;
+            post(upload)
+                .layer(DefaultBodyLimit::max(max))
+                .layer(axum::middleware::from_fn(
+                    move |req: Request, next: axum::middleware::Next| refuse_declared_oversize(req, next, max),
+                ))
+        }
         "/packages/{name}" => get(package),
         "/packages/{name}/versions" => get(versions),
         "/packages/{name}/{version}" => get(package_version).delete(yank),
@@ -1076,6 +1083,33 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
         .set(&published.document.info.name, Some(&published.document));
     let info = served_info(&state, &base, published.document.info_for(&published.record));
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// Answers 413 to an upload whose `Content-Length` already exceeds `max`,
+/// before reading any of its body, and closes the connection. Reading a
+/// body only to refuse it costs the bandwidth, and a client still writing
+/// when the answer comes may see a reset instead of the reason.
+async fn refuse_declared_oversize(req: Request, next: axum::middleware::Next, max: usize) -> axum::response::Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => {
+            let mut answer = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the upload is too large: {n} bytes, this server accepts at most {max} (--max-upload-mb)"),
+            )
+            .into_response();
+            answer
+                .headers_mut()
+                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            answer
+        }
+        _ => next.run(req).await,
+    }
 }
 
 fn body_error(status: StatusCode, text: String) -> ApiError {
