@@ -9,7 +9,8 @@
 //! Files are moved into the cache only once **every** download of the run
 //! has matched its lock digest, so a mismatch leaves the cache as it was.
 //! Downloads run concurrently on a small tokio runtime, at most
-//! [`MAX_CONCURRENT`] at a time.
+//! [`crate::registry::transport::concurrency`] at a time
+//! (`FM_CONCURRENT_DOWNLOADS`, default 50).
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -24,9 +25,6 @@ use super::cache::Cache;
 use super::{InstallError, Progress};
 use crate::lock::{LockedPackage, LockedRegistry};
 use crate::registry::{OpenOptions, Registry};
-
-/// Most downloads in flight at once.
-pub const MAX_CONCURRENT: usize = 8;
 
 /// Bytes past the lock's recorded size that a download may run on before it
 /// is cut off: an archive that long is already refused (its digest cannot
@@ -160,7 +158,7 @@ pub fn download_all(
     let results: Vec<Result<Staged, InstallError>> = runtime.block_on(async {
         futures_util::stream::iter(packages.iter().copied())
             .map(|p| download_one(p, clients, &tmp_dir, progress))
-            .buffered(MAX_CONCURRENT)
+            .buffered(crate::registry::transport::concurrency())
             .collect()
             .await
     });

@@ -20,8 +20,9 @@
 //!   cache alone. In one process each document is fetched at most once, and
 //!   concurrent callers of [`Registry::document`] for the same name share
 //!   one request, so a resolver can prefetch freely.
-//! - **At most 32 requests wait for answers at once** per client, however
-//!   many documents a resolver prefetches.
+//! - **At most `FM_CONCURRENT_DOWNLOADS` (50) requests wait for answers at
+//!   once** per client ([`super::transport::concurrency`]), however many
+//!   documents a resolver prefetches or archives a sync downloads.
 //! - **Every read has a deadline and a byte cap** ([`super::transport`]):
 //!   each attempt has `FM_HTTP_TIMEOUT_SECS` in all (connect, headers,
 //!   body; archives get more per byte received, at 64 KiB/s), documents at
@@ -68,9 +69,6 @@ pub fn strip_static(url: &url::Url) -> Result<(url::Url, bool), url::ParseError>
 }
 const ATTEMPTS: u32 = 3;
 const MAX_REDIRECTS: usize = 10;
-/// Requests one registry client has waiting for an answer at once: plenty
-/// for prefetching a wide graph level, few enough to stay polite.
-const MAX_IN_FLIGHT: usize = 32;
 /// Versions a legacy server may list for one package.
 const MAX_LEGACY_VERSIONS: usize = 10_000;
 /// Archives of a legacy server read at once for their manifests (each held
@@ -183,7 +181,7 @@ impl HttpRegistry {
             client,
             offline: opts.offline,
             docs: Mutex::new(HashMap::new()),
-            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
+            in_flight: tokio::sync::Semaphore::new(transport::concurrency()),
         })
     }
 

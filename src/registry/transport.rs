@@ -51,6 +51,26 @@ fn env_u64(var: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Requests in flight at once per registry client, and so downloads at
+/// once in `fm sync`, unless `FM_CONCURRENT_DOWNLOADS` says otherwise:
+/// uv's default. Over a network each request waits about a round trip for
+/// its first byte, so how many run at once, not bandwidth, bounds a cold
+/// sync of many small archives.
+pub const DEFAULT_CONCURRENCY: usize = 50;
+
+/// The environment variable that sets [`concurrency`] (1 to 256).
+pub const CONCURRENCY_VAR: &str = "FM_CONCURRENT_DOWNLOADS";
+
+/// `FM_CONCURRENT_DOWNLOADS` when it is a number from 1 to 256, else
+/// [`DEFAULT_CONCURRENCY`].
+pub fn concurrency() -> usize {
+    std::env::var(CONCURRENCY_VAR)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| (1..=256).contains(n))
+        .unwrap_or(DEFAULT_CONCURRENCY)
+}
+
 /// The total deadline of one attempt of a request: `FM_HTTP_TIMEOUT_SECS`
 /// (a positive number of seconds), 60 by default.
 pub fn deadline() -> Duration {
