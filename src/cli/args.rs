@@ -24,16 +24,17 @@ pub struct GlobalArgs {
     /// Use only what is cached on this machine; never touch the network.
     #[arg(long, global = true)]
     pub offline: bool,
-    /// Print nothing but errors (and data on stdout).
+    /// Print nothing on success but data on stdout (warnings and errors still).
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more about what fm does.
+    /// Print more: each registry request with its status and time.
     #[arg(long, short, global = true)]
     pub verbose: bool,
     /// When to color output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// Print data as JSON on stdout (commands whose output is data).
+    /// Print the result as JSON on stdout (a versioned schema; exit 2 on a
+    /// command that has none).
     #[arg(long, global = true)]
     pub json: bool,
 }

@@ -294,7 +294,7 @@ fn add_refuses_an_undeclared_registry_and_changes_nothing() {
 fn add_refuses_a_bad_requirement_and_changes_nothing() {
     let (ctx, before) = commented_project();
     let out = ctx.run(&["add", "text-utils@>=1 <2"]);
-    assert_code(&out, 1);
+    assert_code(&out, 2); // a usage error (issue #13)
     assert_eq!(ctx.read("fm.toml"), before);
     assert!(text(&out).1.contains("invalid version requirement"), "{}", text(&out).1);
 }
