@@ -3,7 +3,9 @@
 //! One module per command. Every command returns `Result<(), Failure>`;
 //! [`run`] renders failures with miette and maps them to exit codes in one
 //! place: 0 success, 1 a user-facing failure (conflict, stale lock, drift,
-//! not found), 2 a usage error (including commands not built yet).
+//! not found), 2 a usage error (including commands not built yet, and
+//! `--json` on a command without a JSON form). Every JSON document carries
+//! its schema version (docs/review-and-ci.md, "JSON output").
 
 pub mod args;
 mod diff;
@@ -135,6 +137,7 @@ struct SharedLog(std::sync::Arc<shell::RequestLog>);
 impl crate::registry::observe::RequestObserver for SharedLog {
     fn started(&self, method: &str, url: &url::Url) {
         self.0.started(method, url);
+        shell::RequestLog::show_later(&self.0);
     }
     fn finished(&self, method: &str, url: &url::Url, status: Result<u16, &str>, elapsed: std::time::Duration) {
         self.0.finished(method, url, status, elapsed);

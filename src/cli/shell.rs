@@ -110,8 +110,15 @@ pub struct RequestLog {
     bar: Mutex<Option<ProgressBar>>,
 }
 
-/// How long resolution runs before the spinner appears.
-const MOMENT: Duration = Duration::from_millis(300);
+/// How long resolution runs before the spinner appears
+/// (`FM_PROGRESS_DELAY_MS` changes it, for tests).
+fn moment() -> Duration {
+    let ms = std::env::var("FM_PROGRESS_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    Duration::from_millis(ms)
+}
 
 impl RequestLog {
     pub fn new(shell: &Shell) -> RequestLog {
@@ -123,6 +130,38 @@ impl RequestLog {
             fetched: AtomicUsize::new(0),
             bar: Mutex::new(None),
         }
+    }
+
+    /// On the first request: after a moment, if resolution is still
+    /// running, show the spinner (even while one slow request is all
+    /// there is).
+    pub fn show_later(log: &std::sync::Arc<RequestLog>) {
+        if !log.progress.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut first) = log.first.lock() else { return };
+        if first.is_some() {
+            return;
+        }
+        *first = Some(Instant::now());
+        let log = log.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(moment());
+            if !log.progress.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Ok(mut bar) = log.bar.lock()
+                && bar.is_none()
+            {
+                let b = ProgressBar::new_spinner();
+                if let Ok(style) = ProgressStyle::with_template("{spinner} Resolving: {msg}") {
+                    b.set_style(style);
+                }
+                b.enable_steady_tick(Duration::from_millis(100));
+                *bar = Some(b);
+            }
+            log.update();
+        });
     }
 
     /// Resolution is over: clear the spinner, draw no other (downloads
@@ -140,17 +179,7 @@ impl RequestLog {
         if !self.progress.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(mut first) = self.first.lock() else { return };
-        let since = *first.get_or_insert_with(Instant::now);
-        let Ok(mut bar) = self.bar.lock() else { return };
-        if bar.is_none() && since.elapsed() >= MOMENT {
-            let b = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} Resolving: {msg}") {
-                b.set_style(style);
-            }
-            b.enable_steady_tick(Duration::from_millis(100));
-            *bar = Some(b);
-        }
+        let Ok(bar) = self.bar.lock() else { return };
         if let Some(b) = bar.as_ref() {
             b.set_message(format!(
                 "{} fetched, {} in flight",

@@ -493,3 +493,90 @@ fn verbose_logs_each_request_with_status_and_time_and_no_token() {
     let quiet = ctx.run(&["sync"]);
     assert!(!text(&quiet).1.contains("  GET "), "no request log without -v");
 }
+
+/// A registry of our own that answers `packages/{name}` with `doc` after
+/// `delay` (anything else: 404), so a resolution takes longer than a moment.
+fn slow_registry(doc: String, delay: std::time::Duration) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let doc = doc.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let (status, body) = if path.ends_with("/packages/parser") {
+                    std::thread::sleep(delay);
+                    ("200 OK", doc)
+                } else {
+                    (
+                        "404 Not Found",
+                        r#"{"error":{"code":"not_found","message":"no"}}"#.to_owned(),
+                    )
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// `fm args…` on a pseudo-terminal (util-linux `script`), as a user's
+/// terminal sees it: stdout and stderr together.
+fn on_a_terminal(ctx: &TestContext, args: &str) -> String {
+    let fm = ctx.fm();
+    let mut cmd = std::process::Command::new("script");
+    cmd.current_dir(&ctx.project);
+    for (k, v) in fm.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd
+        .args(["-qec", &format!("{} {args}", fm_bin().display()), "/dev/null"])
+        .env("FM_PROGRESS_DELAY_MS", "0")
+        .output()
+        .expect("run script (util-linux) to give fm a terminal");
+    assert_code(&out, 0);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Regression: a slow resolution showed nothing at all until it ended.
+#[test]
+fn a_slow_resolution_shows_progress_on_a_terminal_only() {
+    let ctx = TestContext::new();
+    let reg = ctx.dir_registry("main");
+    reg.publish("parser", "1.4.0", &[]);
+    let doc = std::fs::read_to_string(reg.root.join("index/parser.json")).expect("document");
+    let url = slow_registry(doc, std::time::Duration::from_millis(1500));
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\nparser = \"1.4\"\n\n[[registries]]\nname = \"main\"\nurl = \"{url}\"\n"
+    ));
+    let shown = on_a_terminal(&ctx, "lock");
+    assert!(
+        shown.contains("Resolving: 0 packages fetched, 1 request in flight"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("Locked 1 package"), "{shown:?}");
+    std::fs::remove_file(ctx.project.join("fm.lock")).expect("rm");
+    let json = on_a_terminal(&ctx, "--json lock");
+    assert!(!json.contains("Resolving"), "no progress with --json: {json:?}");
+    std::fs::remove_file(ctx.project.join("fm.lock")).expect("rm");
+    let quiet = on_a_terminal(&ctx, "--quiet lock");
+    assert_eq!(quiet, "", "nothing with --quiet");
+}
