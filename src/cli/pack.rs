@@ -29,9 +29,9 @@ pub fn pack(ctx: &Context, a: PackArgs) -> Result<(), Failure> {
     );
     if ctx.global.json {
         ctx.shell.json(&serde_json::json!({
-            "version": 1,
+            "schema_version": 1,
             "name": packed.manifest.raw.name,
-            "package_version": packed.manifest.raw.version,
+            "version": packed.manifest.raw.version,
             "path": out,
             "size": packed.bytes.len(),
             "sha256": packed.sha256,
@@ -129,9 +129,9 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
         warn_unknown_dependencies(ctx, &manifest.raw.name, &manifest.raw.dependencies, &target);
         if ctx.global.json {
             ctx.shell.json(&serde_json::json!({
-                "version": 1,
+                "schema_version": 1,
                 "name": published.manifest.raw.name,
-                "package_version": published.record.version,
+                "version": published.record.version,
                 "registry": target.name,
                 "url": crate::registry::redact_url(&target.url).as_str(),
                 "sha256": published.record.checksum,
@@ -156,9 +156,9 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
     warn_unknown_dependencies(ctx, &manifest.raw.name, &manifest.raw.dependencies, &target);
     if ctx.global.json {
         ctx.shell.json(&serde_json::json!({
-            "version": 1,
+            "schema_version": 1,
             "name": info.name,
-            "package_version": info.version,
+            "version": info.version,
             "registry": target.name,
             "url": crate::registry::redact_url(&target.url).as_str(),
             "sha256": info.checksum,

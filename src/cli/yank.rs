@@ -37,9 +37,9 @@ pub fn yank(ctx: &Context, a: YankArgs) -> Result<(), Failure> {
     ctx.shell.status(verb, format!("{name}@{version} in {shown}"));
     if ctx.global.json {
         ctx.shell.json(&serde_json::json!({
-            "version": 1,
+            "schema_version": 1,
             "name": name,
-            "package_version": version,
+            "version": version,
             "yanked": yanked,
             "registry": target.name,
             "url": shown.as_str(),

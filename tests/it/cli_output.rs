@@ -52,7 +52,7 @@ fn sync_lists_each_change_then_the_summary_and_quiet_prints_nothing() {
     let (_, err) = ok(&ctx, &["sync"]);
     insta::assert_snapshot!(err, @r"
     Removed old-lib 0.3.1
-    Updated parser 1.4.0 -> 1.5.0
+    Updated parser 1.4.0 -> 1.5.0 (required by fm.toml: parser =1.5.0)
     Added summarizer 1.2.0
      - old-lib 0.3.1
      ~ parser 1.4.0 -> 1.5.0
@@ -88,13 +88,13 @@ fn install_lists_each_change() {
     let (_, err) = ok(&ctx, &["install", "parser", "--version", "=1.4.0"]);
     insta::assert_snapshot!(err, @r"
      + parser 1.4.0
-    Installed 1 package in [TIME]
+       Installed parser 1.4.0
     ");
     let (_, err) = ok(&ctx, &["install", "parser", "--version", "^1.5"]);
     insta::assert_snapshot!(err, @r"
      ~ parser 1.4.0 -> 1.5.0
      + text-utils 2.1.0
-    Installed 2 packages in [TIME]
+       Installed parser 1.5.0 (+1 dependency)
     ");
     let out = ctx.run(&["-q", "install", "parser"]);
     assert_code(&out, 0);
@@ -184,7 +184,7 @@ fn json_of_every_command_whose_result_is_data_or_a_change() {
         &["pack", src.to_str().unwrap(), "-o", packed.to_str().unwrap(), "--json"],
     );
     assert_eq!(
-        (&pack["version"], &pack["package_version"]),
+        (&pack["schema_version"], &pack["version"]),
         (&1.into(), &"0.1.0".into())
     );
     assert_eq!(pack["sha256"].as_str().map(str::len), Some(64));
@@ -192,10 +192,13 @@ fn json_of_every_command_whose_result_is_data_or_a_change() {
         &ctx,
         &["publish", packed.to_str().unwrap(), "--registry", "main", "--json"],
     );
-    assert_eq!((&publish["version"], &publish["name"]), (&1.into(), &"fresh".into()));
+    assert_eq!(
+        (&publish["schema_version"], &publish["name"], &publish["version"]),
+        (&1.into(), &"fresh".into(), &"0.1.0".into())
+    );
     assert_eq!(publish["sha256"], pack["sha256"]);
     let yank = json(&ctx, &["yank", "fresh@0.1.0", "--registry", "main", "--json"]);
-    assert_eq!((&yank["version"], &yank["yanked"]), (&1.into(), &true.into()));
+    assert_eq!((&yank["schema_version"], &yank["yanked"]), (&1.into(), &true.into()));
     let unyank = json(&ctx, &["yank", "fresh@0.1.0", "--undo", "--registry", "main", "--json"]);
     assert_eq!(unyank["yanked"], false);
 
