@@ -71,18 +71,21 @@ impl LockedPackage {
 /// Why a lock could not be read.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LockError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}", path.display())]
     #[diagnostic(code(fm::lock::io))]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a valid lock.
+    /// The file is not a valid lock; a TOML error's `reason` starts with
+    /// its line and column.
     #[error("{} is not a valid lock file: {reason}", path.display())]
     #[diagnostic(
         code(fm::lock::invalid),
-        help("fm.lock is written by fm only; delete it and run `fm lock` to create a new one")
+        help(
+            "fm.lock is written by fm only; run `fm lock` to write it again (it keeps the locked versions it can still read)"
+        )
     )]
     Invalid { path: PathBuf, reason: String },
     /// Written by a newer fm.
@@ -222,7 +225,11 @@ impl Lockfile {
                 {
                     return Err(too_new(found as u64));
                 }
-                return Err(invalid(e.message().to_owned()));
+                let at = e.span().map(|s| line_column(text, s.start));
+                return Err(invalid(match at {
+                    Some((line, column)) => format!("line {line}, column {column}: {}", e.message().trim()),
+                    None => e.message().trim().to_owned(),
+                }));
             }
         };
         if raw.version > LOCK_VERSION as u64 {
@@ -316,6 +323,55 @@ impl Lockfile {
     pub fn by_name(&self) -> BTreeMap<&str, &LockedPackage> {
         self.packages.iter().map(|p| (p.name.as_str(), p)).collect()
     }
+}
+
+/// The 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// What can still be read of a lock that is not valid as a whole: each
+/// `[[package]]` entry that is valid on its own (with the `[[registry]]`
+/// entries that are), for `fm lock` to keep as preferences. Empty when the
+/// text is not TOML at all.
+pub fn salvage(path: &Path, text: &str) -> Lockfile {
+    let Ok(table) = toml::from_str::<toml::Table>(text) else {
+        return Lockfile::default();
+    };
+    let list = |key: &str| -> Vec<toml::Value> {
+        table
+            .get(key)
+            .and_then(toml::Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let one = |registries: Vec<toml::Value>, packages: Vec<toml::Value>| -> Option<Lockfile> {
+        let mut t = toml::Table::new();
+        t.insert("version".into(), toml::Value::Integer(LOCK_VERSION as i64));
+        t.insert("registry".into(), toml::Value::Array(registries));
+        t.insert("package".into(), toml::Value::Array(packages));
+        Lockfile::parse(path, &toml::to_string(&t).ok()?).ok()
+    };
+    let registries: Vec<toml::Value> = list("registry")
+        .into_iter()
+        .filter(|r| one(vec![r.clone()], Vec::new()).is_some())
+        .collect();
+    let mut out = one(registries.clone(), Vec::new()).unwrap_or_default();
+    for p in list("package") {
+        if let Some(l) = one(registries.clone(), vec![p]) {
+            out.packages.extend(l.packages);
+        }
+    }
+    out.packages.sort_by(|a, b| a.name.cmp(&b.name));
+    out.packages.dedup_by(|a, b| a.name == b.name);
+    out
 }
 
 /// Whether `text` holds git merge-conflict markers.

@@ -120,8 +120,8 @@ pub struct PackageMeta {
 /// A mistake in a manifest, pointing at where it is.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum ManifestError {
-    /// The file could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    /// The file could not be read (the cause is shown once, below).
+    #[error("cannot read {}", path.display())]
     #[diagnostic(code(fm::manifest::io))]
     Io {
         path: PathBuf,
@@ -135,6 +135,28 @@ pub enum ManifestError {
         help("run `fm init` to create one, or pass --manifest-path")
     )]
     NotFound { start: PathBuf },
+    /// `--manifest-path` or `FM_MANIFEST` names a file that is not there.
+    #[error("{} does not exist", path.display())]
+    #[diagnostic(
+        code(fm::manifest::missing),
+        help("check --manifest-path (or FM_MANIFEST); `fm init` creates an fm.toml in the current folder")
+    )]
+    Missing { path: PathBuf },
+    /// The file still holds git merge-conflict markers.
+    #[error("{} contains git merge-conflict markers", path.display())]
+    #[diagnostic(
+        code(fm::manifest::conflicted),
+        help(
+            "finish the merge in fm.toml: keep the lines you want from each side and delete the <<<<<<<, ======= and >>>>>>> lines; then run `fm lock`"
+        )
+    )]
+    Conflicted {
+        path: PathBuf,
+        #[source_code]
+        src: NamedSource<String>,
+        #[label("the conflict starts here")]
+        span: SourceSpan,
+    },
     /// The TOML is malformed, or a key is unknown or of the wrong type.
     #[error("{message}")]
     #[diagnostic(code(fm::manifest::syntax))]
@@ -303,6 +325,13 @@ impl Manifest {
     /// paths and for naming the file in diagnostics).
     pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
         let src = || NamedSource::new(path.display().to_string(), text.to_owned());
+        if let Some(span) = conflict_marker(text) {
+            return Err(ManifestError::Conflicted {
+                path: path.to_owned(),
+                src: src(),
+                span,
+            });
+        }
         let raw: RawManifest = toml::from_str(text).map_err(|e| {
             // serde says "field"; a TOML user thinks in keys.
             let message = e.message().trim().replace("unknown field", "unknown key");
@@ -643,6 +672,20 @@ fn normalize(p: &Path) -> PathBuf {
 
 /// Finds the manifest: `explicit` (from `--manifest-path` or `FM_MANIFEST`)
 /// or the nearest `fm.toml` from `start` upwards.
+/// The first line that opens a git merge conflict (`<<<<<<< ours`), as a
+/// span, so the message points at it rather than at TOML's confusion.
+fn conflict_marker(text: &str) -> Option<SourceSpan> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let bare = line.trim_end_matches(['\n', '\r']);
+        if bare == "<<<<<<<" || bare.starts_with("<<<<<<< ") {
+            return Some((offset, bare.len()).into());
+        }
+        offset += line.len();
+    }
+    None
+}
+
 pub fn find(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, ManifestError> {
     if let Some(p) = explicit {
         let p = if p.is_dir() {
@@ -651,10 +694,7 @@ pub fn find(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, ManifestEr
             p.to_owned()
         };
         if !p.is_file() {
-            return Err(ManifestError::Io {
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-                path: p,
-            });
+            return Err(ManifestError::Missing { path: p });
         }
         return Ok(std::path::absolute(&p).unwrap_or(p));
     }

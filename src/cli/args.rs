@@ -24,16 +24,17 @@ pub struct GlobalArgs {
     /// Use only what is cached on this machine; never touch the network.
     #[arg(long, global = true)]
     pub offline: bool,
-    /// Print nothing but errors (and data on stdout).
+    /// Print nothing on success but data on stdout (warnings and errors still).
     #[arg(long, short, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
-    /// Print more about what fm does.
+    /// Print more: each registry request with its status and time.
     #[arg(long, short, global = true)]
     pub verbose: bool,
     /// When to color output.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// Print data as JSON on stdout (commands whose output is data).
+    /// Print the result as JSON on stdout (a versioned schema; exit 2 on a
+    /// command that has none).
     #[arg(long, global = true)]
     pub json: bool,
 }
@@ -94,7 +95,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Project (or package) name (default: the folder's name).
-    #[arg(long)]
+    #[arg(long, value_parser = package_name)]
     pub name: Option<String>,
     /// Scaffold a package folder instead: `[package]` in fm.toml and an
     /// example component, ready for `fm pack`.
@@ -105,16 +106,17 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// The package, optionally with a requirement: `summarizer`, `summarizer@^1.2`.
-    #[arg(value_name = "PKG[@REQ]")]
+    #[arg(value_name = "PKG[@REQ]", value_parser = package_spec)]
     pub package: String,
-    /// Take it from this registry only.
-    #[arg(long)]
+    /// Take it from this registry only (a `[[registries]]` name of fm.toml).
+    #[arg(long, value_name = "NAME")]
     pub registry: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
     /// The dependency to remove.
+    #[arg(value_name = "PKG", value_parser = package_name)]
     pub package: String,
 }
 
@@ -124,7 +126,7 @@ pub struct LockArgs {
     #[arg(long)]
     pub upgrade: bool,
     /// Ignore the existing lock's version of this package (repeatable).
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = package_name)]
     pub upgrade_package: Vec<String>,
     /// Write nothing; exit 1 if fm.lock is stale.
     #[arg(long)]
@@ -163,12 +165,15 @@ pub struct TreeArgs {
     /// Show at most N levels.
     #[arg(long, value_name = "N")]
     pub depth: Option<usize>,
+    /// Output format: an indented tree, JSON (as --json), or Graphviz dot.
     #[arg(long, value_enum, default_value_t = TreeFormat::Text)]
     pub format: TreeFormat,
 }
 
 #[derive(Debug, Args)]
 pub struct WhyArgs {
+    /// The locked package to explain.
+    #[arg(value_name = "PACKAGE", value_parser = package_name)]
     pub package: String,
 }
 
@@ -193,6 +198,8 @@ pub struct DiffArgs {
     pub old: Option<String>,
     /// The new lock (default: the working fm.lock).
     pub new: Option<String>,
+    /// Output format: the grouped report, JSON (as --json), or a Markdown
+    /// table for a pull-request comment.
     #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
     /// Exit 1 when anything changed.
@@ -209,12 +216,14 @@ pub struct DiffArgs {
 
 #[derive(Debug, Args)]
 pub struct YankArgs {
-    #[arg(value_name = "PKG@VERSION")]
+    /// The published version to yank, e.g. `summarizer@1.0.4`.
+    #[arg(value_name = "PKG@VERSION", value_parser = package_at_version)]
     pub package: String,
     /// Un-yank instead.
     #[arg(long)]
     pub undo: bool,
-    #[arg(long)]
+    /// A registry name, URL or directory path (default: the default registry).
+    #[arg(long, value_name = "R")]
     pub registry: Option<String>,
 }
 
@@ -228,6 +237,7 @@ pub enum Shell {
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
+    /// The shell to write completions for.
     #[arg(value_enum)]
     pub shell: Shell,
 }
@@ -244,20 +254,26 @@ pub struct SearchArgs {
     /// Text to look for in names, descriptions and tags.
     #[arg(value_name = "Q")]
     pub query: String,
-    #[arg(long)]
+    /// Search only this registry: a name, URL or directory path (default:
+    /// every enabled registry).
+    #[arg(long, value_name = "R")]
     pub registry: Option<String>,
-    #[arg(long)]
+    /// Only packages of this category (e.g. `transformers`).
+    #[arg(long, value_name = "C")]
     pub category: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct InstallArgs {
+    /// The package to install, with its dependencies.
+    #[arg(value_name = "PKG", value_parser = package_name)]
     pub package: String,
     /// Exactly this version (`1.2.0`, FlowMason's meaning), or a range with
     /// an operator (`^1.2`, `>=1.2, <2`) (default: the newest).
-    #[arg(long, value_name = "V")]
+    #[arg(long, value_name = "V", value_parser = requirement)]
     pub version: Option<String>,
-    #[arg(long)]
+    /// Take it from this registry only (a configured name).
+    #[arg(long, value_name = "R")]
     pub registry: Option<String>,
     /// Where to install (default: .fm/packages in the current folder).
     #[arg(long, value_name = "D")]
@@ -293,24 +309,36 @@ pub enum RegistryCommand {
     },
     /// Add a registry to the user configuration.
     Add {
+        /// The registry's name, as fm.toml and `--registry` refer to it.
+        #[arg(value_parser = package_name)]
         name: String,
+        /// Where it is: an http(s):// or static+https:// URL, a file:// URL
+        /// or a folder.
         url: String,
-        #[arg(long)]
+        /// A token sent to this registry only (stored in the user config).
+        #[arg(long, value_name = "T")]
         token: Option<String>,
         /// Lower is searched first (default 100 for a new registry; a
         /// re-add without it keeps the registry's priority).
-        #[arg(long)]
+        #[arg(long, value_name = "N")]
         priority: Option<i64>,
         /// Make it the default registry for publishing.
         #[arg(long)]
         default: bool,
     },
     /// Remove a registry from the user configuration.
-    Remove { name: String },
+    Remove {
+        /// The configured registry to remove.
+        name: String,
+    },
     /// Make a registry the default for publishing.
-    SetDefault { name: String },
+    SetDefault {
+        /// The configured registry to make the default.
+        name: String,
+    },
     /// Show or clear the download cache.
     Cache {
+        /// Delete the cached archives and unpacked trees.
         #[arg(long)]
         clear: bool,
         /// With --clear: only entries not used for DAYS days.
@@ -348,11 +376,17 @@ pub struct ServeArgs {
     /// random). Give each replica over one bucket its own.
     #[arg(long, env = "FM_REPLICA_ID", value_name = "ID")]
     pub replica_id: Option<String>,
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8999", value_name = "ADDR")]
+    /// Address to listen on: HOST:PORT (`127.0.0.1:8999`, `[::1]:0`; port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8999", value_name = "ADDR", value_parser = bind_address)]
     pub bind: String,
     /// A token granting publish rights (repeatable).
-    #[arg(long, env = "FM_SERVER_TOKENS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "FM_SERVER_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_name = "T"
+    )]
     pub token: Vec<String>,
     /// Require a token for reads too.
     #[arg(long)]
@@ -361,7 +395,7 @@ pub struct ServeArgs {
     #[arg(long, env = "FM_SERVER_TOKENS_FILE", value_name = "FILE")]
     pub tokens_file: Option<PathBuf>,
     /// Host to listen on (FlowMason's `studio start --host`; overrides --bind's host).
-    #[arg(long)]
+    #[arg(long, value_parser = bind_host)]
     pub host: Option<String>,
     /// Port to listen on (FlowMason's `studio start --port`; overrides --bind's port).
     #[arg(long)]
@@ -404,6 +438,80 @@ fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+/// `PKG`: a valid package name (a usage error otherwise, exit 2).
+fn package_name(text: &str) -> Result<String, String> {
+    crate::names::validate(text).map_err(|why| format!("invalid name {text:?}: {why}; {}", crate::names::HELP))?;
+    Ok(text.to_owned())
+}
+
+/// `--version V`: a version or a requirement.
+fn requirement(text: &str) -> Result<String, String> {
+    crate::req::Requirement::parse(text).map_err(|e| {
+        format!("invalid version requirement {text:?}: {e}; use a version (1.2.0) or a requirement (^1.2, >=1.0, <2)")
+    })?;
+    Ok(text.to_owned())
+}
+
+/// `PKG[@REQ]`: a valid name and, if given, a requirement fm can parse.
+fn package_spec(text: &str) -> Result<String, String> {
+    let (name, req) = match text.split_once('@') {
+        Some((n, r)) => (n, Some(r)),
+        None => (text, None),
+    };
+    package_name(name)?;
+    if let Some(r) = req {
+        crate::req::Requirement::parse(r).map_err(|e| {
+            format!(
+                "invalid version requirement {r:?} for {name}: {e}; for example `{name}@^1.2` or `{name}@>=1.0, <2`"
+            )
+        })?;
+    }
+    Ok(text.to_owned())
+}
+
+/// `PKG@VERSION`: a valid name and an exact version.
+fn package_at_version(text: &str) -> Result<String, String> {
+    let Some((name, version)) = text.split_once('@') else {
+        return Err(format!(
+            "expected PKG@VERSION, for example summarizer@1.0.4, got {text:?}"
+        ));
+    };
+    package_name(name)?;
+    semver::Version::parse(version).map_err(|e| format!("invalid version {version:?}: {e}; give an exact version"))?;
+    Ok(text.to_owned())
+}
+
+/// `--host`: an IP address or a host name.
+fn bind_host(text: &str) -> Result<String, String> {
+    let bare = text.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(text);
+    let ok = bare.parse::<std::net::IpAddr>().is_ok()
+        || (!bare.is_empty()
+            && bare.len() <= 253
+            && bare
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')));
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not an IP address or a host name"))
+    }
+}
+
+/// `--bind HOST:PORT`, checked here so that a bad address is a usage error.
+fn bind_address(text: &str) -> Result<String, String> {
+    let bad = || format!("{text:?} is not HOST:PORT (for example 127.0.0.1:8999, [::1]:8999, localhost:0)");
+    if text.parse::<std::net::SocketAddr>().is_ok() {
+        return Ok(text.to_owned());
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    port.parse::<u16>().map_err(|_| bad())?;
+    if host.contains(':') && !host.starts_with('[') {
+        return Err(bad());
+    }
+    bind_host(host).map_err(|_| bad())?;
+    Ok(text.to_owned())
+}
+
 /// `0`, `250ms`, `2s`, `5m`, `1h` (a bare number is seconds).
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
@@ -427,6 +535,25 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 mod tests {
     use super::parse_duration;
     use std::time::Duration;
+
+    #[test]
+    fn bind_addresses() {
+        use super::bind_address;
+        for ok in ["127.0.0.1:8999", "[::1]:0", "localhost:0", "0.0.0.0:80"] {
+            assert!(bind_address(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "nonsense",
+            "127.0.0.1",
+            "127.0.0.1:99999",
+            ":80",
+            "::1:80",
+            "a b:80",
+            "host:",
+        ] {
+            assert!(bind_address(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations() {

@@ -31,6 +31,7 @@ pub fn install(ctx: &Context, a: InstallArgs) -> Result<(), Failure> {
             ..Default::default()
         },
     )?;
+    super::requests_done();
     let layout = match &a.dir {
         Some(d) => Layout::dir(&ctx.cwd.join(d)),
         None => Layout::project(&ctx.cwd),
@@ -45,8 +46,10 @@ pub fn install(ctx: &Context, a: InstallArgs) -> Result<(), Failure> {
         // No fm.lock here: the digests are the registry's own.
         super::sync::Digests::FromRegistry,
     )?;
-    // Name what was asked for, as FlowMason does: `Installed my-package
-    // 1.2.0 (+2 dependencies)`; the sync-style summary follows in verbose.
+    // One line a change (or the JSON document), then what was asked for,
+    // as FlowMason names it: `Installed my-package 1.2.0 (+2
+    // dependencies)`; the sync-style summary follows in verbose.
+    super::sync::print_changes(ctx, &report, &[]);
     if let Some(p) = lock.package(&a.package) {
         let deps = lock.packages.len().saturating_sub(1);
         let more = match deps {
@@ -79,10 +82,10 @@ fn flowmason_version(text: &str) -> String {
 
 fn summary_line(report: &crate::install::Report, elapsed: std::time::Duration) -> String {
     format!(
-        "{} installed, {} already in place, in {} ms",
+        "{} installed, {} already in place, in {}",
         report.installed.len(),
         report.unchanged,
-        elapsed.as_millis()
+        super::fmt::duration(elapsed)
     )
 }
 

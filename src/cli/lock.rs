@@ -26,7 +26,9 @@ pub fn lock(ctx: &Context, a: LockArgs) -> Result<(), Failure> {
         upgrade_all: a.upgrade,
         upgrade: a.upgrade_package,
     };
-    let outcome = resolve::lock_project(&manifest, &opts)?;
+    let outcome = resolve::lock_project(&manifest, &opts);
+    super::requests_done();
+    let outcome = outcome?;
     print_outcome(ctx, &outcome.changes, &outcome);
     Ok(())
 }
@@ -36,7 +38,14 @@ fn check(ctx: &Context, manifest: &Manifest) -> Result<(), Failure> {
     let path = resolve::lock_path(manifest);
     let reasons = match resolve::read_lock(&path)? {
         None => vec!["fm.lock does not exist".to_owned()],
-        Some((_, _, true)) => vec!["fm.lock contains git merge-conflict markers".to_owned()],
+        Some((text, _, true)) if crate::lock::has_conflict_markers(&text) => {
+            vec!["fm.lock contains git merge-conflict markers".to_owned()]
+        }
+        Some((text, _, true)) => vec![
+            crate::lock::Lockfile::parse(&path, &text)
+                .err()
+                .map_or_else(|| "fm.lock cannot be read".to_owned(), |e| e.to_string()),
+        ],
         Some((_, sides, false)) => match sides.first() {
             Some(lock) => resolve::check_fresh(manifest, lock).err().unwrap_or_default(),
             None => vec!["fm.lock cannot be read".to_owned()],
@@ -44,7 +53,7 @@ fn check(ctx: &Context, manifest: &Manifest) -> Result<(), Failure> {
     };
     if ctx.global.json {
         ctx.shell
-            .json(&serde_json::json!({ "fresh": reasons.is_empty(), "reasons": reasons }));
+            .json(&serde_json::json!({ "version": 1, "fresh": reasons.is_empty(), "reasons": reasons }));
     }
     if reasons.is_empty() {
         ctx.shell.status("Fresh", format!("{} matches fm.toml", path.display()));
@@ -65,11 +74,7 @@ pub(super) fn print_outcome(ctx: &Context, changes: &[Change], outcome: &LockOut
         ctx.shell.warn(y.warning());
     }
     let n = outcome.lock.packages.len();
-    let packages = if n == 1 {
-        "1 package".to_owned()
-    } else {
-        format!("{n} packages")
-    };
+    let packages = super::fmt::count(n, "package", "packages");
     if outcome.written {
         ctx.shell.status("Locked", packages);
     } else {
@@ -77,6 +82,7 @@ pub(super) fn print_outcome(ctx: &Context, changes: &[Change], outcome: &LockOut
     }
     if ctx.global.json {
         let mut doc = serde_json::json!({
+            "version": 1,
             "changes": changes,
             "written": outcome.written,
             "packages": n,

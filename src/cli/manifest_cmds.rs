@@ -24,6 +24,10 @@ pub fn init(ctx: &Context, a: InitArgs) -> Result<(), Failure> {
                 name.replace('-', "_")
             ),
         );
+        if ctx.global.json {
+            ctx.shell
+                .json(&serde_json::json!({"version": 1, "path": path, "name": name, "package": true}));
+        }
         return Ok(());
     }
     let path = manifest::init(&ctx.cwd, &name)?;
@@ -34,6 +38,10 @@ pub fn init(ctx: &Context, a: InitArgs) -> Result<(), Failure> {
         Err(e) => ctx.shell.warn(format!(
             "cannot write .fm/.gitignore: {e}; add .fm/ to your .gitignore yourself"
         )),
+    }
+    if ctx.global.json {
+        ctx.shell
+            .json(&serde_json::json!({"version": 1, "path": path, "name": name, "package": false}));
     }
     Ok(())
 }
@@ -54,7 +62,9 @@ fn relock(ctx: &Context, path: &std::path::Path, original: &str) -> Result<LockO
             offline: ctx.global.offline,
             ..LockOptions::default()
         };
-        resolve::lock_project(&m, &opts).map_err(Failure::from)
+        let outcome = resolve::lock_project(&m, &opts).map_err(Failure::from);
+        super::requests_done();
+        outcome
     });
     if outcome.is_err() {
         if let Err(e) = crate::fsutil::write_atomic(path, original.as_bytes()) {

@@ -3,10 +3,13 @@
 //! One module per command. Every command returns `Result<(), Failure>`;
 //! [`run`] renders failures with miette and maps them to exit codes in one
 //! place: 0 success, 1 a user-facing failure (conflict, stale lock, drift,
-//! not found), 2 a usage error (including commands not built yet).
+//! not found), 2 a usage error (including commands not built yet, and
+//! `--json` on a command without a JSON form). Every JSON document carries
+//! its schema version (docs/review-and-ci.md, "JSON output").
 
 pub mod args;
 mod diff;
+mod fmt;
 mod install;
 mod lock;
 mod manifest_cmds;
@@ -95,7 +98,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let shell = Shell::new(cli.global.quiet, cli.global.verbose, cli.global.color);
+    let shell = Shell::new(cli.global.quiet, cli.global.verbose, cli.global.json, cli.global.color);
+    let log = REQUEST_LOG.get_or_init(|| std::sync::Arc::new(shell::RequestLog::new(&shell)));
+    crate::registry::observe::set_observer(Box::new(SharedLog(log.clone())));
     let color = shell.color;
     miette::set_hook(Box::new(move |_| {
         Box::new(
@@ -117,13 +122,54 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     match dispatch(&ctx, cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
+            requests_done();
             eprintln!("{:?}", f.report);
             ExitCode::from(f.code)
         }
     }
 }
 
+/// The request log and resolution spinner of this process.
+static REQUEST_LOG: std::sync::OnceLock<std::sync::Arc<shell::RequestLog>> = std::sync::OnceLock::new();
+
+struct SharedLog(std::sync::Arc<shell::RequestLog>);
+
+impl crate::registry::observe::RequestObserver for SharedLog {
+    fn started(&self, method: &str, url: &url::Url) {
+        self.0.started(method, url);
+        shell::RequestLog::show_later(&self.0);
+    }
+    fn finished(&self, method: &str, url: &url::Url, status: Result<u16, &str>, elapsed: std::time::Duration) {
+        self.0.finished(method, url, status, elapsed);
+    }
+}
+
+/// Resolution is over: the spinner goes (the request log stays).
+pub(crate) fn requests_done() {
+    if let Some(log) = REQUEST_LOG.get() {
+        log.resolved();
+    }
+}
+
+/// The commands whose result is neither data nor a change: `--json` is a
+/// usage error for them, rather than output that a script cannot parse.
+fn json_form(command: &Command) -> Result<(), Failure> {
+    let name = match command {
+        Command::Completions(_) => "completions",
+        Command::Registry(RegistryCommand::Serve(_)) => "registry serve",
+        Command::Studio(StudioCommand::Start(_)) => "studio start",
+        _ => return Ok(()),
+    };
+    Err(Failure::usage(
+        format!("`fm {name}` has no JSON output"),
+        Some("run it without --json"),
+    ))
+}
+
 fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
+    if ctx.global.json {
+        json_form(&command)?;
+    }
     match command {
         Command::Init(a) => manifest_cmds::init(ctx, a),
         Command::Add(a) => manifest_cmds::add(ctx, a),

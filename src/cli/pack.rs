@@ -19,16 +19,17 @@ pub fn pack(ctx: &Context, a: PackArgs) -> Result<(), Failure> {
     ctx.shell.status(
         "Packed",
         format!(
-            "{}@{} -> {} ({} bytes, sha256 {})",
+            "{}@{} -> {} ({}, sha256 {})",
             packed.manifest.raw.name,
             packed.manifest.version,
             out.display(),
-            packed.bytes.len(),
+            super::fmt::size(packed.bytes.len() as u64),
             packed.sha256
         ),
     );
     if ctx.global.json {
         ctx.shell.json(&serde_json::json!({
+            "schema_version": 1,
             "name": packed.manifest.raw.name,
             "version": packed.manifest.raw.version,
             "path": out,
@@ -126,6 +127,17 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
             ),
         );
         warn_unknown_dependencies(ctx, &manifest.raw.name, &manifest.raw.dependencies, &target);
+        if ctx.global.json {
+            ctx.shell.json(&serde_json::json!({
+                "schema_version": 1,
+                "name": published.manifest.raw.name,
+                "version": published.record.version,
+                "registry": target.name,
+                "url": crate::registry::redact_url(&target.url).as_str(),
+                "sha256": published.record.checksum,
+                "size": published.record.size_bytes,
+            }));
+        }
         return Ok(());
     }
     let file_name = format!("{}-{}.fmpkg", manifest.raw.name, manifest.version);
@@ -143,7 +155,15 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
     );
     warn_unknown_dependencies(ctx, &manifest.raw.name, &manifest.raw.dependencies, &target);
     if ctx.global.json {
-        ctx.shell.json(&info);
+        ctx.shell.json(&serde_json::json!({
+            "schema_version": 1,
+            "name": info.name,
+            "version": info.version,
+            "registry": target.name,
+            "url": crate::registry::redact_url(&target.url).as_str(),
+            "sha256": info.checksum,
+            "size": info.size_bytes,
+        }));
     }
     Ok(())
 }

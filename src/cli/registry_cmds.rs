@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use super::{Context, Failure};
+use super::{Context, Failure, fmt};
 use crate::config::{RegistryAdd, RegistryEntry, Upsert, UserConfig};
 
 pub fn list(ctx: &Context, all: bool) -> Result<(), Failure> {
@@ -30,7 +30,7 @@ pub fn list(ctx: &Context, all: bool) -> Result<(), Failure> {
                 })
             })
             .collect();
-        ctx.shell.json(&serde_json::json!({"registries": out}));
+        ctx.shell.json(&serde_json::json!({"version": 1, "registries": out}));
         return Ok(());
     }
     if entries.is_empty() {
@@ -106,25 +106,39 @@ pub fn add(
         default,
     });
     let entry = config.get(&name).cloned();
-    match (&outcome, entry) {
+    let (change, changed) = match (&outcome, &entry) {
         (Upsert::Updated(changed), Some(e)) if changed.is_empty() => {
             ctx.shell.status(
                 "Unchanged",
                 format!("registry {name} ({}, priority {})", e.url, e.priority),
             );
-            return Ok(());
+            ("unchanged", Vec::new())
         }
         (Upsert::Updated(changed), _) => {
             config.save()?;
             ctx.shell
                 .status("Updated", format!("registry {name}: {}", changed.join(", ")));
+            ("updated", changed.clone())
         }
         (Upsert::Added, e) => {
             config.save()?;
-            let (u, p) = e.map(|e| (e.url, e.priority)).unwrap_or_default();
+            let (u, p) = e.as_ref().map(|e| (e.url.clone(), e.priority)).unwrap_or_default();
             ctx.shell
                 .status("Added", format!("registry {name} ({u}, priority {p})"));
+            ("added", Vec::new())
         }
+    };
+    if ctx.global.json {
+        ctx.shell.json(&serde_json::json!({
+            "version": 1,
+            "change": change,
+            "changed": changed,
+            "name": name,
+            "url": entry.as_ref().map(|e| e.url.clone()),
+            "priority": entry.as_ref().map(|e| e.priority),
+            "is_default": entry.as_ref().is_some_and(|e| e.is_default),
+            "has_token": entry.as_ref().is_some_and(|e| e.auth_token.is_some()),
+        }));
     }
     Ok(())
 }
@@ -145,6 +159,10 @@ pub fn remove(ctx: &Context, name: String) -> Result<(), Failure> {
     }
     config.save()?;
     ctx.shell.status("Removed", format!("registry {name}"));
+    if ctx.global.json {
+        ctx.shell
+            .json(&serde_json::json!({"version": 1, "change": "removed", "name": name}));
+    }
     Ok(())
 }
 
@@ -158,6 +176,10 @@ pub fn set_default(ctx: &Context, name: String) -> Result<(), Failure> {
     }
     config.save()?;
     ctx.shell.status("Default", format!("registry is now {name}"));
+    if ctx.global.json {
+        ctx.shell
+            .json(&serde_json::json!({"version": 1, "change": "default", "name": name}));
+    }
     Ok(())
 }
 
@@ -188,11 +210,19 @@ pub fn cache(ctx: &Context, clear: bool, older_than: Option<u64>) -> Result<(), 
         }
         let size: u64 = files.iter().map(|f| f.1).sum();
         if ctx.global.json {
-            ctx.shell
-                .json(&serde_json::json!({"path": dir, "files": files.len(), "size_bytes": size}));
+            ctx.shell.json(&serde_json::json!({
+                "version": 1,
+                "path": dir,
+                "files": files.len(),
+                "size_bytes": size,
+            }));
         } else {
-            ctx.shell
-                .data(format!("{}\n{} files, {} bytes\n", dir.display(), files.len(), size));
+            ctx.shell.data(format!(
+                "{}\n{}, {}\n",
+                dir.display(),
+                fmt::count(files.len(), "file", "files"),
+                fmt::size(size)
+            ));
         }
         return Ok(());
     }
@@ -210,7 +240,20 @@ pub fn cache(ctx: &Context, clear: bool, older_than: Option<u64>) -> Result<(), 
     }
     ctx.shell.status(
         "Removed",
-        format!("{removed} files ({freed} bytes) from {}", dir.display()),
+        format!(
+            "{} ({}) from {}",
+            fmt::count(removed, "file", "files"),
+            fmt::size(freed),
+            dir.display()
+        ),
     );
+    if ctx.global.json {
+        ctx.shell.json(&serde_json::json!({
+            "version": 1,
+            "path": dir,
+            "removed_files": removed,
+            "freed_bytes": freed,
+        }));
+    }
     Ok(())
 }

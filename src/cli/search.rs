@@ -91,6 +91,7 @@ pub fn search(ctx: &Context, a: SearchArgs) -> Result<(), Failure> {
             })
             .collect();
         ctx.shell.json(&serde_json::json!({
+            "version": 1,
             "query": a.query,
             "total_count": packages.len(),
             "registries": targets.iter().map(|(n, _, _)| n).collect::<Vec<_>>(),

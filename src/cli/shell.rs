@@ -3,6 +3,11 @@
 //! and `--color` are honoured.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::ColorChoice;
 
@@ -12,10 +17,12 @@ pub struct Shell {
     pub quiet: bool,
     pub verbose: bool,
     pub color: bool,
+    /// `--json`: data goes to stdout as JSON, and no bars are drawn.
+    pub json: bool,
 }
 
 impl Shell {
-    pub fn new(quiet: bool, verbose: bool, color: ColorChoice) -> Shell {
+    pub fn new(quiet: bool, verbose: bool, json: bool, color: ColorChoice) -> Shell {
         let color = match color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
@@ -23,7 +30,12 @@ impl Shell {
                 std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
             }
         };
-        Shell { quiet, verbose, color }
+        Shell {
+            quiet,
+            verbose,
+            color,
+            json,
+        }
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
@@ -77,8 +89,131 @@ impl Shell {
         }
     }
 
-    /// Whether bars may be drawn (stderr is a terminal and not quiet).
+    /// Whether bars may be drawn (stderr is a terminal, neither --quiet
+    /// nor --json).
     pub fn progress_enabled(&self) -> bool {
-        !self.quiet && std::io::stderr().is_terminal()
+        !self.quiet && !self.json && std::io::stderr().is_terminal()
+    }
+}
+
+/// The CLI's [`RequestObserver`](crate::registry::observe::RequestObserver):
+/// with `-v`, one line a request on stderr (`GET URL 200 in 12 ms`; the URL
+/// comes redacted, headers are never seen); on a terminal, while resolving,
+/// a spinner with the packages fetched and the requests in flight, shown
+/// once resolution has taken longer than a moment.
+pub struct RequestLog {
+    verbose: bool,
+    progress: AtomicBool,
+    first: Mutex<Option<Instant>>,
+    in_flight: AtomicUsize,
+    fetched: AtomicUsize,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+/// How long resolution runs before the spinner appears
+/// (`FM_PROGRESS_DELAY_MS` changes it, for tests).
+fn moment() -> Duration {
+    let ms = std::env::var("FM_PROGRESS_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    Duration::from_millis(ms)
+}
+
+impl RequestLog {
+    pub fn new(shell: &Shell) -> RequestLog {
+        RequestLog {
+            verbose: shell.verbose,
+            progress: AtomicBool::new(shell.progress_enabled()),
+            first: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            fetched: AtomicUsize::new(0),
+            bar: Mutex::new(None),
+        }
+    }
+
+    /// On the first request: after a moment, if resolution is still
+    /// running, show the spinner (even while one slow request is all
+    /// there is).
+    pub fn show_later(log: &std::sync::Arc<RequestLog>) {
+        if !log.progress.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut first) = log.first.lock() else { return };
+        if first.is_some() {
+            return;
+        }
+        *first = Some(Instant::now());
+        let log = log.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(moment());
+            if !log.progress.load(Ordering::SeqCst) {
+                return;
+            }
+            if let Ok(mut bar) = log.bar.lock()
+                && bar.is_none()
+            {
+                let b = ProgressBar::new_spinner();
+                if let Ok(style) = ProgressStyle::with_template("{spinner} Resolving: {msg}") {
+                    b.set_style(style);
+                }
+                b.enable_steady_tick(Duration::from_millis(100));
+                *bar = Some(b);
+            }
+            log.update();
+        });
+    }
+
+    /// Resolution is over: clear the spinner, draw no other (downloads
+    /// have their own bars).
+    pub fn resolved(&self) {
+        self.progress.store(false, Ordering::SeqCst);
+        if let Ok(mut bar) = self.bar.lock()
+            && let Some(b) = bar.take()
+        {
+            b.finish_and_clear();
+        }
+    }
+
+    fn update(&self) {
+        if !self.progress.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(bar) = self.bar.lock() else { return };
+        if let Some(b) = bar.as_ref() {
+            b.set_message(format!(
+                "{} fetched, {} in flight",
+                super::fmt::count(self.fetched.load(Ordering::SeqCst), "package", "packages"),
+                super::fmt::count(self.in_flight.load(Ordering::SeqCst), "request", "requests"),
+            ));
+        }
+    }
+}
+
+impl crate::registry::observe::RequestObserver for RequestLog {
+    fn started(&self, _method: &str, _url: &url::Url) {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.update();
+    }
+
+    fn finished(&self, method: &str, url: &url::Url, status: Result<u16, &str>, elapsed: Duration) {
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if method == "GET" && !url.path().ends_with("/download") {
+            self.fetched.fetch_add(1, Ordering::SeqCst);
+        }
+        self.update();
+        if self.verbose {
+            let status = match status {
+                Ok(code) => code.to_string(),
+                Err(why) => why.to_owned(),
+            };
+            let line = format!("  {method} {url} {status} in {}", super::fmt::duration(elapsed));
+            match self.bar.lock().ok().as_ref().and_then(|b| b.as_ref()) {
+                Some(b) => b.println(line),
+                None => {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                }
+            }
+        }
     }
 }

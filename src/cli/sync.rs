@@ -16,9 +16,10 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::SyncArgs;
+use super::fmt;
 use super::{Context, Failure};
 use crate::install::{self, Cache, Layout, Progress};
-use crate::lock::{LOCK_FILE, Lockfile};
+use crate::lock::{Change, LOCK_FILE, Lockfile};
 
 pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     let start = Instant::now();
@@ -31,6 +32,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     // and whether this run wrote the lock from them.
     let mut registry_set = None;
     let mut relocked = false;
+    let mut lock_changes = Vec::new();
 
     let lock = if a.frozen || a.locked {
         let Some(lock) = Lockfile::load(&lock_path)? else {
@@ -104,6 +106,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
                         ..Default::default()
                     },
                 )?;
+                super::requests_done();
                 for change in &outcome.changes {
                     ctx.shell.info(change);
                 }
@@ -112,6 +115,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
                 }
                 relocked = outcome.written;
                 registry_set = crate::resolve::registries_for(&manifest, offline).ok();
+                lock_changes = outcome.changes;
                 outcome.lock
             }
         }
@@ -132,7 +136,7 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
         Digests::FromLock(registry_set.as_ref())
     };
     let report = run_install(ctx, &lock, root, &layout, true, reinstall, digests)?;
-    summarize(ctx, &report, start.elapsed());
+    summarize(ctx, &report, start.elapsed(), &lock_changes);
     Ok(())
 }
 
@@ -153,8 +157,9 @@ fn drifted(ctx: &Context, layout: &Layout) -> Result<std::collections::BTreeSet<
         ctx.shell.status(
             "Verified",
             format!(
-                "{} packages, {} files: nothing to repair",
-                drift.checked_packages, drift.checked_files
+                "{}, {}: nothing to repair",
+                fmt::count(drift.checked_packages, "package", "packages"),
+                fmt::count(drift.checked_files, "file", "files")
             ),
         );
     } else {
@@ -226,32 +231,108 @@ pub(super) fn run_install(
             }
             (e, _) => e,
         })?;
-    for (name, version) in &report.installed {
-        ctx.shell.verbose(format!("installed {name} {version}"));
-    }
-    for name in &report.removed {
-        ctx.shell.verbose(format!("removed {name}"));
-    }
     Ok(report)
 }
 
-/// The one-line summary: `Installed 12 packages, removed 1 in 85 ms`.
-pub(super) fn summarize(ctx: &Context, report: &install::Report, elapsed: Duration) {
-    let plural = |n: usize| if n == 1 { "package" } else { "packages" };
+/// One change to the install folder, as printed and as in `--json`.
+#[derive(Debug, serde::Serialize)]
+#[serde(tag = "change", rename_all = "lowercase")]
+enum InstallChange<'a> {
+    /// Not installed before.
+    Added { name: &'a str, version: &'a str },
+    /// Another version was installed before.
+    Updated { name: &'a str, from: &'a str, to: &'a str },
+    /// The same version, installed again (`--repair`, a changed digest).
+    Reinstalled { name: &'a str, version: &'a str },
+    /// Removed; `version` is null when the state file did not know it.
+    Removed { name: &'a str, version: Option<&'a str> },
+}
+
+impl InstallChange<'_> {
+    fn name(&self) -> &str {
+        match self {
+            InstallChange::Added { name, .. }
+            | InstallChange::Updated { name, .. }
+            | InstallChange::Reinstalled { name, .. }
+            | InstallChange::Removed { name, .. } => name,
+        }
+    }
+}
+
+impl std::fmt::Display for InstallChange<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InstallChange::Added { name, version } => write!(f, " + {name} {version}"),
+            InstallChange::Updated { name, from, to } => write!(f, " ~ {name} {from} -> {to}"),
+            InstallChange::Reinstalled { name, version } => write!(f, " ~ {name} {version} (reinstalled)"),
+            InstallChange::Removed { name, version: Some(v) } => write!(f, " - {name} {v}"),
+            InstallChange::Removed { name, version: None } => write!(f, " - {name}"),
+        }
+    }
+}
+
+/// What `report` changed, one entry a package, sorted by name.
+fn install_changes(report: &install::Report) -> Vec<InstallChange<'_>> {
+    let mut out: Vec<InstallChange<'_>> = report
+        .installed
+        .iter()
+        .map(|(name, version)| match report.previous.get(name) {
+            None => InstallChange::Added { name, version },
+            Some(old) if old == version => InstallChange::Reinstalled { name, version },
+            Some(old) => InstallChange::Updated {
+                name,
+                from: old,
+                to: version,
+            },
+        })
+        .chain(report.removed.iter().map(|name| InstallChange::Removed {
+            name,
+            version: report.previous.get(name).map(String::as_str),
+        }))
+        .collect();
+    out.sort_by(|a, b| a.name().cmp(b.name()));
+    out
+}
+
+/// Each change on its own line (`+ a 1.0.0`, `~ b 1.0.0 -> 1.1.0`,
+/// `- c 0.3.1`), then the summary (`Installed 2 packages, removed 1 in
+/// 85 ms`), on stderr; with `--json`, the document of docs/review-and-ci.md
+/// on stdout. `--quiet` prints nothing.
+pub(super) fn summarize(ctx: &Context, report: &install::Report, elapsed: Duration, lock_changes: &[Change]) {
+    print_changes(ctx, report, lock_changes);
     let mut line = if report.installed.is_empty() && report.removed.is_empty() {
-        format!("{} {} up to date", report.unchanged, plural(report.unchanged))
+        format!("{} up to date", fmt::count(report.unchanged, "package", "packages"))
     } else {
         format!(
-            "Installed {} {}",
-            report.installed.len(),
-            plural(report.installed.len())
+            "Installed {}",
+            fmt::count(report.installed.len(), "package", "packages")
         )
     };
     if !report.removed.is_empty() {
         line.push_str(&format!(", removed {}", report.removed.len()));
     }
-    let ms = elapsed.as_millis();
-    ctx.shell.info(format!("{line} in {ms} ms"));
+    ctx.shell.info(format!("{line} in {}", fmt::duration(elapsed)));
+}
+
+/// The changes alone: one line each on stderr, or with `--json` the
+/// document of docs/review-and-ci.md on stdout.
+pub(super) fn print_changes(ctx: &Context, report: &install::Report, lock_changes: &[Change]) {
+    let changes = install_changes(report);
+    if ctx.global.json {
+        ctx.shell.json(&serde_json::json!({
+            "version": 1,
+            "lock_changes": lock_changes,
+            "changes": changes,
+            "installed": report.installed.len(),
+            "removed": report.removed.len(),
+            "unchanged": report.unchanged,
+            "downloaded": report.downloaded,
+            "downloaded_bytes": report.downloaded_bytes,
+        }));
+    }
+    for c in &changes {
+        ctx.shell.info(c);
+    }
 }
 
 /// indicatif bars on stderr when it is a terminal (and not --quiet):

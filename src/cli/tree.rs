@@ -101,6 +101,10 @@ fn load(ctx: &Context) -> Result<(String, Lockfile, std::path::PathBuf), Failure
 
 #[derive(serde::Serialize)]
 struct JsonNode {
+    /// On the top node only: the schema's version (`version` is the
+    /// package's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_version: Option<u32>,
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     version: Option<String>,
@@ -132,6 +136,7 @@ impl<'a> Walk<'_, 'a> {
     ) -> JsonNode {
         let pkg = node.and_then(|n| self.graph.packages.get(n));
         let mut out = JsonNode {
+            schema_version: None,
             name: node.map_or_else(|| self.graph.root.clone(), str::to_owned),
             version: pkg.map(|p| p.version.to_string()),
             registry: pkg.map(|p| p.registry.clone()),
@@ -234,9 +239,12 @@ pub fn tree(ctx: &Context, a: TreeArgs) -> Result<(), Failure> {
         depth: a.depth,
         expanded: BTreeSet::new(),
     };
-    let node = walk.node(start, None, 0, &mut Vec::new());
+    let mut node = walk.node(start, None, 0, &mut Vec::new());
     match format {
-        TreeFormat::Json => ctx.shell.json(&node),
+        TreeFormat::Json => {
+            node.schema_version = Some(1);
+            ctx.shell.json(&node)
+        }
         _ => {
             let mut out = String::new();
             render_text(&node, "", true, true, &mut out);
@@ -300,6 +308,7 @@ pub fn why(ctx: &Context, a: WhyArgs) -> Result<(), Failure> {
             })
             .collect();
         ctx.shell.json(&serde_json::json!({
+            "schema_version": 1,
             "name": pkg.name, "version": pkg.version.to_string(), "paths": list,
         }));
         return Ok(());

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::args::VerifyArgs;
+use super::fmt;
 use super::{Context, Failure};
 use crate::install::{Layout, verify};
 
@@ -15,14 +16,29 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
         }
     };
     let drift = verify::verify(&layout)?;
+    if ctx.global.json {
+        let packages: Vec<_> = drift
+            .packages
+            .iter()
+            .map(
+                |p| serde_json::json!({"name": p.name, "modified": p.modified, "missing": p.missing, "extra": p.extra}),
+            )
+            .collect();
+        ctx.shell.json(&serde_json::json!({
+            "version": 1,
+            "clean": drift.is_clean(),
+            "checked_packages": drift.checked_packages,
+            "checked_files": drift.checked_files,
+            "packages": packages,
+            "missing_packages": drift.missing_packages,
+            "extra_packages": drift.extra_packages,
+        }));
+    }
     if drift.is_clean() {
-        let plural = |n: usize, one: &'static str, many: &'static str| if n == 1 { one } else { many };
         ctx.shell.info(format!(
-            "Verified {} {} ({} {}): no drift",
-            drift.checked_packages,
-            plural(drift.checked_packages, "package", "packages"),
-            drift.checked_files,
-            plural(drift.checked_files, "file", "files")
+            "Verified {} ({}): no drift",
+            fmt::count(drift.checked_packages, "package", "packages"),
+            fmt::count(drift.checked_files, "file", "files")
         ));
         return Ok(());
     }

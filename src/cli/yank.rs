@@ -33,9 +33,17 @@ pub fn yank(ctx: &Context, a: YankArgs) -> Result<(), Failure> {
         super::target::runtime()?.block_on(registry.set_yanked(name, &version, yanked))?;
     }
     let verb = if yanked { "Yanked" } else { "Unyanked" };
-    ctx.shell.status(
-        verb,
-        format!("{name}@{version} in {}", crate::registry::redact_url(&target.url)),
-    );
+    let shown = crate::registry::redact_url(&target.url);
+    ctx.shell.status(verb, format!("{name}@{version} in {shown}"));
+    if ctx.global.json {
+        ctx.shell.json(&serde_json::json!({
+            "schema_version": 1,
+            "name": name,
+            "version": version,
+            "yanked": yanked,
+            "registry": target.name,
+            "url": shown.as_str(),
+        }));
+    }
     Ok(())
 }

@@ -298,6 +298,10 @@ pub struct Report {
     pub removed: Vec<String>,
     /// Packages already installed and left alone.
     pub unchanged: usize,
+    /// The version each replaced or removed package had before this run
+    /// (name → version, from the old state file), so the CLI can print
+    /// `~ parser 1.4.0 -> 1.5.0` and `- old-lib 0.3.1`.
+    pub previous: BTreeMap<String, String>,
     /// Archives downloaded, and their bytes.
     pub downloaded: usize,
     pub downloaded_bytes: u64,
@@ -574,10 +578,16 @@ pub fn install(
             },
         );
         report.installed.push((p.name.clone(), p.version.to_string()));
+        if let Some(old) = plan.old_state.packages.get(&p.name) {
+            report.previous.insert(p.name.clone(), old.version.clone());
+        }
     }
     for name in &plan.extras {
         remove_any(&layout.packages.join(name));
         report.removed.push(name.clone());
+        if let Some(old) = plan.old_state.packages.get(name) {
+            report.previous.insert(name.clone(), old.version.clone());
+        }
     }
     new_state
         .save(&layout.state)

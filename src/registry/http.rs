@@ -299,7 +299,11 @@ impl HttpRegistry {
                     // deadline starts once the request may go.
                     let _permit = self.in_flight.acquire().await;
                     let budget = Budget::start_sending(body.map_or(0, |(_, len)| len));
-                    (tokio::time::timeout_at(budget.deadline(), req.send()).await, budget)
+                    let sent_at = std::time::Instant::now();
+                    super::observe::started(&method, &url);
+                    let sent = tokio::time::timeout_at(budget.deadline(), req.send()).await;
+                    super::observe::finished(&method, &url, &sent, sent_at.elapsed());
+                    (sent, budget)
                 };
                 // No answer within the deadline (ours, or the client's
                 // stall timer): transient, and reported as one error.

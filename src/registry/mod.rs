@@ -17,6 +17,7 @@ pub mod directory;
 pub mod document;
 pub mod http;
 pub mod object;
+pub mod observe;
 pub mod publish;
 pub mod search;
 pub mod storage;

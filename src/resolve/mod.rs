@@ -413,8 +413,10 @@ pub fn lock_path(manifest: &Manifest) -> std::path::PathBuf {
     manifest.root().join(crate::lock::LOCK_FILE)
 }
 
-/// Reads fm.lock: `(text, sides)`; one side normally, both sides of a lock
-/// with merge-conflict markers; `None` when there is no lock.
+/// Reads fm.lock: `(text, sides, must_relock)`; one side normally, both
+/// sides of a lock with merge-conflict markers, or what can be read of an
+/// invalid lock ([`crate::lock::salvage`]), the last two with
+/// `must_relock`; `None` when there is no lock.
 pub fn read_lock(path: &Path) -> Result<Option<(String, Vec<Lockfile>, bool)>, ResolveError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -431,7 +433,15 @@ pub fn read_lock(path: &Path) -> Result<Option<(String, Vec<Lockfile>, bool)>, R
         let sides = crate::lock::read_conflicted(path, &text);
         return Ok(Some((text, sides, true)));
     }
-    let lock = Lockfile::parse(path, &text)?;
+    let lock = match Lockfile::parse(path, &text) {
+        Ok(lock) => lock,
+        // Re-resolved like a conflicted lock, keeping what can be read.
+        Err(LockError::Invalid { .. }) => {
+            let kept = crate::lock::salvage(path, &text);
+            return Ok(Some((text, vec![kept], true)));
+        }
+        Err(e) => return Err(e.into()),
+    };
     Ok(Some((text, vec![lock], false)))
 }
 

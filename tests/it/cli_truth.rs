@@ -39,7 +39,12 @@ fn install_version_means_exactly_that_version() {
 
     let out = ctx.run(&["install", "my-package", "--version", "1.2.0", "--dir", "exact"]);
     assert_code(&out, 0);
-    insta::assert_snapshot!(ctx.filter(&text(&out).1), @"   Installed my-package 1.2.0 (+2 dependencies)");
+    insta::assert_snapshot!(ctx.filter(&text(&out).1), @r"
+     + dep-a 1.0.0
+     + dep-b 1.0.0
+     + my-package 1.2.0
+       Installed my-package 1.2.0 (+2 dependencies)
+    ");
     assert_eq!(
         installed_version(&ctx.project.join("exact"), "my-package").as_deref(),
         Some("1.2.0")
@@ -48,7 +53,12 @@ fn install_version_means_exactly_that_version() {
     // An operator still means a range.
     let out = ctx.run(&["install", "my-package", "--version", ">=1.2, <2", "--dir", "range"]);
     assert_code(&out, 0);
-    insta::assert_snapshot!(ctx.filter(&text(&out).1), @"   Installed my-package 1.3.0 (+2 dependencies)");
+    insta::assert_snapshot!(ctx.filter(&text(&out).1), @r"
+     + dep-a 1.0.0
+     + dep-b 1.0.0
+     + my-package 1.3.0
+       Installed my-package 1.3.0 (+2 dependencies)
+    ");
     assert_eq!(
         installed_version(&ctx.project.join("range"), "my-package").as_deref(),
         Some("1.3.0")

@@ -338,6 +338,7 @@ fn locked_versions_are_kept_until_an_upgrade_is_asked_for() {
     ");
     insta::assert_snapshot!(out, @r#"
     {
+      "version": 1,
       "changes": [
         {
           "change": "updated",

@@ -4,6 +4,7 @@
 
 mod archive;
 mod buckets;
+mod cli_output;
 mod cli_truth;
 mod clouds;
 mod common;

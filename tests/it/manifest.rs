@@ -179,9 +179,9 @@ fn init_refuses_to_overwrite() {
 fn init_refuses_an_invalid_name() {
     let ctx = TestContext::new();
     let out = ctx.run(&["init", "--name", "Bad Name"]);
-    assert_code(&out, 1);
+    assert_code(&out, 2); // a usage error, reported by clap (issue #13)
     assert!(!ctx.project.join("fm.toml").exists());
-    assert!(text(&out).1.contains("invalid project name"), "{}", text(&out).1);
+    assert!(text(&out).1.contains("invalid name \"Bad Name\""), "{}", text(&out).1);
 }
 
 // ---------------------------------------------------------------------------
@@ -294,7 +294,7 @@ fn add_refuses_an_undeclared_registry_and_changes_nothing() {
 fn add_refuses_a_bad_requirement_and_changes_nothing() {
     let (ctx, before) = commented_project();
     let out = ctx.run(&["add", "text-utils@>=1 <2"]);
-    assert_code(&out, 1);
+    assert_code(&out, 2); // a usage error (issue #13)
     assert_eq!(ctx.read("fm.toml"), before);
     assert!(text(&out).1.contains("invalid version requirement"), "{}", text(&out).1);
 }

@@ -74,7 +74,7 @@ fn cache_is_shown_and_cleared() {
     assert_code(&out, 0);
     insta::assert_snapshot!(ctx.filter(&text(&out).0), @r"
     [ROOT]/cache
-    2 files, 2 bytes
+    2 files, 2 B
     ");
     let out = ctx.run(&["registry", "cache", "--clear", "--older-than", "1"]);
     assert_code(&out, 0);

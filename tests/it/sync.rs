@@ -75,7 +75,11 @@ fn frozen_sync_installs_exactly_the_lock_then_is_a_no_op() {
     w.lock(&["a@1.0.0", "b@1.0.0"]);
     let out = w.ctx.run(&["sync", "--frozen"]);
     assert_code(&out, 0);
-    insta::assert_snapshot!(w.ctx.filter(&stderr(&out)), @"Installed 2 packages in [TIME]");
+    insta::assert_snapshot!(w.ctx.filter(&stderr(&out)), @r"
+     + a 1.0.0
+     + b 1.0.0
+    Installed 2 packages in [TIME]
+    ");
     assert_eq!(w.installed(), ["a", "b"]);
     assert_eq!(
         std::fs::read_to_string(w.packages_dir().join("a/components/a.py")).unwrap(),
@@ -110,7 +114,13 @@ fn sync_replaces_changed_and_removes_extras() {
     w.lock(&["a@1.1.0", "c@1.0.0"]);
     let out = w.ctx.run(&["sync", "--frozen"]);
     assert_code(&out, 0);
-    insta::assert_snapshot!(w.ctx.filter(&stderr(&out)), @"Installed 2 packages, removed 2 in [TIME]");
+    insta::assert_snapshot!(w.ctx.filter(&stderr(&out)), @r"
+     ~ a 1.0.0 -> 1.1.0
+     - b 1.0.0
+     + c 1.0.0
+     - stray
+    Installed 2 packages, removed 2 in [TIME]
+    ");
     assert_eq!(w.installed(), ["a", "c"]);
     assert!(
         std::fs::read_to_string(w.packages_dir().join("a/components/a.py"))
