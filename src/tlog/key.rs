@@ -64,7 +64,8 @@ impl LogKey {
         let signer = StandardSigner::new(text).map_err(|_| bad())?;
         // StandardSigner checked the id against the public half; derive that
         // half again for log/key.
-        let b64 = text.rsplit('+').next().ok_or_else(bad)?;
+        // PRIVATE+KEY+NAME+ID+BASE64 (base64 itself may contain '+').
+        let b64 = text.splitn(5, '+').nth(4).ok_or_else(bad)?;
         let raw = BASE64_STANDARD.decode(b64).map_err(|_| bad())?;
         let secret: [u8; 32] = raw.get(1..).and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
         let signing = ed25519_dalek::SigningKey::from_bytes(&secret);

@@ -61,11 +61,16 @@ pub fn tile_path(t: &Tile) -> String {
 pub fn parse_tile_path(path: &str) -> Option<Tile> {
     let rest = path.strip_prefix("tile/")?;
     let (level, rest) = rest.split_once('/')?;
+    // `Tile::new` panics on a zero width or a level past 63: refuse those
+    // here, before `tlog_tiles` sees them (this parses request paths).
+    if rest.ends_with(".p/0") || rest.contains(".p/0") {
+        return None;
+    }
     let go = if level == "entries" {
         format!("tile/{HEIGHT}/data/{rest}")
     } else {
         let l: u8 = level.parse().ok()?;
-        if l.to_string() != level {
+        if l.to_string() != level || l >= 64 {
             return None;
         }
         format!("tile/{HEIGHT}/{l}/{rest}")
@@ -187,6 +192,10 @@ mod tests {
             "tile/0/x000/000",
             "tile/0/000.p/256",
             "tile/0/000.p/0",
+            "tile/0/000.p/00",
+            "tile/64/000",
+            "tile/255/000",
+            "tile/entries/000.p/0",
             "tile/../key",
             "tile/entries/../../x",
             "seq/000",

@@ -185,3 +185,6 @@ impl tlog_tiles::TileReader for SourceTiles<'_> {
     }
     fn save_tiles(&self, _tiles: &[tlog_tiles::Tile], _data: &[Vec<u8>]) {}
 }
+
+#[cfg(test)]
+mod tests;
