@@ -5,7 +5,7 @@ use tlog_tiles::{HashReader, record_hash, stored_hash_index, tree_hash};
 
 use super::layout::{self, HEIGHT};
 use super::*;
-use crate::registry::storage::{DirStorage, Storage as _};
+use crate::registry::storage::DirStorage;
 
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 

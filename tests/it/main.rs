@@ -32,3 +32,4 @@ mod server_limits;
 mod smoke;
 mod sync;
 mod sync_relock;
+mod tlog;

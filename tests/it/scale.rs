@@ -425,7 +425,7 @@ fn redirected_downloads_come_from_the_bucket_verified_and_without_the_token() {
     for (name, deps) in [("a", &[][..]), ("b", &[("a", "^1")][..])] {
         let bytes = packed(&ctx, name, "1.0.0", deps);
         shas.insert(name, fm::fsutil::sha256_hex(&bytes));
-        fm::registry::publish::publish(&bucket, &bytes, None, &fm::archive::Limits::default()).expect("publish");
+        fm::registry::publish::publish(&bucket, &bytes, None, &fm::archive::Limits::default(), None).expect("publish");
     }
 
     // The route answers 307 to a pre-signed bucket URL, never cacheable for
