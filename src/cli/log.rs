@@ -46,7 +46,11 @@ pub fn optional_key(ctx: &Context, path: Option<&Path>) -> Result<Option<LogKey>
     path.map(|p| load_key(ctx, p)).transpose()
 }
 
-fn open_storage(ctx: &Context, storage: &str, endpoint: Option<&str>) -> Result<(Arc<dyn Storage>, Option<PathBuf>), Failure> {
+fn open_storage(
+    ctx: &Context,
+    storage: &str,
+    endpoint: Option<&str>,
+) -> Result<(Arc<dyn Storage>, Option<PathBuf>), Failure> {
     if is_object_url(storage) {
         let s = ObjectStorage::open(storage, endpoint)
             .map_err(|e| Failure::user(miette::miette!("cannot open the storage {storage}: {e}")))?;
@@ -61,8 +65,12 @@ fn open_storage(ctx: &Context, storage: &str, endpoint: Option<&str>) -> Result<
             .map_err(|()| Failure::usage(format!("--storage {storage}: not a local file URL"), None))?,
         _ => ctx.cwd.join(storage),
     };
-    std::fs::create_dir_all(&root)
-        .map_err(|e| Failure::user(miette::miette!("cannot create the storage folder {}: {e}", root.display())))?;
+    std::fs::create_dir_all(&root).map_err(|e| {
+        Failure::user(miette::miette!(
+            "cannot create the storage folder {}: {e}",
+            root.display()
+        ))
+    })?;
     Ok((Arc::new(DirStorage::new(&root)), Some(root)))
 }
 
@@ -72,11 +80,22 @@ fn default_origin(storage: &str, root: Option<&Path>) -> String {
             .ok()
             .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "registry".into()),
-        None => storage.split("://").nth(1).unwrap_or(storage).trim_end_matches('/').to_owned(),
+        None => storage
+            .split("://")
+            .nth(1)
+            .unwrap_or(storage)
+            .trim_end_matches('/')
+            .to_owned(),
     };
     let clean: String = base
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._-/".contains(c) { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-/".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     format!("fm.registry/{clean}")
 }
@@ -132,7 +151,8 @@ fn init(
     let origin = origin.unwrap_or_else(|| default_origin(storage, root.as_deref()));
     let (key, created) = key_file(ctx, key, root.as_deref(), &origin)?;
     if created {
-        ctx.shell.status("Created", format!("log key {} (keep it secret)", key.origin()));
+        ctx.shell
+            .status("Created", format!("log key {} (keep it secret)", key.origin()));
     }
     tlog::init(store.as_ref(), &key)?;
     ctx.shell.status(
@@ -170,7 +190,7 @@ impl LogSource for HttpSource {
 
 enum Opened {
     Dir(DirStorage),
-    Http(HttpSource),
+    Http(Box<HttpSource>),
 }
 
 impl LogSource for Opened {
@@ -194,10 +214,10 @@ fn open_registry(ctx: &Context, registry: &str) -> Result<Opened, Failure> {
         return Ok(Opened::Dir(DirStorage::new(root)));
     }
     let registry = HttpRegistry::new(&target.name, &target.url, &target.opts)?;
-    Ok(Opened::Http(HttpSource {
+    Ok(Opened::Http(Box::new(HttpSource {
         registry,
         runtime: super::target::runtime()?,
-    }))
+    })))
 }
 
 fn pinned(ctx: &Context, key: Option<&str>) -> Result<Option<LogVerifier>, Failure> {
@@ -209,7 +229,9 @@ fn pinned(ctx: &Context, key: Option<&str>) -> Result<Option<LogVerifier>, Failu
     } else {
         k.to_owned()
     };
-    Ok(Some(LogVerifier::parse(&text).map_err(|e| Failure::usage(format!("--key: {e}"), None))?))
+    Ok(Some(
+        LogVerifier::parse(&text).map_err(|e| Failure::usage(format!("--key: {e}"), None))?,
+    ))
 }
 
 fn checkpoint(ctx: &Context, registry: &str, key: Option<&str>) -> Result<(), Failure> {
@@ -297,7 +319,11 @@ fn verify(ctx: &Context, registry: &str, key: Option<&str>, against: Option<&Pat
     }
     ctx.shell.status(
         "Verified",
-        format!("{} version(s) in {} document(s) against the log", versions.len(), docs.len()),
+        format!(
+            "{} version(s) in {} document(s) against the log",
+            versions.len(),
+            docs.len()
+        ),
     );
     if let Opened::Dir(s) = &opened
         && s.read(&tlog::layout::seq_key(size)).ok().flatten().is_some()
@@ -314,7 +340,10 @@ fn verify(ctx: &Context, registry: &str, key: Option<&str>, against: Option<&Pat
         let n = verified.check_consistent(&older, &file.display().to_string())?;
         ctx.shell.status(
             "Consistent",
-            format!("the log of {size} records extends the checkpoint of {n} records in {}", file.display()),
+            format!(
+                "the log of {size} records extends the checkpoint of {n} records in {}",
+                file.display()
+            ),
         );
     }
     if ctx.global.json {

@@ -867,7 +867,9 @@ impl HttpRegistry {
     /// `None` on 404. Capped at [`LOG_FILE_MAX`] bytes (the largest file
     /// of the layout, a full entry bundle, is about 1 MiB).
     pub async fn get_log_file(&self, path: &str) -> Result<Option<Vec<u8>>, RegistryError> {
-        let f = self.get(self.endpoint(&format!("log/{path}"))?, header::HeaderMap::new()).await?;
+        let f = self
+            .get(self.endpoint(&format!("log/{path}"))?, header::HeaderMap::new())
+            .await?;
         if f.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }

@@ -202,7 +202,13 @@ pub fn publish(
     }
     let mut record = VersionRecord::from_manifest(&manifest, sha, bytes.len() as u64, now());
     if let Some(log) = &log {
-        let entry = tlog::Record::publish(&name, &version, &record.checksum, record.size_bytes, &record.published_at);
+        let entry = tlog::Record::publish(
+            &name,
+            &version,
+            &record.checksum,
+            record.size_bytes,
+            &record.published_at,
+        );
         record.log_index = Some(log.append(&entry)?);
     }
     loop {

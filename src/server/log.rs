@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ServerConfig;
-use super::routes::{AppState, ApiError};
+use super::routes::{ApiError, AppState};
 use crate::tlog::layout;
 
 pub async fn log_file(State(state): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {
@@ -27,7 +27,9 @@ pub async fn log_file(State(state): State<AppState>, Path(path): Path<String>) -
         Ok(None) => return Err(ApiError::log_not_found(&path)),
         Err(e) => {
             eprintln!("error: reading log/{path}: {e}");
-            return Err(ApiError::log_internal(&"the registry's storage failed; see the server's log"));
+            return Err(ApiError::log_internal(
+                &"the registry's storage failed; see the server's log",
+            ));
         }
     };
     let cache = if path == layout::CHECKPOINT {
@@ -43,7 +45,8 @@ pub async fn log_file(State(state): State<AppState>, Path(path): Path<String>) -
     let mut r = (StatusCode::OK, bytes).into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     Ok(r)
 }
 

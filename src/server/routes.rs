@@ -1179,7 +1179,8 @@ async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: 
     let storage = state.storage.clone();
     let (n, v, key) = (name.clone(), version.clone(), state.log_key.clone());
     let done =
-        tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked, key.as_deref())).await;
+        tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked, key.as_deref()))
+            .await;
     // Seen at once through this server, whatever the freshness window.
     state.docs.forget(&name);
     let doc = done.map_err(ApiError::internal)??;

@@ -35,8 +35,16 @@ pub fn backfill(log: &Appender<'_>) -> Result<Backfilled, PublishError> {
         let Some((doc, _)) = publish::read_document(storage, &name)? else {
             continue;
         };
-        let mut todo: Vec<_> = doc.versions.iter().flatten().filter(|v| v.log_index.is_none()).cloned().collect();
-        todo.sort_by(|a, b| (a.semver().is_none(), a.semver(), &a.version).cmp(&(b.semver().is_none(), b.semver(), &b.version)));
+        let mut todo: Vec<_> = doc
+            .versions
+            .iter()
+            .flatten()
+            .filter(|v| v.log_index.is_none())
+            .cloned()
+            .collect();
+        todo.sort_by(|a, b| {
+            (a.semver().is_none(), a.semver(), &a.version).cmp(&(b.semver().is_none(), b.semver(), &b.version))
+        });
         if todo.is_empty() {
             continue;
         }
@@ -53,10 +61,7 @@ pub fn backfill(log: &Appender<'_>) -> Result<Backfilled, PublishError> {
             }
             indexes.push((v.version.clone(), n));
         }
-        loop {
-            let Some((mut doc, tag)) = publish::read_document(storage, &name)? else {
-                break;
-            };
+        while let Some((mut doc, tag)) = publish::read_document(storage, &name)? {
             for v in doc.versions.iter_mut().flatten() {
                 if let Some((_, n)) = indexes.iter().find(|(ver, _)| *ver == v.version) {
                     v.log_index.get_or_insert(*n);

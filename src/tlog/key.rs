@@ -89,7 +89,8 @@ impl LogKey {
         let cp = Checkpoint::new(self.origin(), size, root, "")
             .map_err(|_| TlogError::BadOrigin(self.origin().to_owned()))?;
         let mut note = Note::new(&cp.to_bytes(), &[]).map_err(|e| TlogError::Sign(e.to_string()))?;
-        note.add_sigs(&[&self.signer]).map_err(|e| TlogError::Sign(e.to_string()))?;
+        note.add_sigs(&[&self.signer])
+            .map_err(|e| TlogError::Sign(e.to_string()))?;
         Ok(note.to_bytes())
     }
 }

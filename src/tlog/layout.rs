@@ -180,10 +180,18 @@ mod tests {
     #[test]
     fn paths_follow_c2sp() {
         assert_eq!(tile_path(&Tile::new(8, 0, 0, 256, false)), "tile/0/000");
-        assert_eq!(tile_path(&Tile::new(8, 1, 1234067, 3, false)), "tile/1/x001/x234/067.p/3");
+        assert_eq!(
+            tile_path(&Tile::new(8, 1, 1234067, 3, false)),
+            "tile/1/x001/x234/067.p/3"
+        );
         assert_eq!(tile_path(&Tile::new(8, 0, 5, 256, true)), "tile/entries/005");
         assert_eq!(tile_path(&Tile::new(8, 0, 5, 1, true)), "tile/entries/005.p/1");
-        for p in ["tile/0/000", "tile/1/x001/x234/067.p/3", "tile/entries/005.p/1", "tile/entries/x001/000"] {
+        for p in [
+            "tile/0/000",
+            "tile/1/x001/x234/067.p/3",
+            "tile/entries/005.p/1",
+            "tile/entries/x001/000",
+        ] {
             assert_eq!(parse_tile_path(p).map(|t| tile_path(&t)).as_deref(), Some(p));
         }
         for p in [

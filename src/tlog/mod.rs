@@ -46,7 +46,9 @@ pub enum TlogError {
     #[error("a log key was given, but {registry} has no transparency log")]
     #[diagnostic(
         code(fm::tlog::unlogged),
-        help("create the log first: `fm registry log init --storage {registry} --key FILE`, or publish without a log key")
+        help(
+            "create the log first: `fm registry log init --storage {registry} --key FILE`, or publish without a log key"
+        )
     )]
     Unlogged { registry: String },
     /// The registry has a log, but no key was given: publishing would
@@ -92,7 +94,9 @@ pub enum TlogError {
     #[error("{registry}: log/{path} is missing")]
     #[diagnostic(
         code(fm::tlog::missing),
-        help("a writer may have been killed mid-way: `fm registry log verify` on the storage, or the next publish, completes the log")
+        help(
+            "a writer may have been killed mid-way: `fm registry log verify` on the storage, or the next publish, completes the log"
+        )
     )]
     Missing { registry: String, path: String },
     /// A log file does not match what the records imply.

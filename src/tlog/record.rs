@@ -165,7 +165,14 @@ impl Record {
 
 impl fmt::Display for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}@{} (sha256 {})", self.action.word(), self.name, self.version, self.sha256)
+        write!(
+            f,
+            "{} {}@{} (sha256 {})",
+            self.action.word(),
+            self.name,
+            self.version,
+            self.sha256
+        )
     }
 }
 

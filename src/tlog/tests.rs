@@ -10,7 +10,13 @@ use crate::registry::storage::DirStorage;
 const SHA: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
 fn record(i: u64) -> Record {
-    Record::publish(&format!("p{}", i % 7), &format!("1.0.{i}"), SHA, i, "2026-12-01T20:00:00Z")
+    Record::publish(
+        &format!("p{}", i % 7),
+        &format!("1.0.{i}"),
+        SHA,
+        i,
+        "2026-12-01T20:00:00Z",
+    )
 }
 
 /// A reference tree: every stored hash, computed by `tlog_tiles` alone.
@@ -99,7 +105,14 @@ impl crate::registry::storage::Storage for MemStorage {
         Ok(true)
     }
     fn list(&self, prefix: &str) -> std::io::Result<Vec<String>> {
-        Ok(self.0.lock().unwrap().keys().filter(|k| k.starts_with(prefix)).cloned().collect())
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
     }
     fn describe(&self) -> String {
         "memory".into()
@@ -134,7 +147,10 @@ fn seventy_thousand_entries() {
         let (r, _) = verify::prove_inclusion(&StorageSource(&storage), &v.checkpoint, i).unwrap();
         assert_eq!(r, record(i));
     }
-    eprintln!("FIGURES tlog unit: {n} records verified, {} tiles at height {HEIGHT}", tlog_tiles::Tile::new_tiles(HEIGHT, 0, n).len());
+    eprintln!(
+        "FIGURES tlog unit: {n} records verified, {} tiles at height {HEIGHT}",
+        tlog_tiles::Tile::new_tiles(HEIGHT, 0, n).len()
+    );
 }
 
 #[test]
@@ -184,7 +200,11 @@ fn tampering_is_refused() {
     // Writers complete what is missing... only what they would write next;
     // restore by hand here.
     let entries: Vec<Vec<u8>> = (256..300).map(|i| record(i).to_bytes()).collect();
-    std::fs::write(file("tile/entries/001.p/44"), layout::encode_bundle(entries.iter().map(Vec::as_slice))).unwrap();
+    std::fs::write(
+        file("tile/entries/001.p/44"),
+        layout::encode_bundle(entries.iter().map(Vec::as_slice)),
+    )
+    .unwrap();
     let v = verify_log(&src, None).unwrap();
 
     // Consistency: the old checkpoint is a prefix; a forked one is not.
@@ -196,7 +216,13 @@ fn tampering_is_refused() {
     let e = v.check_consistent(&forked, "forked").err().unwrap().to_string();
     assert!(e.contains("fork"), "{e}");
     let bigger = key.sign_checkpoint(301, forked_root).unwrap();
-    assert!(v.check_consistent(&bigger, "bigger").err().unwrap().to_string().contains("rollback"));
+    assert!(
+        v.check_consistent(&bigger, "bigger")
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("rollback")
+    );
 }
 
 #[test]
@@ -217,11 +243,20 @@ fn a_tile_with_other_bytes_stops_the_writer() {
 fn publishing_needs_the_logs_key() {
     let (_d, storage, key) = new_log();
     let (other, _) = LogKey::generate("fm.registry/test").unwrap();
-    assert!(matches!(Appender::for_storage(&storage, None), Err(TlogError::KeyRequired { .. })));
-    assert!(matches!(Appender::for_storage(&storage, Some(&other)), Err(TlogError::WrongKey { .. })));
+    assert!(matches!(
+        Appender::for_storage(&storage, None),
+        Err(TlogError::KeyRequired { .. })
+    ));
+    assert!(matches!(
+        Appender::for_storage(&storage, Some(&other)),
+        Err(TlogError::WrongKey { .. })
+    ));
     assert!(matches!(init(&storage, &other), Err(TlogError::Exists { .. })));
     init(&storage, &key).unwrap();
     let plain = DirStorage::new(_d.path().join("plain"));
     assert!(Appender::for_storage(&plain, None).unwrap().is_none());
-    assert!(matches!(Appender::for_storage(&plain, Some(&key)), Err(TlogError::Unlogged { .. })));
+    assert!(matches!(
+        Appender::for_storage(&plain, Some(&key)),
+        Err(TlogError::Unlogged { .. })
+    ));
 }

@@ -76,7 +76,11 @@ pub fn verify_log(src: &dyn LogSource, pinned: Option<&LogVerifier>) -> Result<V
         if entries.len() != tile.width() as usize {
             return Err(corrupt(
                 &path,
-                format!("holds {} entries, the checkpoint implies {}", entries.len(), tile.width()),
+                format!(
+                    "holds {} entries, the checkpoint implies {}",
+                    entries.len(),
+                    tile.width()
+                ),
             ));
         }
         for (i, e) in entries.iter().enumerate() {
@@ -90,7 +94,10 @@ pub fn verify_log(src: &dyn LogSource, pinned: Option<&LogVerifier>) -> Result<V
         let path = layout::tile_path(&t);
         let expected = t.read_data(&hashes).map_err(|why| corrupt(&path, why.to_string()))?;
         if fetch(src, &path)? != expected {
-            return Err(corrupt(&path, "its hashes differ from the ones the entries imply".into()));
+            return Err(corrupt(
+                &path,
+                "its hashes differ from the ones the entries imply".into(),
+            ));
         }
     }
     let root = tree_hash(size, &hashes).map_err(|why| corrupt("tile/", why.to_string()))?;
@@ -144,7 +151,10 @@ impl Verified {
         let mut problems = Vec::new();
         for (name, v) in versions {
             let Some(index) = v.log_index else {
-                problems.push(format!("{name}@{} has no log_index: it was published unlogged", v.version));
+                problems.push(format!(
+                    "{name}@{} has no log_index: it was published unlogged",
+                    v.version
+                ));
                 continue;
             };
             match self.records.get(index as usize) {

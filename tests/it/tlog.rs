@@ -31,7 +31,10 @@ fn python() -> &'static str {
                 .args(["-m", "pip", "install", "--quiet", "cryptography"])
                 .status()
                 .expect("python3 is needed for tests/it/tlog_verify.py");
-            assert!(status.success() && has(), "cannot install cryptography: python3 -m pip install cryptography");
+            assert!(
+                status.success() && has(),
+                "cannot install cryptography: python3 -m pip install cryptography"
+            );
         }
     });
     "python3"
@@ -53,17 +56,34 @@ fn independent_verify(registry: &Path) -> Vec<(u64, String, String, String, Stri
     o.lines()
         .map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            (f[0].parse().unwrap(), f[1].into(), f[2].into(), f[3].into(), f[4].into())
+            (
+                f[0].parse().unwrap(),
+                f[1].into(),
+                f[2].into(),
+                f[3].into(),
+                f[4].into(),
+            )
         })
         .collect()
 }
 
+/// The independent verifier's exit status and stderr on `registry/log`.
+fn independent_verdict(registry: &Path) -> (bool, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/tlog_verify.py");
+    let out = Command::new(python())
+        .arg(script)
+        .arg(registry.join("log"))
+        .output()
+        .unwrap();
+    (out.status.success(), text(&out).1)
+}
+
 /// `fm registry log init` on `registry` with a key file outside it.
 fn init_log(ctx: &TestContext, registry: &Path, extra: &[&str]) -> PathBuf {
-    let key = ctx.root.join("keys").join(format!(
-        "{}.key",
-        registry.file_name().unwrap().to_string_lossy()
-    ));
+    let key = ctx
+        .root
+        .join("keys")
+        .join(format!("{}.key", registry.file_name().unwrap().to_string_lossy()));
     std::fs::create_dir_all(key.parent().unwrap()).unwrap();
     let out = ctx
         .fm()
@@ -92,7 +112,12 @@ fn documented(registry: &Path) -> BTreeMap<(String, String), (Option<u64>, Strin
     let storage = DirStorage::new(registry);
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(registry.join("index")).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().trim_end_matches(".json").to_owned();
+        let name = entry
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .trim_end_matches(".json")
+            .to_owned();
         let (doc, _) = publish::read_document(&storage, &name).unwrap().unwrap();
         for v in doc.versions.unwrap() {
             out.insert((name.clone(), v.version.clone()), (v.log_index, v.checksum.clone()));
@@ -109,7 +134,10 @@ fn assert_one_consistent_log(registry: &Path, expected_versions: usize) {
     let mut seen = BTreeMap::new();
     for (i, action, name, version, sha) in &records {
         assert_eq!(action, "publish");
-        assert!(seen.insert((name.clone(), version.clone()), *i).is_none(), "{name}@{version} logged twice");
+        assert!(
+            seen.insert((name.clone(), version.clone()), *i).is_none(),
+            "{name}@{version} logged twice"
+        );
         let (index, checksum) = &docs[&(name.clone(), version.clone())];
         assert_eq!((index, checksum), (&Some(*i), sha));
     }
@@ -124,7 +152,10 @@ fn init_publish_300_versions_verify_and_consistency() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let key = load_key(&key_file);
     let storage = DirStorage::new(&reg);
@@ -141,7 +172,12 @@ fn init_publish_300_versions_verify_and_consistency() {
     assert_one_consistent_log(&reg, 300);
 
     // The checkpoint as another machine saw it, then the log grows.
-    let out = ctx.fm().args(["registry", "log", "checkpoint"]).arg(&reg).output().unwrap();
+    let out = ctx
+        .fm()
+        .args(["registry", "log", "checkpoint"])
+        .arg(&reg)
+        .output()
+        .unwrap();
     assert_code(&out, 0);
     let (note, _) = text(&out);
     assert!(note.starts_with("fm.registry/tests\n300\n"), "{note}");
@@ -176,7 +212,10 @@ fn init_publish_300_versions_verify_and_consistency() {
         .unwrap();
     assert_code(&out, 0);
     let (_, err) = text(&out);
-    assert!(err.contains("the log of 302 records extends the checkpoint of 300 records"), "{err}");
+    assert!(
+        err.contains("the log of 302 records extends the checkpoint of 300 records"),
+        "{err}"
+    );
     let records = independent_verify(&reg);
     assert_eq!(records[300].1, "yank");
     assert_eq!(records[301].2, "late");
@@ -210,7 +249,10 @@ fn init_publish_300_versions_verify_and_consistency() {
         .unwrap();
     assert_code(&out, 1);
     let (_, err) = text(&out);
-    assert!(err.contains("not consistent with the checkpoint") && err.contains("(a fork)"), "{err}");
+    assert!(
+        err.contains("not consistent with the checkpoint") && err.contains("(a fork)"),
+        "{err}"
+    );
     eprintln!("FIGURES tlog: 302 records verified by fm and by tlog_verify.py; a forked checkpoint refused");
 }
 
@@ -232,10 +274,19 @@ fn a_logged_registry_refuses_unlogged_publishes_and_foreign_keys() {
     assert!(!reg.join("secret.key").exists());
     init_log(&ctx, &reg, &[]);
     let src = package_source(&ctx.root.join("pkgsrc"), "a", "1.0.0", &[]);
-    let out = ctx.fm().args(["publish", "--registry"]).arg(&reg).arg(&src).output().unwrap();
+    let out = ctx
+        .fm()
+        .args(["publish", "--registry"])
+        .arg(&reg)
+        .arg(&src)
+        .output()
+        .unwrap();
     assert_code(&out, 1);
     let (_, err) = text(&out);
-    assert!(err.contains("keeps a transparency log, and no log key was given"), "{err}");
+    assert!(
+        err.contains("keeps a transparency log, and no log key was given"),
+        "{err}"
+    );
     assert!(err.contains("--log-key FILE"), "{err}");
     assert!(!reg.join("index/a.json").exists());
     // Another key: refused as well.
@@ -281,7 +332,12 @@ fn backfill_logs_existing_versions_in_a_stable_order() {
             "publish b@1.0.0"
         ]
     );
-    let out = ctx.fm().args(["registry", "log", "verify"]).arg(&reg.root).output().unwrap();
+    let out = ctx
+        .fm()
+        .args(["registry", "log", "verify"])
+        .arg(&reg.root)
+        .output()
+        .unwrap();
     assert_code(&out, 0);
     // Running it again appends nothing.
     init_log(&ctx, &reg.root, &["--backfill"]);
@@ -296,8 +352,14 @@ fn a_writer_stopped_after_sequencing_is_completed_by_the_next() {
     let key = load_key(&key_file);
     let storage = DirStorage::new(&reg);
     for i in 0..3 {
-        publish::publish(&storage, &archive_of(&ctx, "a", &format!("1.{i}.0")), None, &Limits::default(), Some(&key))
-            .unwrap();
+        publish::publish(
+            &storage,
+            &archive_of(&ctx, "a", &format!("1.{i}.0")),
+            None,
+            &Limits::default(),
+            Some(&key),
+        )
+        .unwrap();
     }
     // What a publisher SIGKILLed right after its create-if-absent of the
     // sequence object leaves: log/seq/003 and nothing derived from it.
@@ -306,7 +368,10 @@ fn a_writer_stopped_after_sequencing_is_completed_by_the_next() {
     let out = ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap();
     assert_code(&out, 0);
     let (_, err) = text(&out);
-    assert!(err.contains("3 records") && err.contains("record 3 is sequenced but no checkpoint covers it"), "{err}");
+    assert!(
+        err.contains("3 records") && err.contains("record 3 is sequenced but no checkpoint covers it"),
+        "{err}"
+    );
     // The next publish takes index 4 and completes 3 on the way.
     let out = ctx
         .fm()
@@ -417,7 +482,10 @@ fn concurrent_publishers_on_one_folder_make_one_log() {
     assert_one_consistent_log(&reg, writers * each);
     let out = ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap();
     assert_code(&out, 0);
-    eprintln!("FIGURES tlog concurrent: {writers} fm publish processes x {each} versions on one folder -> one log of {} records", writers * each);
+    eprintln!(
+        "FIGURES tlog concurrent: {writers} fm publish processes x {each} versions on one folder -> one log of {} records",
+        writers * each
+    );
 }
 
 #[test]
@@ -430,7 +498,14 @@ fn two_replicas_on_one_folder_append_to_one_log_and_serve_it() {
     let b = ctx.serve(&reg, &["--token", TOKEN, "--log-key", &key_arg], &[]);
     let n = 24;
     let srcs: Vec<PathBuf> = (0..n)
-        .map(|i| package_source(&ctx.root.join("pkgsrc"), &format!("r{}", i % 4), &format!("1.{i}.0"), &[]))
+        .map(|i| {
+            package_source(
+                &ctx.root.join("pkgsrc"),
+                &format!("r{}", i % 4),
+                &format!("1.{i}.0"),
+                &[],
+            )
+        })
         .collect();
     std::thread::scope(|s| {
         for (i, src) in srcs.iter().enumerate() {
@@ -459,18 +534,25 @@ fn two_replicas_on_one_folder_append_to_one_log_and_serve_it() {
     let get = |path: &str| {
         rt.block_on(async {
             let r = c.get(a.api(&format!("log/{path}"))).send().await.unwrap();
-            let cache = r
-                .headers()
-                .get("cache-control")
-                .map(|v| v.to_str().unwrap().to_owned());
+            let cache = r.headers().get("cache-control").map(|v| v.to_str().unwrap().to_owned());
             (r.status().as_u16(), cache)
         })
     };
     assert_eq!(get("checkpoint"), (200, Some("no-cache".into())));
-    assert_eq!(get("tile/0/000.p/24"), (200, Some("public, max-age=31536000, immutable".into())));
+    assert_eq!(
+        get("tile/0/000.p/24"),
+        (200, Some("public, max-age=31536000, immutable".into()))
+    );
     assert_eq!(get("tile/entries/000.p/24").0, 200);
     assert_eq!(get("key").0, 200);
-    for hidden in ["seq/000", "tile/0/000.p/0", "tile%2F..%2F..%2Findex%2Fr0.json", "..%2F..%2Findex%2Fr0.json", "tile/0/x000/000", "tile/64/000"] {
+    for hidden in [
+        "seq/000",
+        "tile/0/000.p/0",
+        "tile%2F..%2F..%2Findex%2Fr0.json",
+        "..%2F..%2Findex%2Fr0.json",
+        "tile/0/x000/000",
+        "tile/64/000",
+    ] {
         assert_eq!(get(hidden).0, 404, "{hidden}");
     }
     // A replica without the key refuses to publish into the logged folder.
@@ -485,5 +567,61 @@ fn two_replicas_on_one_folder_append_to_one_log_and_serve_it() {
     assert_code(&out, 1);
     assert!(text(&out).1.contains("cannot sign"), "{}", text(&out).1);
     assert!(!reg.join("index/late.json").exists());
-    eprintln!("FIGURES tlog replicas: 2 fm registry serve replicas, {n} concurrent uploads -> one log, verified over HTTP and by tlog_verify.py");
+    eprintln!(
+        "FIGURES tlog replicas: 2 fm registry serve replicas, {n} concurrent uploads -> one log, verified over HTTP and by tlog_verify.py"
+    );
+}
+
+#[test]
+fn the_independent_verifier_refuses_what_fm_refuses() {
+    // The second verifier is only worth something if it can say no.
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    let key = load_key(&init_log(&ctx, &reg, &[]));
+    let storage = DirStorage::new(&reg);
+    for i in 0..3 {
+        publish::publish(
+            &storage,
+            &archive_of(&ctx, "a", &format!("1.{i}.0")),
+            None,
+            &Limits::default(),
+            Some(&key),
+        )
+        .unwrap();
+    }
+    assert!(independent_verdict(&reg).0);
+    let tile = reg.join("log/tile/0/000.p/3");
+    let good = std::fs::read(&tile).unwrap();
+    let mut bad = good.clone();
+    bad[40] ^= 1;
+    std::fs::write(&tile, &bad).unwrap();
+    let (ok, err) = independent_verdict(&reg);
+    assert!(!ok && err.contains("tile/0/000.p/3"), "{err}");
+    assert_code(
+        &ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap(),
+        1,
+    );
+    std::fs::write(&tile, &good).unwrap();
+    // A checkpoint whose size was edited under the old signature.
+    let cp = reg.join("log/checkpoint");
+    let note = std::fs::read_to_string(&cp).unwrap();
+    std::fs::write(&cp, note.replacen("\n3\n", "\n2\n", 1)).unwrap();
+    let (ok, err) = independent_verdict(&reg);
+    assert!(!ok && err.contains("signature"), "{err}");
+    assert_code(
+        &ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap(),
+        1,
+    );
+    // A checkpoint signed by the real key over a root the entries do not hash to.
+    std::fs::write(&cp, key.sign_checkpoint(3, fm_hash(b"not the root")).unwrap()).unwrap();
+    let (ok, err) = independent_verdict(&reg);
+    assert!(!ok && err.contains("root"), "{err}");
+    assert_code(
+        &ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap(),
+        1,
+    );
+}
+
+fn fm_hash(b: &[u8]) -> tlog_tiles::Hash {
+    tlog_tiles::record_hash(b)
 }
