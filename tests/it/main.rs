@@ -33,3 +33,4 @@ mod smoke;
 mod sync;
 mod sync_relock;
 mod tlog;
+mod tlog_concurrency;
