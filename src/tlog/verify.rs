@@ -39,7 +39,10 @@ fn fetch(src: &dyn LogSource, path: &str) -> Result<Vec<u8>, TlogError> {
 
 /// The log's verifier key as `src` publishes it (`log/key`).
 pub fn published_verifier(src: &dyn LogSource) -> Result<LogVerifier, TlogError> {
-    let bytes = fetch(src, layout::KEY)?;
+    let bytes = match fetch(src, layout::KEY) {
+        Err(TlogError::Missing { registry, .. }) => return Err(TlogError::NoLog { registry }),
+        other => other?,
+    };
     LogVerifier::parse(&String::from_utf8_lossy(&bytes))
 }
 

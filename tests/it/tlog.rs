@@ -309,6 +309,15 @@ fn a_logged_registry_refuses_unlogged_publishes_and_foreign_keys() {
     plain.publish("a", "1.0.0", &[]);
     let doc = std::fs::read_to_string(plain.root.join("index/a.json")).unwrap();
     assert!(!doc.contains("log_index"), "{doc}");
+    // ... and `verify` says it has no log (not that a file went missing).
+    let out = ctx
+        .fm()
+        .args(["registry", "log", "verify"])
+        .arg(&plain.root)
+        .output()
+        .unwrap();
+    assert_code(&out, 1);
+    assert!(text(&out).1.contains("has no transparency log"), "{}", text(&out).1);
 }
 
 #[test]
