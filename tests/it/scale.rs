@@ -26,7 +26,7 @@ const CREDENTIALS: [(&str, &str); 3] = [
 ];
 
 /// One moto server for this test binary.
-fn moto() -> &'static Service {
+pub(crate) fn moto() -> &'static Service {
     static MOTO: OnceLock<Service> = OnceLock::new();
     MOTO.get_or_init(start_moto)
 }
@@ -60,7 +60,7 @@ fn start_moto() -> Service {
 }
 
 /// A fresh bucket `name` on moto, with the prefix `reg`.
-fn bucket(moto: &Service, name: &str) -> Bucket {
+pub(crate) fn bucket(moto: &Service, name: &str) -> Bucket {
     assert_eq!(
         http(moto.port, "PUT", &format!("/{name}"), &[]),
         Some(200),
