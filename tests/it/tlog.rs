@@ -112,12 +112,12 @@ pub(crate) fn documented(registry: &Path) -> BTreeMap<(String, String), (Option<
     let storage = DirStorage::new(registry);
     let mut out = BTreeMap::new();
     for entry in std::fs::read_dir(registry.join("index")).unwrap() {
-        let name = entry
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .trim_end_matches(".json")
-            .to_owned();
+        let file = entry.unwrap().file_name().to_string_lossy().into_owned();
+        // A SIGKILLed writer may leave a temporary file (`.fm-tmp-*`).
+        let Some(name) = file.strip_suffix(".json").filter(|_| !file.starts_with('.')) else {
+            continue;
+        };
+        let name = name.to_owned();
         let (doc, _) = publish::read_document(&storage, &name).unwrap().unwrap();
         for v in doc.versions.unwrap() {
             out.insert((name.clone(), v.version.clone()), (v.log_index, v.checksum.clone()));
