@@ -225,6 +225,9 @@ pub struct YankArgs {
     /// A registry name, URL or directory path (default: the default registry).
     #[arg(long, value_name = "R")]
     pub registry: Option<String>,
+    /// A directory registry's transparency-log key (its private key file).
+    #[arg(long, env = "FM_LOG_KEY", value_name = "FILE")]
+    pub log_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -297,6 +300,9 @@ pub struct PublishArgs {
     /// A registry name, URL or directory path (default: the default registry).
     #[arg(long)]
     pub registry: Option<String>,
+    /// A directory registry's transparency-log key (its private key file).
+    #[arg(long, env = "FM_LOG_KEY", value_name = "FILE")]
+    pub log_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -347,6 +353,53 @@ pub enum RegistryCommand {
     },
     /// Run a registry server.
     Serve(ServeArgs),
+    /// The registry's transparency log (SPEC §9).
+    #[command(subcommand)]
+    Log(LogCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Create a registry's log: a signing key (if FILE does not exist),
+    /// log/key and an empty signed checkpoint.
+    Init {
+        /// The registry's storage: a folder or a bucket URL.
+        #[arg(long, value_name = "DIR|URL")]
+        storage: String,
+        /// The endpoint of a bucket storage (as for `fm registry serve`).
+        #[arg(long, value_name = "URL")]
+        storage_endpoint: Option<String>,
+        /// The private key file (created 0600 if absent; never inside the storage).
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// The log's name, its checkpoints' origin line (default: fm.registry/ + the storage's name).
+        #[arg(long, value_name = "NAME")]
+        origin: Option<String>,
+        /// Append a record for every version already published, and set their log_index.
+        #[arg(long)]
+        backfill: bool,
+    },
+    /// Print the registry's current checkpoint, verified.
+    Checkpoint {
+        /// A registry name, URL or folder.
+        #[arg(value_name = "NAME|URL")]
+        registry: String,
+        /// The verifier key to trust (`name+id+base64`, or a file holding it); default: the registry's log/key.
+        #[arg(long, value_name = "VKEY|FILE")]
+        key: Option<String>,
+    },
+    /// Re-derive the whole log and check it against the signed checkpoint and the package documents.
+    Verify {
+        /// A registry name, URL or folder.
+        #[arg(value_name = "NAME|URL")]
+        registry: String,
+        /// The verifier key to trust (`name+id+base64`, or a file holding it); default: the registry's log/key.
+        #[arg(long, value_name = "VKEY|FILE")]
+        key: Option<String>,
+        /// A checkpoint seen earlier (a file): prove the log extends it.
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -428,6 +481,10 @@ pub struct ServeArgs {
     /// into the folder show; writes through this server show at once.
     #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_timeout)]
     pub stats_refresh: std::time::Duration,
+    /// The storage's transparency-log key: publishes and yanks are logged
+    /// and checkpoints signed. Required to publish into a logged storage.
+    #[arg(long, env = "FM_LOG_KEY", value_name = "FILE")]
+    pub log_key: Option<PathBuf>,
 }
 
 /// A [`parse_duration`] that is not zero.

@@ -12,6 +12,7 @@ mod diff;
 mod fmt;
 mod install;
 mod lock;
+mod log;
 mod manifest_cmds;
 mod outdated;
 mod pack;
@@ -208,5 +209,6 @@ fn dispatch(ctx: &Context, command: Command) -> Result<(), Failure> {
         Command::Registry(RegistryCommand::Remove { name }) => registry_cmds::remove(ctx, name),
         Command::Registry(RegistryCommand::SetDefault { name }) => registry_cmds::set_default(ctx, name),
         Command::Registry(RegistryCommand::Cache { clear, older_than }) => registry_cmds::cache(ctx, clear, older_than),
+        Command::Registry(RegistryCommand::Log(c)) => log::run(ctx, c),
     }
 }

@@ -115,7 +115,8 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
     target.check_writable("upload")?;
     if let Some(root) = target.directory() {
         let storage = DirStorage::new(root);
-        let published = publish::publish(&storage, &bytes, None, &archive::Limits::default())?;
+        let key = super::log::optional_key(ctx, a.log_key.as_deref())?;
+        let published = publish::publish(&storage, &bytes, None, &archive::Limits::default(), key.as_ref())?;
         ctx.shell.status(
             "Published",
             format!(
@@ -137,6 +138,9 @@ pub fn publish(ctx: &Context, a: PublishArgs) -> Result<(), Failure> {
                 "sha256": published.record.checksum,
                 "size": published.record.size_bytes,
             }));
+        }
+        if let Some(n) = published.record.log_index {
+            ctx.shell.verbose(format!("Logged as record {n}"));
         }
         return Ok(());
     }

@@ -64,6 +64,12 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
         "Serving up to {} connections at once (header timeout {:?}, idle timeout {:?})",
         config.conn_limits.max_connections, config.conn_limits.header_timeout, config.conn_limits.idle_timeout
     ));
+    if let Some(key) = super::log::optional_key(ctx, a.log_key.as_deref())? {
+        // A wrong key, or a key for a storage without a log, is refused
+        // before binding rather than at the first publish.
+        crate::tlog::Appender::for_storage(config.storage.as_ref(), Some(&key)).map_err(Failure::user)?;
+        config.log_key = Some(Arc::new(key));
+    }
     if config.tokens.is_empty() {
         ctx.shell
             .warn("no publish tokens configured: uploads and yanks will be refused (pass --token or --tokens-file)");

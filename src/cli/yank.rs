@@ -27,7 +27,8 @@ pub fn yank(ctx: &Context, a: YankArgs) -> Result<(), Failure> {
     let target = super::target::resolve(ctx, a.registry.as_deref())?;
     target.check_writable("yank")?;
     if let Some(root) = target.directory() {
-        publish::set_yanked(&DirStorage::new(root), name, &version, yanked)?;
+        let key = super::log::optional_key(ctx, a.log_key.as_deref())?;
+        publish::set_yanked(&DirStorage::new(root), name, &version, yanked, key.as_ref())?;
     } else {
         let registry = HttpRegistry::new(&target.name, &target.url, &target.opts)?;
         super::target::runtime()?.block_on(registry.set_yanked(name, &version, yanked))?;

@@ -86,6 +86,11 @@ pub struct VersionRecord {
     pub category: Option<String>,
     #[serde(default)]
     pub components: Vec<String>,
+    /// The index of this version's publish record in the registry's
+    /// transparency log (SPEC §9); absent for a registry without one, so
+    /// FlowMason clients see the document they know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_index: Option<u64>,
 }
 
 /// `packages/{name}`: the newest version's [`PackageInfo`] plus every
@@ -118,6 +123,7 @@ impl VersionRecord {
             tags: m.tags(),
             category: m.raw.category.clone(),
             components: m.components(),
+            log_index: None,
         }
     }
 

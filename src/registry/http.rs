@@ -57,6 +57,9 @@ use super::{OpenOptions, Registry, RegistryError, redact_url};
 /// The API path under a registry's URL.
 pub const API_PATH: &str = "api/v1/registry/";
 
+/// Largest transparency-log file [`HttpRegistry::get_log_file`] reads.
+pub const LOG_FILE_MAX: usize = 2 * 1024 * 1024;
+
 /// The scheme prefix of a static registry (`static+https://cdn.example/fm`).
 pub const STATIC_PREFIX: &str = "static+";
 
@@ -669,6 +672,7 @@ impl HttpRegistry {
             tags: info.tags.clone(),
             category: info.category.clone(),
             components: info.components.clone(),
+            log_index: None,
         })
     }
 
@@ -856,6 +860,35 @@ impl HttpRegistry {
                 self.name
             )),
         ))
+    }
+
+    /// A transparency-log file (`checkpoint`, `key`, `tile/...`; SPEC §9):
+    /// a server's `log/{path}` under its API, a static host's `log/{path}`.
+    /// `None` on 404. Capped at [`LOG_FILE_MAX`] bytes (the largest file
+    /// of the layout, a full entry bundle, is about 1 MiB).
+    pub async fn get_log_file(&self, path: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let f = self
+            .get(self.endpoint(&format!("log/{path}"))?, header::HeaderMap::new())
+            .await?;
+        if f.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !f.status.is_success() {
+            return Err(self.status_error(f, "reading the transparency log").await);
+        }
+        let mut response = f.response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| self.http_err(format!("reading log/{path} failed: {}", error_chain(&e)), None))?
+        {
+            body.extend_from_slice(&chunk);
+            if body.len() > LOG_FILE_MAX {
+                return Err(self.http_err(format!("log/{path} is larger than {LOG_FILE_MAX} bytes"), None));
+            }
+        }
+        Ok(Some(body))
     }
 
     /// Yanks (or un-yanks) a version.

@@ -15,12 +15,18 @@
 //! that differs from a published one only in build metadata (`1.0.0+x`
 //! beside `1.0.0`) is refused, as crates.io does: both would sort as one
 //! version, and a requirement could not tell them apart.
+//!
+//! A registry with a transparency log (`log/`, see [`crate::tlog`]) gets a
+//! log record between the two: archive → record appended (index `n`) →
+//! document with `log_index = n`. Without the log's key, a logged registry
+//! refuses to publish or yank at all.
 
 use std::io;
 
 use super::document::{PackageDocument, VersionRecord, archive_key, index_key};
 use super::storage::Storage;
 use crate::archive::{self, ArchiveError, Limits, ValidManifest};
+use crate::tlog::{self, LogKey, TlogError};
 
 /// Why a publish or yank was refused.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -77,6 +83,10 @@ pub enum PublishError {
         registry: String,
         reason: String,
     },
+    /// The transparency log refused or failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Log(#[from] TlogError),
     /// The storage failed.
     #[error("storage error in {registry}: {source}")]
     #[diagnostic(code(fm::publish::io))]
@@ -120,14 +130,17 @@ pub fn parse_document(storage: &dyn Storage, name: &str, bytes: &[u8]) -> Result
 }
 
 /// Validates `bytes` and publishes them. `checksum`, when given, must equal
-/// the archive's SHA-256. `now` is the `published_at` to record.
+/// the archive's SHA-256. `log_key`: the key of the registry's log (see
+/// [`tlog::Appender::for_storage`] for when it is required).
 pub fn publish(
     storage: &dyn Storage,
     bytes: &[u8],
     checksum: Option<&str>,
     limits: &Limits,
+    log_key: Option<&LogKey>,
 ) -> Result<Published, PublishError> {
     let started = std::time::Instant::now();
+    let log = tlog::Appender::for_storage(storage, log_key)?;
     let manifest = archive::read_manifest_from(io::Cursor::new(bytes), limits)?;
     archive::check_entries(bytes, limits)?;
     let name = manifest.raw.name.clone();
@@ -187,7 +200,17 @@ pub fn publish(
             }
         }
     }
-    let record = VersionRecord::from_manifest(&manifest, sha, bytes.len() as u64, now());
+    let mut record = VersionRecord::from_manifest(&manifest, sha, bytes.len() as u64, now());
+    if let Some(log) = &log {
+        let entry = tlog::Record::publish(
+            &name,
+            &version,
+            &record.checksum,
+            record.size_bytes,
+            &record.published_at,
+        );
+        record.log_index = Some(log.append(&entry)?);
+    }
     loop {
         let current = read_document(storage, &name)?;
         let (doc, tag) = match current {
@@ -224,8 +247,11 @@ pub fn set_yanked(
     name: &str,
     version: &str,
     yanked: bool,
+    log_key: Option<&LogKey>,
 ) -> Result<PackageDocument, PublishError> {
     let _guard = storage.lock_publishing().map_err(io_err(storage))?;
+    let log = tlog::Appender::for_storage(storage, log_key)?;
+    let mut logged = false;
     loop {
         let not_found = || PublishError::NotFound {
             name: name.to_owned(),
@@ -241,6 +267,12 @@ pub fn set_yanked(
             .ok_or_else(not_found)?;
         if record.yanked == yanked {
             return Ok(doc);
+        }
+        if let Some(log) = &log
+            && !logged
+        {
+            log.append(&tlog::Record::yank(name, version, &record.checksum, yanked, &now()))?;
+            logged = true;
         }
         record.yanked = yanked;
         doc.refresh_info();

@@ -26,6 +26,7 @@ pub mod auth;
 pub mod counts;
 pub mod downloads;
 pub mod listen;
+pub mod log;
 pub mod routes;
 
 use std::net::SocketAddr;
@@ -80,6 +81,10 @@ pub struct ServerConfig {
     /// How often the kept totals are recomputed from the storage
     /// ([`counts::REFRESH_EVERY`]).
     pub counts_refresh: Duration,
+    /// `--log-key`: the transparency log's key; publishes and yanks are
+    /// appended to `log/` ([`crate::tlog`]). Without it, a storage that
+    /// keeps a log refuses publishes.
+    pub log_key: Option<Arc<crate::tlog::LogKey>>,
 }
 
 impl ServerConfig {
@@ -103,6 +108,7 @@ impl ServerConfig {
             storage_cache_ttl: Duration::ZERO,
             conn_limits: ConnLimits::default(),
             counts_refresh: counts::REFRESH_EVERY,
+            log_key: None,
         }
     }
 }
@@ -166,6 +172,7 @@ pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> R
         Ok(n) => eprintln!("   Removed {n} temporary file(s) left by interrupted writes"),
         Err(e) => eprintln!("warning: cannot clean up temporary files in the storage: {e}"),
     });
+    log::start(&config).await;
     let state = routes::AppState::new(&config, addr);
     // Once, before serving: from here on the totals are kept, not
     // recomputed per request.

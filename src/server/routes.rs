@@ -44,6 +44,8 @@ pub struct AppState {
     pub test: Option<Arc<TestProbe>>,
     /// The totals `health`, `stats` and `categories` answer from.
     pub counts: Arc<Counts>,
+    /// `--log-key`: signs the transparency log's checkpoints.
+    pub log_key: Option<Arc<crate::tlog::LogKey>>,
     docs: Arc<DocCache>,
     rendered: Arc<RenderCache>,
     archives: Arc<ArchiveCache>,
@@ -199,6 +201,7 @@ impl AppState {
             limits: config.limits,
             downloads: Arc::new(Downloads::load(config.storage.as_ref(), &config.replica_id)),
             redirect_downloads: config.redirect_downloads,
+            log_key: config.log_key.clone(),
             addr,
             test: config.test_delay.map(|delay| {
                 Arc::new(TestProbe {
@@ -263,6 +266,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("/packages/{name}/{version}/yank", &["PUT", "DELETE"], false),
     route("/categories", &["GET"], false),
     route("/stats", &["GET"], false),
+    route("/log/{*path}", &["GET"], false),
     route(TEST_STATS_ROUTE, &["GET"], false),
 ];
 
@@ -292,6 +296,7 @@ fn handlers(path: &str, config: &ServerConfig) -> MethodRouter<AppState> {
         "/packages/{name}/{version}/yank" => put(yank).delete(unyank),
         "/categories" => get(categories),
         "/stats" => get(stats),
+        "/log/{*path}" => get(super::log::log_file),
         TEST_STATS_ROUTE => get(test_stats),
         // Unreachable for the table above; answers 405 rather than panic.
         _ => delete(method_not_allowed).get(method_not_allowed),
@@ -361,6 +366,14 @@ impl ApiError {
     fn internal(message: impl std::fmt::Display) -> ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message.to_string())
     }
+
+    pub(super) fn log_not_found(path: &str) -> ApiError {
+        ApiError::not_found(format!("no log file {path:?}"))
+    }
+
+    pub(super) fn log_internal(message: &dyn std::fmt::Display) -> ApiError {
+        ApiError::internal(message)
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -411,7 +424,19 @@ impl From<PublishError> for ApiError {
             PublishError::NotFound { name, version, .. } => {
                 ApiError::not_found(format!("Package '{name}@{version}' not found"))
             }
-            e @ (PublishError::Corrupt { .. } | PublishError::Io { .. }) => {
+            e @ PublishError::Log(
+                crate::tlog::TlogError::KeyRequired { .. }
+                | crate::tlog::TlogError::WrongKey { .. }
+                | crate::tlog::TlogError::Unlogged { .. },
+            ) => {
+                eprintln!("error: {e}");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "log_unavailable",
+                    "this registry keeps a transparency log and this server cannot sign it: nothing was published",
+                )
+            }
+            e @ (PublishError::Corrupt { .. } | PublishError::Io { .. } | PublishError::Log(_)) => {
                 eprintln!("error: {e}");
                 ApiError::internal("the registry's storage failed; see the server's log")
             }
@@ -1066,12 +1091,14 @@ async fn upload(State(state): State<AppState>, req: Request) -> ApiResult {
     }
     let storage = state.storage.clone();
     let limits = state.limits;
+    let log_key = state.log_key.clone();
     let published = tokio::task::spawn_blocking(move || {
         publish::publish(
             storage.as_ref(),
             &bytes,
             checksum.as_deref().filter(|c| !c.is_empty()),
             &limits,
+            log_key.as_deref(),
         )
     })
     .await
@@ -1150,8 +1177,10 @@ async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: 
         return Err(ApiError::not_found(format!("Package '{name}@{version}' not found")));
     }
     let storage = state.storage.clone();
-    let (n, v) = (name.clone(), version.clone());
-    let done = tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked)).await;
+    let (n, v, key) = (name.clone(), version.clone(), state.log_key.clone());
+    let done =
+        tokio::task::spawn_blocking(move || publish::set_yanked(storage.as_ref(), &n, &v, yanked, key.as_deref()))
+            .await;
     // Seen at once through this server, whatever the freshness window.
     state.docs.forget(&name);
     let doc = done.map_err(ApiError::internal)??;

@@ -298,6 +298,7 @@ fn digest_mismatch_against_an_old_lock_still_suggests_a_re_lock() {
         &packed.bytes,
         None,
         &fm::archive::Limits::default(),
+        None,
     )
     .expect("publish");
     let out = ctx.run(&["sync"]);

@@ -376,7 +376,8 @@ fn azure_redirects_downloads_to_a_signed_url_that_serves_the_archive() {
     let bucket = container(azurite, "fm-redirect");
     let bytes = packed(&ctx, "a", "1.0.0", &[]);
     let sum = fm::fsutil::sha256_hex(&bytes);
-    fm::registry::publish::publish(&bucket.direct, &bytes, None, &fm::archive::Limits::default()).expect("publish");
+    fm::registry::publish::publish(&bucket.direct, &bytes, None, &fm::archive::Limits::default(), None)
+        .expect("publish");
     let replica = bucket.replica_with(&ctx, "redir", &["--redirect-downloads"]);
     let no_redirects = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -129,14 +129,14 @@ impl DirRegistry {
         let dir = package_source(&self.work, name, version, deps);
         let packed = archive::pack(&dir).unwrap_or_else(|e| panic!("pack {name}@{version}: {e}"));
         let storage = DirStorage::new(&self.root);
-        publish::publish(&storage, &packed.bytes, None, &Limits::default())
+        publish::publish(&storage, &packed.bytes, None, &Limits::default(), None)
             .unwrap_or_else(|e| panic!("publish {name}@{version}: {e}"));
         packed.sha256
     }
 
     /// Yanks a version.
     pub fn yank(&self, name: &str, version: &str) {
-        publish::set_yanked(&DirStorage::new(&self.root), name, version, true).expect("yank");
+        publish::set_yanked(&DirStorage::new(&self.root), name, version, true, None).expect("yank");
     }
 
     /// Path of an archive in this registry.

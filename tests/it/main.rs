@@ -32,3 +32,5 @@ mod server_limits;
 mod smoke;
 mod sync;
 mod sync_relock;
+mod tlog;
+mod tlog_concurrency;

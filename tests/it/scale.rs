@@ -26,7 +26,7 @@ const CREDENTIALS: [(&str, &str); 3] = [
 ];
 
 /// One moto server for this test binary.
-fn moto() -> &'static Service {
+pub(crate) fn moto() -> &'static Service {
     static MOTO: OnceLock<Service> = OnceLock::new();
     MOTO.get_or_init(start_moto)
 }
@@ -60,7 +60,7 @@ fn start_moto() -> Service {
 }
 
 /// A fresh bucket `name` on moto, with the prefix `reg`.
-fn bucket(moto: &Service, name: &str) -> Bucket {
+pub(crate) fn bucket(moto: &Service, name: &str) -> Bucket {
     assert_eq!(
         http(moto.port, "PUT", &format!("/{name}"), &[]),
         Some(200),
@@ -425,7 +425,7 @@ fn redirected_downloads_come_from_the_bucket_verified_and_without_the_token() {
     for (name, deps) in [("a", &[][..]), ("b", &[("a", "^1")][..])] {
         let bytes = packed(&ctx, name, "1.0.0", deps);
         shas.insert(name, fm::fsutil::sha256_hex(&bytes));
-        fm::registry::publish::publish(&bucket, &bytes, None, &fm::archive::Limits::default()).expect("publish");
+        fm::registry::publish::publish(&bucket, &bytes, None, &fm::archive::Limits::default(), None).expect("publish");
     }
 
     // The route answers 307 to a pre-signed bucket URL, never cacheable for
