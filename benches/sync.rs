@@ -3,11 +3,15 @@
 //! - `noop_1000`: a sync of 1,000 locked packages that are all installed
 //!   already (fm.lock read from disk included). Target: ≤ 10 ms.
 //! - `warm_fresh_project` vs `plain_copy`: installing 200 packages whose
-//!   trees are cached into a fresh project, against a plain recursive copy
-//!   of the same trees.
+//!   archives are cached into a fresh project (each re-hashed and
+//!   unpacked), against a plain recursive copy of the same installed trees.
 //! - `cold_dir_registry` vs `sha256`: downloading (from a directory
 //!   registry), verifying and unpacking 32 packages of 512 KiB into an
 //!   empty cache, in bytes per second next to SHA-256 itself.
+//! - `noop_universe`: a no-op sync of the lock of a universe made by
+//!   `/work/shared/bench/gen_universe.py` (the 10,000-package one locks
+//!   1,299 packages, 11,691 files), when `FM_BENCH_UNIVERSE` names its
+//!   folder and `fm lock` was run in its `fm-project/`. Skipped otherwise.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -161,6 +165,39 @@ fn benches(c: &mut Criterion) {
         });
     }
 
+    // No-op sync of a generated universe's lock (lock in memory: the
+    // installer's share, which the stat check adds to).
+    if let Ok(universe) = std::env::var("FM_BENCH_UNIVERSE") {
+        let src = Path::new(&universe).join("fm-project");
+        let lock = Lockfile::load(&src.join("fm.lock"))
+            .expect("read fm.lock")
+            .expect("run `fm lock` in FM_BENCH_UNIVERSE/fm-project first");
+        let registries = lock.registries_at(&src).expect("registries");
+        let root = tempfile::tempdir().expect("tempdir");
+        let (project, cache) = (root.path().join("project"), root.path().join("cache"));
+        std::fs::create_dir_all(&project).expect("mkdir");
+        let install = || {
+            install::install(
+                &lock.packages,
+                &registries,
+                &Layout::project(&project),
+                &opts(&cache),
+                &NoProgress,
+            )
+            .expect("install")
+        };
+        let first = install();
+        assert_eq!(first.installed.len(), lock.packages.len());
+        let mut g = c.benchmark_group("sync");
+        g.sample_size(50);
+        g.bench_function(format!("noop_universe_{}", lock.packages.len()), |b| {
+            b.iter(|| assert_eq!(install().unchanged, lock.packages.len()))
+        });
+        g.finish();
+    } else {
+        eprintln!("sync/noop_universe: skipped (set FM_BENCH_UNIVERSE to a gen_universe.py folder)");
+    }
+
     // Warm sync into a fresh project vs a plain recursive copy.
     {
         let fx = fixture(200, 3, 2000, false);
@@ -192,7 +229,7 @@ fn benches(c: &mut Criterion) {
                 |p| {
                     for pkg in &fx.lock.packages {
                         copy_dir(
-                            &cache.join("trees").join(&pkg.sha256).join("files"),
+                            &fx.root.path().join("project/.fm/packages").join(&pkg.name),
                             &p.0.join(".fm/packages").join(&pkg.name),
                         );
                     }

@@ -119,6 +119,12 @@ impl LockFile {
             .read(true)
             .write(true)
             .open(path)?;
+        Self::lock_open(file, path.to_owned(), on_wait, shared)
+    }
+
+    /// Locks a file already opened (by a caller that opened it safely, e.g.
+    /// without following links); `path` names it.
+    pub fn lock_open(file: File, path: PathBuf, on_wait: impl FnOnce(), shared: bool) -> io::Result<LockFile> {
         let tried = if shared {
             file.try_lock_shared()
         } else {
@@ -132,10 +138,7 @@ impl LockFile {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        Ok(LockFile {
-            file,
-            path: path.to_owned(),
-        })
+        Ok(LockFile { file, path })
     }
 
     /// The locked file's path.

@@ -33,7 +33,7 @@ pub fn install(ctx: &Context, a: InstallArgs) -> Result<(), Failure> {
     )?;
     super::requests_done();
     let layout = match &a.dir {
-        Some(d) => Layout::dir(&ctx.cwd.join(d)),
+        Some(d) => Layout::dir_in(&ctx.cwd, d),
         None => Layout::project(&ctx.cwd),
     };
     let report = super::sync::run_install(

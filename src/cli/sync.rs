@@ -5,10 +5,11 @@
 //! nothing; `--frozen` installs the lock as it is, reading no registry
 //! metadata (only archives). In every mode, before any request, the lock's
 //! registry URLs must be the ones the project declares
-//! ([`crate::resolve::check_lock_urls`]); `--offline` uses the cache only. `--repair`
-//! re-hashes what is installed first and installs the packages whose files
-//! changed again (a plain sync trusts the state file, which keeps a no-op
-//! sync to a few milliseconds).
+//! ([`crate::resolve::check_lock_urls`]); `--offline` uses the cache only.
+//! A plain sync notices installed files edited since it wrote them by their
+//! stat data and installs those packages again; `--repair` also re-hashes
+//! everything against the locked archives first (what `fm verify` does) and
+//! installs whatever differs.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -122,11 +123,11 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     };
 
     let layout = match &a.dir {
-        Some(d) => Layout::dir(&ctx.cwd.join(d)),
+        Some(d) => Layout::dir_in(&ctx.cwd, d),
         None => Layout::project(root),
     };
     let reinstall = if a.repair {
-        drifted(ctx, &layout)?
+        drifted(ctx, &layout, &lock)?
     } else {
         Default::default()
     };
@@ -140,19 +141,18 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `--repair`: the packages `fm verify` would report, announced.
-fn drifted(ctx: &Context, layout: &Layout) -> Result<std::collections::BTreeSet<String>, Failure> {
-    if !layout.state.exists() {
+/// `--repair`: the packages `fm verify` would report (checked against the
+/// locked archives), announced.
+fn drifted(ctx: &Context, layout: &Layout, lock: &Lockfile) -> Result<std::collections::BTreeSet<String>, Failure> {
+    let drift = match install::verify::verify(layout, &Cache::from_env(), Some(&lock.packages)) {
+        Ok(d) => d,
         // Nothing installed yet: the install below is a full one anyway.
-        return Ok(Default::default());
-    }
-    let drift = install::verify::verify(layout)?;
-    let names: std::collections::BTreeSet<String> = drift
-        .packages
-        .iter()
-        .map(|p| p.name.clone())
-        .chain(drift.missing_packages.iter().cloned())
-        .collect();
+        Err(install::InstallError::NothingInstalled { .. }) => return Ok(Default::default()),
+        Err(e) => return Err(e.into()),
+    };
+    // A package whose archive is not cached is installed again: that
+    // downloads the locked archive, verified, and unpacks it.
+    let names = drift.to_repair();
     if names.is_empty() {
         ctx.shell.status(
             "Verified",
@@ -231,6 +231,19 @@ pub(super) fn run_install(
             }
             (e, _) => e,
         })?;
+    if !report.changed.is_empty() {
+        ctx.shell.status(
+            "Reinstalled",
+            format!("{} (files changed since fm installed them)", report.changed.join(", ")),
+        );
+    }
+    for name in &report.foreign {
+        ctx.shell.warn(format!(
+            "left {} in place: fm did not install it ({} does not record it); remove it yourself if it is not needed",
+            layout.packages.join(name).display(),
+            layout.state.display()
+        ));
+    }
     Ok(report)
 }
 

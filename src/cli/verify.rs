@@ -1,21 +1,53 @@
-//! `fm verify`: re-hash the installed tree against `.fm/state.toml`.
+//! `fm verify`: the installed tree against the archives it came from (and,
+//! in a project, against the ones fm.lock names).
 
 use std::fmt::Write as _;
 
 use super::args::VerifyArgs;
-use super::fmt;
-use super::{Context, Failure};
-use crate::install::{Layout, verify};
+use super::{Context, Failure, fmt};
+use crate::install::{self, Cache, Layout, verify};
+use crate::lock::{LOCK_FILE, Lockfile};
 
 pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
-    let layout = match &a.dir {
-        Some(d) => Layout::dir(&ctx.cwd.join(d)),
+    let (layout, lock) = match &a.dir {
+        Some(d) => (Layout::dir_in(&ctx.cwd, d), None),
         None => {
             let manifest_path = ctx.manifest_path()?;
-            Layout::project(manifest_path.parent().unwrap_or(std::path::Path::new(".")))
+            let root = manifest_path.parent().unwrap_or(std::path::Path::new("."));
+            (
+                Layout::project(root),
+                Lockfile::load(&root.join(LOCK_FILE))?.map(|l| (l, root.to_owned())),
+            )
         }
     };
-    let drift = verify::verify(&layout)?;
+    let cache = Cache::from_env();
+    let locked = lock.as_ref().map(|(l, _)| l.packages.as_slice());
+    let mut drift = verify::verify(&layout, &cache, locked)?;
+    // What a package must contain comes from its archive: fetch the locked
+    // ones that left the cache, then check again.
+    if let Some((lock, root)) = &lock
+        && !drift.uncached.is_empty()
+        && !ctx.global.offline
+    {
+        let fetch: Vec<&crate::lock::LockedPackage> = lock
+            .packages
+            .iter()
+            .filter(|p| drift.uncached.contains(&format!("{} {}", p.name, p.version)))
+            .collect();
+        if !fetch.is_empty() {
+            let registries = lock
+                .registries_at(root)
+                .map_err(|e| Failure::user(miette::miette!("{e}")))?;
+            let opts = install::Options {
+                offline: false,
+                prune: false,
+                cache: cache.clone(),
+                reinstall: Default::default(),
+            };
+            install::fetch_archives(&fetch, &registries, &opts, &install::NoProgress)?;
+            drift = verify::verify(&layout, &cache, locked)?;
+        }
+    }
     if ctx.global.json {
         let packages: Vec<_> = drift
             .packages
@@ -32,6 +64,8 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
             "packages": packages,
             "missing_packages": drift.missing_packages,
             "extra_packages": drift.extra_packages,
+            "not_locked": drift.not_locked.iter().map(|(n, i, l)| serde_json::json!({"name": n, "installed": i, "locked": l})).collect::<Vec<_>>(),
+            "uncached": drift.uncached,
         }));
     }
     if drift.is_clean() {
@@ -61,9 +95,19 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
     for name in &drift.extra_packages {
         let _ = writeln!(text, "{name}: extra (not installed by fm sync)");
     }
+    for (name, installed, locked) in &drift.not_locked {
+        let _ = writeln!(text, "{name}: installed {installed}, but fm.lock names {locked}");
+    }
+    for id in &drift.uncached {
+        let _ = writeln!(
+            text,
+            "{id}: not checked (its archive is not in the cache {})",
+            cache.root().display()
+        );
+    }
     Err(Failure::user(miette::miette!(
-        help = "run `fm sync --repair` to install the drifted packages again from the cache",
-        "installed packages differ from what fm sync recorded:\n{}",
+        help = "run `fm sync --repair` to install the drifted packages again from their locked archives",
+        "installed packages differ from the archives they were installed from:\n{}",
         text.trim_end()
     )))
 }

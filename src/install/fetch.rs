@@ -41,6 +41,7 @@ pub struct HashingWriter<'a, W> {
     bytes: u64,
     limit: u64,
     overflowed: bool,
+    write_error: Option<std::io::Error>,
     progress: &'a dyn Progress,
 }
 
@@ -53,6 +54,7 @@ impl<'a, W> HashingWriter<'a, W> {
             bytes: 0,
             limit,
             overflowed: false,
+            write_error: None,
             progress,
         }
     }
@@ -60,6 +62,19 @@ impl<'a, W> HashingWriter<'a, W> {
     /// Whether more than `limit` bytes were offered.
     pub fn overflowed(&self) -> bool {
         self.overflowed
+    }
+
+    fn note<T>(&mut self, r: Poll<std::io::Result<T>>) -> Poll<std::io::Result<T>> {
+        if let Poll::Ready(Err(e)) = &r {
+            self.write_error = Some(std::io::Error::new(e.kind(), e.to_string()));
+        }
+        r
+    }
+
+    /// Takes the error the inner writer (the cache's file) failed with, if
+    /// it did: a failure to write is the cache's, not the registry's.
+    pub fn take_write_error(&mut self) -> Option<std::io::Error> {
+        self.write_error.take()
     }
 
     /// Hex digest and byte count so far, and the inner writer.
@@ -85,16 +100,25 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for HashingWriter<'_, W> {
                 this.progress.downloaded(n as u64);
                 Poll::Ready(Ok(n))
             }
+            Poll::Ready(Err(e)) => {
+                this.write_error = Some(std::io::Error::new(e.kind(), e.to_string()));
+                Poll::Ready(Err(e))
+            }
             other => other,
         }
     }
 
+    // A buffered file reports a failed write at a later write or flush.
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.note(r)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.note(r)
     }
 }
 
@@ -148,8 +172,7 @@ pub fn download_all(
     clients: &HashMap<String, Arc<dyn Registry>>,
     progress: &dyn Progress,
 ) -> Result<Vec<Staged>, InstallError> {
-    let tmp_dir = cache.tmp_dir();
-    std::fs::create_dir_all(&tmp_dir).map_err(InstallError::io(format!("creating {}", tmp_dir.display())))?;
+    let tmp_dir = cache.checked_tmp_dir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -188,7 +211,19 @@ async fn download_one(
     let mut writer = HashingWriter::new(tokio::fs::File::from_std(handle), limit, progress);
     let result = client.download(&p.name, &version, &mut writer).await;
     let overflowed = writer.overflowed();
+    let write_error = writer.take_write_error();
     let (actual, _, mut out) = writer.finish();
+    // The disk under the cache failed (full, a quota): name the cache, not
+    // the registry whose bytes could not be stored.
+    if result.is_err()
+        && let Some(source) = write_error
+    {
+        return Err(InstallError::CacheWrite {
+            cache: tmp_dir.display().to_string(),
+            package: format!("{} {version}", p.name),
+            source,
+        });
+    }
     match result {
         Ok(_) => {}
         // A registry that sends more than the lock's size is cut off soon
@@ -209,7 +244,11 @@ async fn download_one(
     }
     tokio::io::AsyncWriteExt::flush(&mut out)
         .await
-        .map_err(InstallError::io(format!("writing {}", file.path().display())))?;
+        .map_err(|source| InstallError::CacheWrite {
+            cache: tmp_dir.display().to_string(),
+            package: format!("{} {version}", p.name),
+            source,
+        })?;
     drop(out);
     if actual != p.sha256 {
         return Err(InstallError::DigestMismatch {
@@ -223,15 +262,27 @@ async fn download_one(
     Ok(Staged { sha256: actual, file })
 }
 
-/// Moves verified downloads into the cache.
+/// Moves verified downloads into the cache, read-only.
 pub fn commit(cache: &Cache, staged: Vec<Staged>) -> Result<(), InstallError> {
     for s in staged {
-        let dest = cache.archive_path(&s.sha256);
-        if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent).map_err(InstallError::io(format!("creating {}", parent.display())))?;
-        }
+        // Neither `archives` nor the shard may be a link (see cache.rs).
+        let dest = cache.checked_shard_dir(&s.sha256)?.join(format!("{}.fmpkg", s.sha256));
+        let mut perms = s
+            .file
+            .as_file()
+            .metadata()
+            .map_err(InstallError::io(format!("reading {}", s.file.path().display())))?
+            .permissions();
+        perms.set_readonly(true);
+        s.file
+            .as_file()
+            .set_permissions(perms)
+            .map_err(InstallError::io(format!(
+                "setting the mode of {}",
+                s.file.path().display()
+            )))?;
         // Same digest, same bytes: replacing an entry another process just
-        // stored is harmless.
+        // stored is harmless (a link there is replaced, not followed).
         s.file
             .persist(&dest)
             .map_err(|e| InstallError::io(format!("storing {}", dest.display()))(e.error))?;

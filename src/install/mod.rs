@@ -3,43 +3,53 @@
 //! [`install`] makes an install folder hold exactly a set of locked
 //! packages, in five steps:
 //!
-//! 1. **Plan** — compare the set with the state file ([`state`]) and the
-//!    folder: a package recorded with the same digest whose folder exists is
-//!    left untouched; leftovers of an interrupted run are cleared; anything
-//!    else is to install. A no-op sync reads one line of the state file and
-//!    lists one folder.
+//! 0. **Open** ([`layout`]) — the install folder's chain of folders and
+//!    fm's files in it are opened without following links; a link where fm
+//!    would write or remove is refused, naming it, before anything else.
+//! 1. **Plan** ([`plan`]) — compare the set with the state file ([`state`])
+//!    and the folder: a package recorded with the same digest whose files
+//!    all still have the stat data fm recorded is left untouched; leftovers
+//!    of an interrupted run are cleared; folders fm did not install are
+//!    reported and never touched; anything else is to install. A no-op sync
+//!    reads the state file and `lstat`s every installed file, nothing more.
 //! 2. **Fetch** ([`fetch`]) — archives missing from the cache ([`cache`])
 //!    are downloaded concurrently (tokio, bounded), hashed as they stream,
 //!    and moved into the cache only once *all* of them match the lock.
-//! 3. **Unpack** ([`cache::Cache::ensure_tree`]) — on rayon, each archive is
-//!    re-hashed and extracted (safely, by [`crate::archive::extract`]) into
-//!    a cached tree, unless an intact tree is there already.
-//! 4. **Stage** — on rayon, each tree is hard-linked (or copied) into a
-//!    temporary folder beside its destination, `{packages}/.fm-tmp-*`.
-//! 5. **Commit** — the state file is rewritten without the entries about to
-//!    change; each staged folder is renamed into place (an old one is first
-//!    renamed to `.fm-trash-*`); extras are removed; the final state file is
-//!    written.
+//! 3. **Stage** — on rayon, each archive is read from the cache, re-hashed
+//!    against the lock, and unpacked (safely, by [`crate::archive::extract`])
+//!    into a new folder beside its destination, `{packages}/.fm-tmp-*`;
+//!    the stat data of every file written is recorded.
+//! 4. **Commit** — the state file is rewritten without the entries about to
+//!    change, naming their folders `owned`; each staged folder is renamed
+//!    into place (an old one is first renamed to `.fm-trash-*` and
+//!    removed); owned extras are removed; the final state file is written.
 //!
-//! Steps 1–3 run first without the project lock, reading the project only;
-//! then, under the project lock, steps 1–3 run again (normally finding
-//! everything cached: another fm may have changed the folder meanwhile) and
-//! 4–5 follow.
+//! Steps 0–2 run first without the project lock, reading the project only;
+//! then, under the project lock, 0–2 run again (normally finding everything
+//! cached: another fm may have changed the folder meanwhile) and 3–4
+//! follow.
 //!
 //! Invariants:
-//! - every digest is checked, and every archive unpacked, before fm creates
-//!   or changes anything in the project: a digest mismatch, a hostile
-//!   archive or an offline miss leaves the project exactly as it was;
+//! - nothing is followed through a link, on the way to anything fm writes
+//!   or removes ([`nofollow`]): every folder of the chain, the state and
+//!   lock files, package folders, leftovers, and the cache's own folders;
+//! - fm removes only what it installed: a folder the state file does not
+//!   name (installed or `owned`) is never replaced or removed, and links are
+//!   removed as links;
+//! - every digest is checked before fm creates or changes anything in the
+//!   project, and every archive is re-hashed when it is unpacked: a digest
+//!   mismatch, a corrupt cache entry, a hostile archive or an offline miss
+//!   leaves the project as it was (staged folders are deleted, and folders
+//!   this run created are removed again);
+//! - installed files are the project's own copies, unpacked from the
+//!   verified archive: nothing is shared with the cache or another project;
 //! - nothing but `.fm-tmp-*` folders changes in the install folder before
-//!   step 5, and those are deleted on failure;
-//! - a package folder is trusted only if the state file records it with the
-//!   locked digest; the state is rewritten *before* folders change, so after
-//!   a crash at any point the state never vouches for a folder it does not
-//!   describe, and the next run reinstalls what is in doubt and clears the
-//!   `.fm-tmp-*`/`.fm-trash-*` leftovers;
+//!   step 4; the state is rewritten *before* folders change, so after a
+//!   crash at any point the state never vouches for a folder it does not
+//!   describe, still owns every folder fm was changing, and the next run
+//!   reinstalls what is in doubt and clears the leftovers;
 //! - an install folder is fm's own: `.fm/packages` always, a `--dir` folder
-//!   only when it is empty or holds fm's state file. Anything in it that the
-//!   set does not name is removed (by `fm sync`; `fm install` adds only).
+//!   only when it is empty or holds fm's state file.
 //!
 //! Lock ordering: `{cache}/.lock` first (shared: concurrent syncs may fill
 //! the cache together, because every cache write is an atomic rename of a
@@ -51,65 +61,31 @@
 //! do.
 
 pub mod cache;
+pub mod contents;
+mod error;
 pub mod fetch;
+pub mod layout;
+pub mod nofollow;
+mod plan;
 pub mod state;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
 pub use cache::Cache;
-use state::{InstalledPackage, State};
+pub use error::InstallError;
+pub use layout::Layout;
+use state::{FileStat, InstalledFile, InstalledPackage, State};
 
+use crate::archive::{ExtractedFile, Limits};
 use crate::lock::{LockedPackage, LockedRegistry};
-
-/// Where packages are installed, and fm's files beside them.
-#[derive(Debug, Clone)]
-pub struct Layout {
-    /// The folder holding one folder per package.
-    pub packages: PathBuf,
-    /// The state file.
-    pub state: PathBuf,
-    /// The lock file held while installing.
-    pub lock: PathBuf,
-    /// Whether fm owns `packages` unconditionally (`.fm/packages`).
-    pub owned: bool,
-}
 
 const TMP_PREFIX: &str = crate::fsutil::TMP_PREFIX;
 const TRASH_PREFIX: &str = ".fm-trash-";
-
-impl Layout {
-    /// A project's layout: `{root}/.fm/packages`, `.fm/state.toml`, `.fm/.lock`.
-    pub fn project(root: &Path) -> Layout {
-        let fm = root.join(".fm");
-        Layout {
-            packages: fm.join("packages"),
-            state: fm.join("state.toml"),
-            lock: fm.join(".lock"),
-            owned: true,
-        }
-    }
-
-    /// A `--dir D` layout: packages in `D`, with `D/.fm-state.toml` and
-    /// `D/.fm-lock`.
-    pub fn dir(dir: &Path) -> Layout {
-        Layout {
-            packages: dir.to_owned(),
-            state: dir.join(".fm-state.toml"),
-            lock: dir.join(".fm-lock"),
-            owned: false,
-        }
-    }
-
-    /// Whether an entry of the packages folder is fm's own bookkeeping (a
-    /// package name never starts with a dot).
-    pub fn is_own_entry(name: &str) -> bool {
-        name.starts_with('.')
-    }
-}
 
 /// Progress callbacks; the CLI draws bars with them. All default to nothing.
 pub trait Progress: Sync {
@@ -131,126 +107,6 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// What can go wrong installing.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum InstallError {
-    /// A file operation failed.
-    #[error("{what}: {source}")]
-    #[diagnostic(code(fm::install::io))]
-    Io {
-        what: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A downloaded archive is not the one the lock names.
-    #[error(
-        "sha256 mismatch for {package} {version} from registry {registry}\n  expected (fm.lock): {expected}\n  actual (download):  {actual}"
-    )]
-    #[diagnostic(
-        code(fm::install::digest_mismatch),
-        help(
-            "the registry serves different bytes than when fm.lock was written; nothing was installed and the cache was not changed. If the change is legitimate, re-lock with `fm lock --upgrade-package {package}`"
-        )
-    )]
-    DigestMismatch {
-        package: String,
-        version: String,
-        registry: String,
-        expected: String,
-        actual: String,
-    },
-    /// A downloaded archive does not match the checksum its own registry
-    /// publishes for it (`fm install`, or a lock the registry still agrees
-    /// with): re-locking cannot help.
-    #[error(
-        "sha256 mismatch for {package} {version} from registry {registry}\n  expected (the registry's checksum): {expected}\n  actual (download):                  {actual}"
-    )]
-    #[diagnostic(
-        code(fm::install::registry_digest_mismatch),
-        help(
-            "registry {registry} serves bytes for {package} {version} that disagree with its own checksum: the registry is broken or its archives were tampered with. Nothing was installed and the cache was not changed; re-locking cannot help. Tell the registry's operator, or install from another registry"
-        )
-    )]
-    RegistryDigestMismatch {
-        package: String,
-        version: String,
-        registry: String,
-        expected: String,
-        actual: String,
-    },
-    /// A cached archive no longer has its digest (disk corruption or
-    /// tampering); it was removed.
-    #[error("the cached archive of {package} is corrupt: {path}\n  expected: {expected}\n  actual:   {actual}")]
-    #[diagnostic(
-        code(fm::install::corrupt_cache),
-        help("the corrupt file was removed; run the command again to download it")
-    )]
-    CorruptCache {
-        package: String,
-        path: String,
-        expected: String,
-        actual: String,
-    },
-    /// An archive was refused while unpacking.
-    #[error("cannot unpack {package} {version}: {source}")]
-    #[diagnostic(
-        code(fm::install::unpack),
-        help("the archive was refused and nothing was installed; ask its publisher to rebuild it with `fm pack`")
-    )]
-    Unpack {
-        package: String,
-        version: String,
-        #[source]
-        source: crate::archive::ArchiveError,
-    },
-    /// `--offline` and archives are not cached.
-    #[error("--offline: {} not in the cache: {}", if missing.len() == 1 { "this package is" } else { "these packages are" }, missing.join(", "))]
-    #[diagnostic(
-        code(fm::install::offline),
-        help("run `fm sync` once without --offline (with network access) to download them into the cache")
-    )]
-    Offline { missing: Vec<String> },
-    /// The lock names a registry it does not declare.
-    #[error("{package} comes from registry {registry}, which fm.lock does not list under [[registry]]")]
-    #[diagnostic(code(fm::install::unknown_registry), help("re-create the lock with `fm lock`"))]
-    UnknownRegistry { package: String, registry: String },
-    /// A registry URL in the lock cannot be parsed.
-    #[error("registry {registry} has an invalid URL in fm.lock: {reason}")]
-    #[diagnostic(code(fm::install::bad_url), help("re-create the lock with `fm lock`"))]
-    BadRegistryUrl { registry: String, reason: String },
-    /// `--dir` points at a folder fm did not create.
-    #[error("refusing to install into {dir}: it is not empty and fm did not install into it before")]
-    #[diagnostic(
-        code(fm::install::not_owned),
-        help("fm removes everything in its install folder that the lock does not name; choose an empty or new folder")
-    )]
-    NotOwned { dir: String },
-    /// A package entry fm cannot install safely.
-    #[error("cannot install {package:?}: {reason}")]
-    #[diagnostic(code(fm::install::invalid_package), help("re-create the lock with `fm lock`"))]
-    InvalidPackage { package: String, reason: String },
-    /// `fm verify` with nothing installed.
-    #[error("nothing is installed in {dir} (no state file)")]
-    #[diagnostic(code(fm::install::nothing_installed), help("run `fm sync` first"))]
-    NothingInstalled { dir: String },
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    State(#[from] state::StateError),
-}
-
-impl InstallError {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> InstallError {
-        let what = what.into();
-        move |source| InstallError::Io { what, source }
-    }
-}
-
 /// How to install.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -266,29 +122,6 @@ pub struct Options {
     pub reinstall: BTreeSet<String>,
 }
 
-impl InstallError {
-    /// A [`InstallError::DigestMismatch`] whose expected digest is the
-    /// registry's own current checksum (not only fm.lock's), said as such.
-    pub fn registry_contradicts_itself(self) -> InstallError {
-        match self {
-            InstallError::DigestMismatch {
-                package,
-                version,
-                registry,
-                expected,
-                actual,
-            } => InstallError::RegistryDigestMismatch {
-                package,
-                version,
-                registry,
-                expected,
-                actual: actual.replace("fm.lock records", "the registry's record says"),
-            },
-            other => other,
-        }
-    }
-}
-
 /// What [`install`] did.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -302,160 +135,14 @@ pub struct Report {
     /// (name → version, from the old state file), so the CLI can print
     /// `~ parser 1.4.0 -> 1.5.0` and `- old-lib 0.3.1`.
     pub previous: BTreeMap<String, String>,
+    /// Installed packages whose files had changed on disk since fm wrote
+    /// them (found by their stat data), installed again.
+    pub changed: Vec<String>,
+    /// Folders in the install folder that fm did not install: left alone.
+    pub foreign: Vec<String>,
     /// Archives downloaded, and their bytes.
     pub downloaded: usize,
     pub downloaded_bytes: u64,
-}
-
-/// What a run has to do, as read from the install folder and state file.
-struct Plan<'a> {
-    /// Everything is in place: nothing to do.
-    noop: bool,
-    to_install: Vec<&'a LockedPackage>,
-    /// State entries that stay as they are.
-    keep: BTreeMap<String, InstalledPackage>,
-    /// Package folders to remove.
-    extras: Vec<String>,
-    /// `.fm-tmp-*`/`.fm-trash-*` left by an interrupted run.
-    leftovers: Vec<String>,
-    old_state: State,
-    state_exists: bool,
-}
-
-fn plan<'a>(
-    packages: &'a [LockedPackage],
-    layout: &Layout,
-    prune: bool,
-    reinstall: &BTreeSet<String>,
-) -> Result<Plan<'a>, InstallError> {
-    let entries = list_entries(&layout.packages)?;
-    let state_exists = layout.state.exists();
-    if !layout.owned && !state_exists && entries.iter().any(|e| !Layout::is_own_entry(e)) {
-        return Err(InstallError::NotOwned {
-            dir: layout.packages.display().to_string(),
-        });
-    }
-    let wanted: BTreeMap<&str, &LockedPackage> = packages.iter().map(|p| (p.name.as_str(), p)).collect();
-    let leftovers: Vec<String> = entries
-        .iter()
-        .filter(|e| e.starts_with(TMP_PREFIX) || e.starts_with(TRASH_PREFIX))
-        .cloned()
-        .collect();
-    let present: BTreeSet<&str> = entries
-        .iter()
-        .filter(|e| !Layout::is_own_entry(e))
-        .map(String::as_str)
-        .collect();
-
-    // Fast path: the state's set digest equals the wanted set's and the
-    // folder holds exactly those packages.
-    if prune
-        && reinstall.is_empty()
-        && leftovers.is_empty()
-        && present.len() == wanted.len()
-        && present.iter().all(|n| wanted.contains_key(n))
-    {
-        let wanted_digest = state::set_digest(
-            packages
-                .iter()
-                .map(|p| (p.name.as_str(), &p.version, p.sha256.as_str())),
-        );
-        if state::read_set_digest(&layout.state).as_deref() == Some(wanted_digest.as_str()) {
-            return Ok(Plan {
-                noop: true,
-                to_install: Vec::new(),
-                keep: BTreeMap::new(),
-                extras: Vec::new(),
-                leftovers,
-                old_state: State::default(),
-                state_exists,
-            });
-        }
-    }
-
-    // A state file we cannot read vouches for nothing: reinstall.
-    let old_state = State::load(&layout.state).ok().flatten().unwrap_or_default();
-    let mut to_install = Vec::new();
-    let mut keep = BTreeMap::new();
-    for p in packages {
-        match old_state.packages.get(&p.name) {
-            Some(s)
-                if s.sha256 == p.sha256
-                    && s.version == p.version.to_string()
-                    && present.contains(p.name.as_str())
-                    && !reinstall.contains(&p.name) =>
-            {
-                keep.insert(p.name.clone(), s.clone());
-            }
-            _ => to_install.push(p),
-        }
-    }
-    let mut extras = Vec::new();
-    if prune {
-        extras = present
-            .iter()
-            .filter(|n| !wanted.contains_key(*n))
-            .map(|n| n.to_string())
-            .collect();
-    } else {
-        for (name, s) in &old_state.packages {
-            if !wanted.contains_key(name.as_str()) && present.contains(name.as_str()) {
-                keep.insert(name.clone(), s.clone());
-            }
-        }
-    }
-    let noop = to_install.is_empty() && extras.is_empty() && leftovers.is_empty() && keep == old_state.packages;
-    Ok(Plan {
-        noop,
-        to_install,
-        keep,
-        extras,
-        leftovers,
-        old_state,
-        state_exists,
-    })
-}
-
-/// Steps 2 and 3: every package of `to_install` as an intact cached tree.
-/// Touches nothing but the cache.
-fn prepare(
-    to_install: &[&LockedPackage],
-    registries: &[LockedRegistry],
-    opts: &Options,
-    progress: &dyn Progress,
-    report: &mut Report,
-) -> Result<Vec<cache::Tree>, InstallError> {
-    if !to_install.is_empty() {
-        opts.cache.sweep_tmp(std::time::Duration::from_secs(24 * 3600));
-    }
-    let mut seen = BTreeSet::new();
-    let need_download: Vec<&LockedPackage> = to_install
-        .iter()
-        .copied()
-        .filter(|p| opts.cache.intact_tree(&p.sha256).is_none() && !opts.cache.has_archive(&p.sha256))
-        .filter(|p| seen.insert(p.sha256.clone()))
-        .collect();
-    if !need_download.is_empty() {
-        if opts.offline {
-            return Err(InstallError::Offline {
-                missing: need_download
-                    .iter()
-                    .map(|p| format!("{} {}", p.name, p.version))
-                    .collect(),
-            });
-        }
-        let clients = fetch::open_registries(&need_download, registries, opts.offline)?;
-        let bytes = need_download.iter().map(|p| p.size).sum();
-        progress.downloading(need_download.len(), bytes);
-        let staged = fetch::download_all(&opts.cache, &need_download, &clients, progress)?;
-        fetch::commit(&opts.cache, staged)?;
-        report.downloaded += need_download.len();
-        report.downloaded_bytes += bytes;
-    }
-    to_install
-        .par_iter()
-        .map(|p| opts.cache.ensure_tree(&p.name, &p.version.to_string(), &p.sha256))
-        .collect()
 }
 
 /// Makes `layout` hold `packages` (see the module doc). `registries` are
@@ -484,143 +171,293 @@ pub fn install(
             return Err(invalid("listed twice".to_owned()));
         }
     }
-    let cache_lock_path = opts.cache.lock_path();
-    let _cache_lock =
-        crate::fsutil::LockFile::acquire_shared(&cache_lock_path, || progress.waiting(&cache_lock_path)).map_err(
-            InstallError::io(format!("locking {}", opts.cache.lock_path().display())),
-        )?;
     let mut report = Report::default();
 
-    // 1-3 without the project lock, reading only: whatever must be fetched
-    // and unpacked is, and every digest is checked, before fm creates or
-    // changes anything in the project (or waits for another fm there).
-    let first = plan(packages, layout, opts.prune, &opts.reinstall)?;
+    // 0-2 without the project lock, reading only: a link is refused, and
+    // whatever must be fetched is, every digest checked, before fm creates
+    // or changes anything in the project (or waits for another fm there).
+    let opened = layout.open(false)?;
+    let _cache_lock = opts.cache.lock_shared(|| progress.waiting(&opts.cache.lock_path()))?;
+    let first = plan::plan(packages, layout, opened.as_ref(), opts.prune, &opts.reinstall)?;
     if first.noop {
         report.unchanged = packages.len();
+        report.foreign = first.foreign;
         return Ok(report);
     }
-    prepare(&first.to_install, registries, opts, progress, &mut report)?;
+    fetch_missing(&first.to_install, registries, opts, progress, &mut report)?;
+    drop(opened);
 
     // Then under the project lock, plan again: another fm may have changed
     // the folder meanwhile. What is left to fetch is normally nothing.
-    std::fs::create_dir_all(&layout.packages)
-        .map_err(InstallError::io(format!("creating {}", layout.packages.display())))?;
-    let _project_lock = crate::fsutil::LockFile::acquire(&layout.lock, || progress.waiting(&layout.lock))
-        .map_err(InstallError::io(format!("locking {}", layout.lock.display())))?;
-    let plan = plan(packages, layout, opts.prune, &opts.reinstall)?;
+    let Some(opened) = layout.open(true)? else {
+        return Err(InstallError::Io {
+            what: format!("creating {}", layout.packages.display()),
+            source: std::io::ErrorKind::NotFound.into(),
+        });
+    };
+    let result = locked_install(packages, registries, layout, &opened, opts, progress, report);
+    if result.is_err() {
+        opened.undo_created(layout.lock_name());
+    }
+    result
+}
+
+fn locked_install(
+    packages: &[LockedPackage],
+    registries: &[LockedRegistry],
+    layout: &Layout,
+    opened: &layout::Opened,
+    opts: &Options,
+    progress: &dyn Progress,
+    mut report: Report,
+) -> Result<Report, InstallError> {
+    let _project_lock = opened
+        .meta
+        .lock(layout.lock_name(), || progress.waiting(&layout.lock), false)?;
+    let plan = plan::plan(packages, layout, Some(opened), opts.prune, &opts.reinstall)?;
+    report.foreign = plan.foreign.clone();
     if plan.noop {
         report.unchanged = packages.len();
         return Ok(report);
     }
-    let trees = prepare(&plan.to_install, registries, opts, progress, &mut report)?;
+    fetch_missing(&plan.to_install, registries, opts, progress, &mut report)?;
     report.unchanged = packages.len() - plan.to_install.len();
+    report.changed = plan.changed.clone();
 
-    // 4. Stage beside the destinations.
+    // 3. Stage beside the destinations. Every staged folder is deleted if
+    // anything fails before it is renamed into place.
     progress.unpacking(plan.to_install.len());
-    let staged: Vec<Result<tempfile::TempDir, InstallError>> = plan
+    let staging = Staging {
+        dir: &opened.packages,
+        names: Mutex::new(Vec::new()),
+    };
+    let staged: Vec<Staged> = plan
         .to_install
         .par_iter()
-        .zip(trees.par_iter())
-        .map(|(p, tree)| {
-            let tmp = tempfile::Builder::new()
-                .prefix(&format!("{TMP_PREFIX}{}-", p.name))
-                .tempdir_in(&layout.packages)
-                .map_err(InstallError::io(format!(
-                    "creating a folder in {}",
-                    layout.packages.display()
-                )))?;
-            opts.cache.link_tree(tree, tmp.path())?;
+        .map(|p| {
+            let s = stage(&staging, &opts.cache, p)?;
             progress.unpacked(&p.name);
-            Ok(tmp)
+            Ok(s)
         })
-        .collect();
-    // Every staged folder is deleted on drop if anything failed.
-    let staged: Vec<tempfile::TempDir> = staged.into_iter().collect::<Result<_, _>>()?;
+        .collect::<Result<_, InstallError>>()?;
 
-    // 5. Commit. First the state without what is about to change.
+    // 4. Commit. First the state without what is about to change, owning
+    // every folder that will.
+    let pkgs = &opened.packages;
     for name in &plan.leftovers {
-        remove_any(&layout.packages.join(name));
+        let _ = pkgs.remove_tree(name);
     }
-    let interim = State {
-        packages: plan.keep.clone(),
+    let mut interim = State {
+        packages: plan
+            .old_state
+            .packages
+            .iter()
+            .filter(|(n, _)| plan.keep.contains(*n))
+            .map(|(n, p)| (n.clone(), p.clone()))
+            .collect(),
+        owned: plan.old_state.owned.clone(),
     };
+    interim.owned.extend(plan.to_install.iter().map(|p| p.name.clone()));
+    interim.owned.extend(plan.extras.iter().cloned());
+    let installing: BTreeSet<&str> = plan.to_install.iter().map(|p| p.name.as_str()).collect();
+    interim
+        .owned
+        .retain(|n| plan.present.contains(n) || installing.contains(n.as_str()));
     if interim != plan.old_state || !plan.state_exists {
-        interim
-            .save(&layout.state)
-            .map_err(InstallError::io(format!("writing {}", layout.state.display())))?;
+        opened
+            .meta
+            .write_atomic(layout.state_name(), interim.render().as_bytes())?;
     }
-    let mut new_state = interim;
-    for ((p, tmp), tree) in plan.to_install.iter().zip(staged).zip(&trees) {
-        let dest = layout.packages.join(&p.name);
-        if std::fs::symlink_metadata(&dest).is_ok() {
-            let trash = layout
-                .packages
-                .join(format!("{TRASH_PREFIX}{}-{}", p.name, std::process::id()));
-            remove_any(&trash);
-            std::fs::rename(&dest, &trash).map_err(InstallError::io(format!("moving {} aside", dest.display())))?;
-            remove_any(&trash);
+    let mut new_state = interim.clone();
+    for (p, s) in plan.to_install.iter().zip(staged) {
+        if pkgs.meta(&p.name)?.is_some() {
+            let trash = nofollow::unique_name(&format!("{TRASH_PREFIX}{}-", p.name), "");
+            pkgs.rename(&p.name, &trash)?;
+            let _ = pkgs.remove_tree(&trash);
         }
-        let kept = tmp.keep();
-        std::fs::rename(&kept, &dest).map_err(InstallError::io(format!("moving {} into place", dest.display())))?;
-        new_state.packages.insert(
-            p.name.clone(),
-            InstalledPackage {
-                name: p.name.clone(),
-                version: p.version.to_string(),
-                sha256: p.sha256.clone(),
-                executable: tree
-                    .files
-                    .iter()
-                    .filter(|f| f.executable)
-                    .map(|f| f.path.clone())
-                    .collect(),
-                files: tree.files.iter().map(|f| (f.path.clone(), f.sha256.clone())).collect(),
-            },
-        );
-        report.installed.push((p.name.clone(), p.version.to_string()));
+        pkgs.rename(&s.tmp, &p.name)?;
+        staging.forget(&s.tmp);
         if let Some(old) = plan.old_state.packages.get(&p.name) {
             report.previous.insert(p.name.clone(), old.version.clone());
         }
+        new_state.packages.insert(p.name.clone(), record(p, s));
+        report.installed.push((p.name.clone(), p.version.to_string()));
     }
     for name in &plan.extras {
-        remove_any(&layout.packages.join(name));
-        report.removed.push(name.clone());
-        if let Some(old) = plan.old_state.packages.get(name) {
-            report.previous.insert(name.clone(), old.version.clone());
+        if pkgs.remove_tree(name).is_ok() {
+            if let Some(old) = plan.old_state.packages.get(name) {
+                report.previous.insert(name.clone(), old.version.clone());
+            }
+            report.removed.push(name.clone());
         }
     }
-    new_state
-        .save(&layout.state)
-        .map_err(InstallError::io(format!("writing {}", layout.state.display())))?;
+    let still_there = |n: &String| pkgs.meta(n).ok().flatten().is_some();
+    new_state.owned = interim
+        .owned
+        .iter()
+        .filter(|n| !new_state.packages.contains_key(*n) && still_there(n))
+        .cloned()
+        .collect();
+    opened
+        .meta
+        .write_atomic(layout.state_name(), new_state.render().as_bytes())?;
     progress.finish();
     Ok(report)
 }
 
-/// Names in a folder (empty if it does not exist).
-fn list_entries(dir: &Path) -> Result<Vec<String>, InstallError> {
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(InstallError::io(format!("reading {}", dir.display()))(e)),
-    };
-    let mut out = Vec::new();
-    for entry in rd {
-        let entry = entry.map_err(InstallError::io(format!("reading {}", dir.display())))?;
-        out.push(entry.file_name().to_string_lossy().into_owned());
-    }
-    Ok(out)
+/// Staged folders not yet renamed into place; removed on drop.
+struct Staging<'a> {
+    dir: &'a nofollow::Dir,
+    names: Mutex<Vec<String>>,
 }
 
-/// Removes a file or folder, whatever it is; best effort (a leftover is
-/// cleared by the next run).
-fn remove_any(path: &Path) {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            let _ = std::fs::remove_dir_all(path);
+impl Staging<'_> {
+    fn add(&self, name: &str) {
+        if let Ok(mut v) = self.names.lock() {
+            v.push(name.to_owned());
         }
-        Ok(_) => {
-            let _ = std::fs::remove_file(path);
-        }
-        Err(_) => {}
     }
+
+    fn forget(&self, name: &str) {
+        if let Ok(mut v) = self.names.lock() {
+            v.retain(|n| n != name);
+        }
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if let Ok(v) = self.names.lock() {
+            for n in v.iter() {
+                let _ = self.dir.remove_tree(n);
+            }
+        }
+    }
+}
+
+/// A package unpacked into `{packages}/{tmp}`.
+struct Staged {
+    tmp: String,
+    files: Vec<(ExtractedFile, FileStat)>,
+}
+
+/// Step 3 for one package: the cached archive, re-hashed, unpacked into a
+/// new folder; the stat data of every file written.
+fn stage(staging: &Staging<'_>, cache: &Cache, p: &LockedPackage) -> Result<Staged, InstallError> {
+    let version = p.version.to_string();
+    let bytes = cache
+        .read_archive(&p.name, &version, &p.sha256)?
+        .ok_or_else(|| InstallError::Io {
+            what: format!("reading {}", cache.archive_path(&p.sha256).display()),
+            source: std::io::Error::other(
+                "the archive left the cache while fm was installing it; run the command again",
+            ),
+        })?;
+    let tmp = nofollow::unique_name(&format!("{TMP_PREFIX}{}-", p.name), "");
+    let dir = staging.dir.create_new_dir(&tmp)?;
+    staging.add(&tmp);
+    let files =
+        crate::archive::extract(std::io::Cursor::new(&bytes), dir.path(), &Limits::default()).map_err(|source| {
+            InstallError::Unpack {
+                package: p.name.clone(),
+                version: version.clone(),
+                source,
+            }
+        })?;
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let m = dir.meta(&f.path)?.ok_or_else(|| InstallError::Io {
+            what: dir.join(&f.path).display().to_string(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+        let stat = FileStat {
+            size: m.size,
+            mtime: m.mtime_ns,
+            ctime: m.ctime_ns,
+            ino: m.ino,
+        };
+        out.push((f, stat));
+    }
+    Ok(Staged { tmp, files: out })
+}
+
+fn record(p: &LockedPackage, s: Staged) -> InstalledPackage {
+    InstalledPackage {
+        name: p.name.clone(),
+        version: p.version.to_string(),
+        sha256: p.sha256.clone(),
+        executable: s
+            .files
+            .iter()
+            .filter(|(f, _)| f.executable)
+            .map(|(f, _)| f.path.clone())
+            .collect(),
+        files: s
+            .files
+            .into_iter()
+            .map(|(f, stat)| {
+                (
+                    f.path,
+                    InstalledFile {
+                        sha256: f.sha256,
+                        stat: Some(stat),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Step 2: downloads the archives of `to_install` that are not cached.
+/// Touches nothing but the cache.
+fn fetch_missing(
+    to_install: &[&LockedPackage],
+    registries: &[LockedRegistry],
+    opts: &Options,
+    progress: &dyn Progress,
+    report: &mut Report,
+) -> Result<(), InstallError> {
+    if to_install.is_empty() {
+        return Ok(());
+    }
+    opts.cache.sweep_tmp(std::time::Duration::from_secs(24 * 3600));
+    let mut seen = BTreeSet::new();
+    let need: Vec<&LockedPackage> = to_install
+        .iter()
+        .copied()
+        .filter(|p| !opts.cache.has_archive(&p.sha256))
+        .filter(|p| seen.insert(p.sha256.clone()))
+        .collect();
+    if need.is_empty() {
+        return Ok(());
+    }
+    if opts.offline {
+        return Err(InstallError::Offline {
+            missing: need.iter().map(|p| format!("{} {}", p.name, p.version)).collect(),
+        });
+    }
+    let clients = fetch::open_registries(&need, registries, opts.offline)?;
+    let bytes = need.iter().map(|p| p.size).sum();
+    progress.downloading(need.len(), bytes);
+    let staged = fetch::download_all(&opts.cache, &need, &clients, progress)?;
+    fetch::commit(&opts.cache, staged)?;
+    report.downloaded += need.len();
+    report.downloaded_bytes += bytes;
+    Ok(())
+}
+
+/// Downloads into the cache the archives of `packages` it lacks (verified
+/// against their digests), under the cache lock; for `fm verify`, which
+/// derives what a package must contain from its archive.
+pub fn fetch_archives(
+    packages: &[&LockedPackage],
+    registries: &[LockedRegistry],
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Report, InstallError> {
+    let _cache_lock = opts.cache.lock_shared(|| progress.waiting(&opts.cache.lock_path()))?;
+    let mut report = Report::default();
+    fetch_missing(packages, registries, opts, progress, &mut report)?;
+    progress.finish();
+    Ok(report)
 }

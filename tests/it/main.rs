@@ -16,6 +16,7 @@ mod faults;
 mod file_modes;
 mod hostile;
 mod http_registry;
+mod install_safety;
 mod lock;
 mod manifest;
 mod outdated;

@@ -89,7 +89,7 @@ fn frozen_sync_installs_exactly_the_lock_then_is_a_no_op() {
 
     let state = w.ctx.read(".fm/state.toml");
     assert!(state.contains(&format!("sha256 = \"{}\"", w.sha["a@1.0.0"])), "{state}");
-    assert!(state.contains("\"components/b.py\" = \""), "{state}");
+    assert!(state.contains("\"components/b.py\" = { sha256 = \""), "{state}");
 
     // Nothing to do the second time; installed files are not touched.
     let before = inode(&w.packages_dir().join("a/components/a.py"));
@@ -109,19 +109,20 @@ fn sync_replaces_changed_and_removes_extras() {
     let w = world(&[("a", "1.0.0"), ("a", "1.1.0"), ("b", "1.0.0"), ("c", "1.0.0")]);
     w.lock(&["a@1.0.0", "b@1.0.0"]);
     assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
-    // A stray folder a user dropped in is an extra too.
+    // A stray folder a user dropped in is not fm's: reported, kept.
     std::fs::create_dir_all(w.packages_dir().join("stray")).unwrap();
     w.lock(&["a@1.1.0", "c@1.0.0"]);
     let out = w.ctx.run(&["sync", "--frozen"]);
     assert_code(&out, 0);
     insta::assert_snapshot!(w.ctx.filter(&stderr(&out)), @r"
+    warning: left [ROOT]/project/.fm/packages/stray in place: fm did not install it ([ROOT]/project/.fm/state.toml does not record it); remove it yourself if it is not needed
      ~ a 1.0.0 -> 1.1.0
      - b 1.0.0
      + c 1.0.0
-     - stray
-    Installed 2 packages, removed 2 in [TIME]
+    Installed 2 packages, removed 1 in [TIME]
     ");
-    assert_eq!(w.installed(), ["a", "c"]);
+    assert_eq!(w.installed(), ["a", "c", "stray"]);
+    std::fs::remove_dir(w.packages_dir().join("stray")).unwrap();
     assert!(
         std::fs::read_to_string(w.packages_dir().join("a/components/a.py"))
             .unwrap()
@@ -232,19 +233,19 @@ fn verify_reports_modified_missing_and_extra_files() {
     let out = w.ctx.run(&["verify"]);
     assert_code(&out, 1);
     insta::assert_snapshot!(w.ctx.filter(&stderr(&out)), @r"
-      x installed packages differ from what fm sync recorded:
+      x installed packages differ from the archives they were installed from:
       | a:
       |   modified components/a.py
       | b:
       |   missing  pipelines/main.pipeline.json
       |   extra    notes.txt
       | zeta: extra (not installed by fm sync)
-      help: run `fm sync --repair` to install the drifted packages again from the cache
+      help: run `fm sync --repair` to install the drifted packages again from their locked archives
     ");
 
-    // The edit went through a hard link into the cache's tree: a second
-    // project must still get the pristine file (regression: a poisoned tree
-    // was linked as is).
+    // Installed files are the project's own copies: a second project
+    // still gets the pristine file (regression: the edit went through a
+    // hard link into the cache).
     let other = w.ctx.root.join("other");
     std::fs::create_dir_all(&other).unwrap();
     std::fs::copy(w.ctx.project.join("fm.toml"), other.join("fm.toml")).unwrap();
@@ -264,25 +265,30 @@ fn verify_reports_modified_missing_and_extra_files() {
     let out = w.ctx.fm().current_dir(&other).arg("verify").output().unwrap();
     assert_code(&out, 0);
 
-    // A plain sync prunes the stranger but trusts the state file for the
-    // packages it lists (that is what keeps it a few milliseconds), so the
-    // edits stay; `--repair` re-hashes and installs the drifted ones again.
-    assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
-    assert_eq!(w.installed(), ["a", "b"]);
-    assert_code(&w.ctx.run(&["verify"]), 1);
+    // `--repair` re-hashes against the archives and installs the drifted
+    // ones again; the stranger is fm's to report, not to delete.
     let out = w.ctx.run(&["sync", "--frozen", "--repair"]);
     assert_code(&out, 0);
     assert!(stderr(&out).contains("Repairing a, b"), "{}", stderr(&out));
-    assert_code(&w.ctx.run(&["verify"]), 0);
-    assert_eq!(w.installed(), ["a", "b"]);
+    assert_eq!(w.installed(), ["a", "b", "zeta"]);
     assert_eq!(
         std::fs::read_to_string(pkgs.join("a/components/a.py")).unwrap(),
         "# a 1.0.0\ndef run(x):\n    return x\n"
     );
     assert!(!pkgs.join("b/notes.txt").exists() && pkgs.join("b/pipelines/main.pipeline.json").exists());
+    std::fs::remove_dir(pkgs.join("zeta")).unwrap();
+    assert_code(&w.ctx.run(&["verify"]), 0);
     let out = w.ctx.run(&["sync", "--frozen", "--repair"]);
     assert_code(&out, 0);
     assert!(stderr(&out).contains("nothing to repair"), "{}", stderr(&out));
+
+    // A plain sync notices edits by their stat data (no hashing).
+    std::fs::write(pkgs.join("a/components/a.py"), "edited").unwrap();
+    std::fs::remove_file(pkgs.join("b/manifest.json")).unwrap();
+    let out = w.ctx.run(&["sync", "--frozen"]);
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("Reinstalled a, b"), "{}", stderr(&out));
+    assert_code(&w.ctx.run(&["verify"]), 0);
 }
 
 #[cfg(unix)]
@@ -298,7 +304,7 @@ fn inode(_: &Path) -> u64 {
 
 #[cfg(unix)]
 #[test]
-fn a_second_project_links_from_the_cache() {
+fn a_second_project_installs_from_the_cache_its_own_copies() {
     let w = world(&[("a", "1.0.0")]);
     w.lock(&["a@1.0.0"]);
     assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
@@ -316,7 +322,8 @@ fn a_second_project_links_from_the_cache() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    assert_eq!(
+    // Not hard links: an edit in one project must not reach the other.
+    assert_ne!(
         inode(&w.packages_dir().join("a/components/a.py")),
         inode(&other.join(".fm/packages/a/components/a.py"))
     );
