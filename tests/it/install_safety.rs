@@ -9,48 +9,14 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use crate::sync::{World, world};
 
-struct World {
-    ctx: TestContext,
-    reg: DirRegistry,
-    sha: std::collections::BTreeMap<String, String>,
+/// Helpers of this module on the sync tests' [`World`].
+trait Outside {
+    fn outside(&self, name: &str) -> PathBuf;
 }
 
-fn world(packages: &[(&str, &str)]) -> World {
-    let ctx = TestContext::new();
-    let reg = ctx.dir_registry("main");
-    let mut sha = std::collections::BTreeMap::new();
-    for (n, v) in packages {
-        sha.insert(format!("{n}@{v}"), reg.publish(n, v, &[]));
-    }
-    ctx.write_manifest(&format!(
-        "[project]\nname = \"app\"\n\n[dependencies]\n\n[[registries]]\nname = \"main\"\nurl = \"{}\"\n",
-        reg.url()
-    ));
-    World { ctx, reg, sha }
-}
-
-impl World {
-    fn lock(&self, ids: &[&str]) {
-        let entries: Vec<LockEntry<'_>> = ids
-            .iter()
-            .map(|id| {
-                let (name, version) = id.split_once('@').expect("name@version");
-                LockEntry {
-                    name,
-                    version,
-                    sha256: &self.sha[*id],
-                    deps: &[],
-                }
-            })
-            .collect();
-        write_lock(&self.ctx, "main", &self.reg, &entries);
-    }
-
-    fn pkgs(&self) -> PathBuf {
-        self.ctx.project.join(".fm/packages")
-    }
-
+impl Outside for World {
     /// A folder outside the project holding `victim.txt` (and, for a
     /// packages-folder stand-in, a folder `a` as if a package were there).
     fn outside(&self, name: &str) -> PathBuf {
@@ -87,15 +53,15 @@ fn fm_packages_as_a_relative_or_absolute_link_is_refused_and_its_target_untouche
     w.lock(&["a@1.0.0"]);
     let outside = w.outside("victim-rel");
     std::fs::create_dir_all(w.ctx.project.join(".fm")).unwrap();
-    symlink("../../victim-rel", w.pkgs()).unwrap();
+    symlink("../../victim-rel", w.packages_dir()).unwrap();
     let before = snapshot_tree(&outside);
     let out = w.ctx.run(&["sync", "--frozen"]);
-    refused(&out, &w.pkgs(), &outside, &before);
+    refused(&out, &w.packages_dir(), &outside, &before);
 
     // The same with an absolute link, and for install, verify and --repair.
     let outside = w.outside("victim-abs");
-    std::fs::remove_file(w.pkgs()).unwrap();
-    symlink(&outside, w.pkgs()).unwrap();
+    std::fs::remove_file(w.packages_dir()).unwrap();
+    symlink(&outside, w.packages_dir()).unwrap();
     let before = snapshot_tree(&outside);
     for args in [
         &["sync", "--frozen"][..],
@@ -109,7 +75,7 @@ fn fm_packages_as_a_relative_or_absolute_link_is_refused_and_its_target_untouche
             // still never touch the link's target.
             assert_ne!(out.status.code(), Some(0), "{args:?}");
         } else {
-            refused(&out, &w.pkgs(), &outside, &before);
+            refused(&out, &w.packages_dir(), &outside, &before);
         }
         assert_eq!(snapshot_tree(&outside), before, "{args:?}");
     }
@@ -143,7 +109,7 @@ fn lock_and_state_files_as_links_are_refused_and_nothing_is_created_at_their_tar
     let out = w.ctx.run(&["sync", "--frozen"]);
     refused(&out, &fm_dir.join(".lock"), &outside, &before);
     assert!(!outside.join("created-by-lock").exists());
-    assert!(!w.pkgs().exists(), "nothing is created in the project either");
+    assert!(!w.packages_dir().exists(), "nothing is created in the project either");
 
     std::fs::remove_file(fm_dir.join(".lock")).unwrap();
     symlink(outside.join("victim.txt"), fm_dir.join("state.toml")).unwrap();
@@ -163,17 +129,17 @@ fn a_package_folder_or_a_leftover_that_is_a_link_is_refused() {
 
     // A package folder replaced by a link: neither replaced through it
     // (a new version) nor removed through it (dropped from the lock).
-    std::fs::remove_dir_all(w.pkgs().join("a")).unwrap();
-    symlink(outside.join("a"), w.pkgs().join("a")).unwrap();
+    std::fs::remove_dir_all(w.packages_dir().join("a")).unwrap();
+    symlink(outside.join("a"), w.packages_dir().join("a")).unwrap();
     for lock in [&["a@1.1.0", "b@1.0.0"][..], &["b@1.0.0"], &["a@1.0.0", "b@1.0.0"]] {
         w.lock(lock);
         let out = w.ctx.run(&["sync", "--frozen"]);
-        refused(&out, &w.pkgs().join("a"), &outside, &before);
+        refused(&out, &w.packages_dir().join("a"), &outside, &before);
     }
-    std::fs::remove_file(w.pkgs().join("a")).unwrap();
+    std::fs::remove_file(w.packages_dir().join("a")).unwrap();
 
     // A leftover of an interrupted run that is a link.
-    let leftover = w.pkgs().join(".fm-tmp-a-123");
+    let leftover = w.packages_dir().join(".fm-tmp-a-123");
     symlink(&outside, &leftover).unwrap();
     let out = w.ctx.run(&["sync", "--frozen"]);
     refused(&out, &leftover, &outside, &before);
@@ -240,8 +206,8 @@ fn a_folder_fm_did_not_install_is_reported_and_never_deleted() {
     let w = world(&[("a", "1.0.0"), ("b", "1.0.0")]);
     w.lock(&["a@1.0.0"]);
     assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
-    std::fs::create_dir_all(w.pkgs().join("zeta")).unwrap();
-    std::fs::write(w.pkgs().join("zeta/mine.txt"), "mine").unwrap();
+    std::fs::create_dir_all(w.packages_dir().join("zeta")).unwrap();
+    std::fs::write(w.packages_dir().join("zeta/mine.txt"), "mine").unwrap();
     let out = w.ctx.run(&["sync", "--frozen"]);
     assert_code(&out, 0);
     let err = stderr(&out);
@@ -249,11 +215,14 @@ fn a_folder_fm_did_not_install_is_reported_and_never_deleted() {
         err.contains("warning: left") && err.contains(".fm/packages/zeta") && err.contains("fm did not install it"),
         "{err}"
     );
-    assert_eq!(std::fs::read_to_string(w.pkgs().join("zeta/mine.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(w.packages_dir().join("zeta/mine.txt")).unwrap(),
+        "mine"
+    );
 
     // In the way of a package to install: refused, nothing changed.
-    std::fs::create_dir_all(w.pkgs().join("b")).unwrap();
-    std::fs::write(w.pkgs().join("b/mine.txt"), "mine").unwrap();
+    std::fs::create_dir_all(w.packages_dir().join("b")).unwrap();
+    std::fs::write(w.packages_dir().join("b/mine.txt"), "mine").unwrap();
     w.lock(&["a@1.0.0", "b@1.0.0"]);
     let before = snapshot_tree(&w.ctx.project.join(".fm"));
     let out = w.ctx.run(&["sync", "--frozen"]);
@@ -288,7 +257,7 @@ fn an_edited_installed_file_reaches_neither_the_cache_nor_another_project_and_sy
     assert_code(&out, 0);
     let cache_before = snapshot_tree(&w.ctx.cache);
 
-    let file = w.pkgs().join("a/components/a.py");
+    let file = w.packages_dir().join("a/components/a.py");
     let pristine = std::fs::read_to_string(&file).unwrap();
     // Same size, so only the times and (for rename-writes) the inode tell.
     let edited = pristine.replace("return x", "return 0");
@@ -365,7 +334,7 @@ fn a_rewritten_cache_or_forged_state_is_caught_by_sync_verify_and_repair() {
         "{}",
         stderr(&out)
     );
-    assert!(!w.pkgs().join("a").exists());
+    assert!(!w.packages_dir().join("a").exists());
     assert!(!cached.exists());
 
     // 2. A committed (forged) install: poisoned files, and a state file
@@ -373,10 +342,10 @@ fn a_rewritten_cache_or_forged_state_is_caught_by_sync_verify_and_repair() {
     let w = world(&[("a", "1.0.0")]);
     w.lock(&["a@1.0.0"]);
     assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
-    poison_py(&w.pkgs().join("a"));
+    poison_py(&w.packages_dir().join("a"));
     let state_path = w.ctx.project.join(".fm/state.toml");
     let mut state = std::fs::read_to_string(&state_path).unwrap();
-    let poisoned_sha = fm::fsutil::sha256_hex(&std::fs::read(w.pkgs().join("a/components/a.py")).unwrap());
+    let poisoned_sha = fm::fsutil::sha256_hex(&std::fs::read(w.packages_dir().join("a/components/a.py")).unwrap());
     let line = state
         .lines()
         .find(|l| l.starts_with("\"components/a.py\""))
@@ -392,7 +361,7 @@ fn a_rewritten_cache_or_forged_state_is_caught_by_sync_verify_and_repair() {
     assert_code(&out, 0);
     assert!(stderr(&out).contains("Repairing a"), "{}", stderr(&out));
     assert!(
-        std::fs::read_to_string(w.pkgs().join("a/components/a.py"))
+        std::fs::read_to_string(w.packages_dir().join("a/components/a.py"))
             .unwrap()
             .contains("# a 1.0.0")
     );
@@ -400,11 +369,11 @@ fn a_rewritten_cache_or_forged_state_is_caught_by_sync_verify_and_repair() {
 
     // 3. The same forgery, then a plain sync: the forged record has no stat
     // data of these files, so the package is installed again.
-    poison_py(&w.pkgs().join("a"));
+    poison_py(&w.packages_dir().join("a"));
     let out = w.ctx.run(&["sync", "--frozen"]);
     assert_code(&out, 0);
     assert!(
-        std::fs::read_to_string(w.pkgs().join("a/components/a.py"))
+        std::fs::read_to_string(w.packages_dir().join("a/components/a.py"))
             .unwrap()
             .contains("# a 1.0.0")
     );
@@ -441,5 +410,5 @@ fn disk_full_while_filling_the_cache_names_the_cache_not_the_registry() {
         "{err}"
     );
     assert!(!err.contains("registry main"), "{err}");
-    assert!(!w.pkgs().join("a").exists());
+    assert!(!w.packages_dir().join("a").exists());
 }

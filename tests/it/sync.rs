@@ -10,13 +10,15 @@ use crate::common::*;
 
 /// A project whose manifest names `reg` and packages `a`, `b`, `c` (1.x)
 /// published there.
-struct World {
-    ctx: TestContext,
-    reg: DirRegistry,
-    sha: std::collections::BTreeMap<String, String>,
+/// A project over one directory registry `main`, with the digest of each
+/// published `name@version` (also used by `install_safety`).
+pub(crate) struct World {
+    pub ctx: TestContext,
+    pub reg: DirRegistry,
+    pub sha: std::collections::BTreeMap<String, String>,
 }
 
-fn world(packages: &[(&str, &str)]) -> World {
+pub(crate) fn world(packages: &[(&str, &str)]) -> World {
     let ctx = TestContext::new();
     let reg = ctx.dir_registry("main");
     let mut sha = std::collections::BTreeMap::new();
@@ -32,7 +34,7 @@ fn world(packages: &[(&str, &str)]) -> World {
 
 impl World {
     /// Locks exactly these `name@version`s.
-    fn lock(&self, ids: &[&str]) {
+    pub(crate) fn lock(&self, ids: &[&str]) {
         let entries: Vec<LockEntry<'_>> = ids
             .iter()
             .map(|id| {
@@ -48,11 +50,11 @@ impl World {
         write_lock(&self.ctx, "main", &self.reg, &entries);
     }
 
-    fn packages_dir(&self) -> PathBuf {
+    pub(crate) fn packages_dir(&self) -> PathBuf {
         self.ctx.project.join(".fm/packages")
     }
 
-    fn installed(&self) -> Vec<String> {
+    pub(crate) fn installed(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.packages_dir())
             .map(|rd| {
                 rd.flatten()
