@@ -164,7 +164,7 @@ fn init_publish_300_versions_verify_and_consistency() {
         let p = publish::publish(&storage, &bytes, None, &Limits::default(), Some(&key)).unwrap();
         assert_eq!(p.record.log_index, Some(i));
     }
-    let out = ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap();
+    let out = log_verify(&ctx, &reg, None);
     assert_code(&out, 0);
     let (_, err) = text(&out);
     assert!(err.contains("300 records of fm.registry/tests"), "{err}");
@@ -202,14 +202,7 @@ fn init_publish_300_versions_verify_and_consistency() {
         .output()
         .unwrap();
     assert_code(&out, 0);
-    let out = ctx
-        .fm()
-        .args(["registry", "log", "verify"])
-        .arg(&reg)
-        .arg("--against")
-        .arg(&old)
-        .output()
-        .unwrap();
+    let out = log_verify(&ctx, &reg, Some(&old));
     assert_code(&out, 0);
     let (_, err) = text(&out);
     assert!(
@@ -239,14 +232,7 @@ fn init_publish_300_versions_verify_and_consistency() {
     }
     let forked = ctx.root.join("forked.checkpoint");
     std::fs::copy(fork.join("log/checkpoint"), &forked).unwrap();
-    let out = ctx
-        .fm()
-        .args(["registry", "log", "verify"])
-        .arg(&reg)
-        .arg("--against")
-        .arg(&forked)
-        .output()
-        .unwrap();
+    let out = log_verify(&ctx, &reg, Some(&forked));
     assert_code(&out, 1);
     let (_, err) = text(&out);
     assert!(
@@ -310,12 +296,7 @@ fn a_logged_registry_refuses_unlogged_publishes_and_foreign_keys() {
     let doc = std::fs::read_to_string(plain.root.join("index/a.json")).unwrap();
     assert!(!doc.contains("log_index"), "{doc}");
     // ... and `verify` says it has no log (not that a file went missing).
-    let out = ctx
-        .fm()
-        .args(["registry", "log", "verify"])
-        .arg(&plain.root)
-        .output()
-        .unwrap();
+    let out = log_verify(&ctx, &plain.root, None);
     assert_code(&out, 1);
     assert!(text(&out).1.contains("has no transparency log"), "{}", text(&out).1);
 }
@@ -341,12 +322,7 @@ fn backfill_logs_existing_versions_in_a_stable_order() {
             "publish b@1.0.0"
         ]
     );
-    let out = ctx
-        .fm()
-        .args(["registry", "log", "verify"])
-        .arg(&reg.root)
-        .output()
-        .unwrap();
+    let out = log_verify(&ctx, &reg.root, None);
     assert_code(&out, 0);
     // Running it again appends nothing.
     init_log(&ctx, &reg.root, &["--backfill"]);
@@ -374,7 +350,7 @@ fn a_writer_stopped_after_sequencing_is_completed_by_the_next() {
     // sequence object leaves: log/seq/003 and nothing derived from it.
     let orphan = fm::tlog::Record::publish("ghost", "1.0.0", &"0".repeat(64), 1, "2026-12-01T20:00:00Z");
     std::fs::write(reg.join("log/seq/003"), orphan.to_bytes()).unwrap();
-    let out = ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap();
+    let out = log_verify(&ctx, &reg, None);
     assert_code(&out, 0);
     let (_, err) = text(&out);
     assert!(
@@ -396,7 +372,7 @@ fn a_writer_stopped_after_sequencing_is_completed_by_the_next() {
     let records = independent_verify(&reg);
     assert_eq!(records.len(), 5);
     assert_eq!(records[3].2, "ghost");
-    let out = ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap();
+    let out = log_verify(&ctx, &reg, None);
     assert_code(&out, 0);
 }
 
@@ -425,10 +401,7 @@ fn the_independent_verifier_refuses_what_fm_refuses() {
     std::fs::write(&tile, &bad).unwrap();
     let (ok, err) = independent_verdict(&reg);
     assert!(!ok && err.contains("tile/0/000.p/3"), "{err}");
-    assert_code(
-        &ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap(),
-        1,
-    );
+    assert_code(&log_verify(&ctx, &reg, None), 1);
     std::fs::write(&tile, &good).unwrap();
     // A checkpoint whose size was edited under the old signature.
     let cp = reg.join("log/checkpoint");
@@ -436,18 +409,22 @@ fn the_independent_verifier_refuses_what_fm_refuses() {
     std::fs::write(&cp, note.replacen("\n3\n", "\n2\n", 1)).unwrap();
     let (ok, err) = independent_verdict(&reg);
     assert!(!ok && err.contains("signature"), "{err}");
-    assert_code(
-        &ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap(),
-        1,
-    );
+    assert_code(&log_verify(&ctx, &reg, None), 1);
     // A checkpoint signed by the real key over a root the entries do not hash to.
     std::fs::write(&cp, key.sign_checkpoint(3, fm_hash(b"not the root")).unwrap()).unwrap();
     let (ok, err) = independent_verdict(&reg);
     assert!(!ok && err.contains("root"), "{err}");
-    assert_code(
-        &ctx.fm().args(["registry", "log", "verify"]).arg(&reg).output().unwrap(),
-        1,
-    );
+    assert_code(&log_verify(&ctx, &reg, None), 1);
+}
+
+/// `fm registry log verify REG [--against CHECKPOINT]`.
+fn log_verify(ctx: &TestContext, reg: impl AsRef<std::ffi::OsStr>, against: Option<&Path>) -> std::process::Output {
+    let mut cmd = ctx.fm();
+    cmd.args(["registry", "log", "verify"]).arg(reg);
+    if let Some(file) = against {
+        cmd.arg("--against").arg(file);
+    }
+    cmd.output().unwrap()
 }
 
 fn fm_hash(b: &[u8]) -> tlog_tiles::Hash {
