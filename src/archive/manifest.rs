@@ -28,8 +28,10 @@ pub const MAX_DEPENDENCIES: usize = 1000;
 
 /// What a package says about itself beside its name, version, contents and
 /// dependencies: the fields every form of its metadata carries (see the
-/// module doc). Tags and components are not here: each form derives them
-/// its own way ([`ValidManifest::tags`], [`ValidManifest::components`]).
+/// module doc). Each form converts to it with `From` and is built from it
+/// by destructuring. Tags and components are not here: a registry derives
+/// them from `manifest.json` ([`ValidManifest::tags`],
+/// [`ValidManifest::components`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct About {
     pub description: String,
@@ -91,17 +93,16 @@ fn default_version() -> String {
     "1.0.0".to_owned()
 }
 
-impl PackageManifest {
-    /// The descriptive fields ([`About`]).
-    pub fn about(&self) -> About {
+impl From<&PackageManifest> for About {
+    fn from(m: &PackageManifest) -> About {
         About {
-            description: self.description.clone(),
-            author: self.author.clone(),
-            author_email: self.author_email.clone(),
-            license: self.license.clone(),
-            repository: self.repository.clone(),
-            homepage: self.homepage.clone(),
-            category: self.category.clone(),
+            description: m.description.clone(),
+            author: m.author.clone(),
+            author_email: m.author_email.clone(),
+            license: m.license.clone(),
+            repository: m.repository.clone(),
+            homepage: m.homepage.clone(),
+            category: m.category.clone(),
         }
     }
 }

@@ -50,17 +50,16 @@ pub struct PackageMeta {
     pub exclude: Vec<String>,
 }
 
-impl PackageMeta {
-    /// The descriptive fields ([`About`]).
-    pub fn about(&self) -> About {
+impl From<&PackageMeta> for About {
+    fn from(m: &PackageMeta) -> About {
         About {
-            description: self.description.clone(),
-            author: self.author.clone(),
-            author_email: self.author_email.clone(),
-            license: self.license.clone(),
-            repository: self.repository.clone(),
-            homepage: self.homepage.clone(),
-            category: self.category.clone(),
+            description: m.description.clone(),
+            author: m.author.clone(),
+            author_email: m.author_email.clone(),
+            license: m.license.clone(),
+            repository: m.repository.clone(),
+            homepage: m.homepage.clone(),
+            category: m.category.clone(),
         }
     }
 }
@@ -185,7 +184,7 @@ fn manifest_json_for(meta: &PackageMeta, dependencies: BTreeMap<String, String>,
         repository,
         homepage,
         category,
-    } = meta.about();
+    } = About::from(meta);
     PackageManifest {
         name: meta.name.clone(),
         version: meta.version.clone(),
