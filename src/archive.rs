@@ -5,11 +5,11 @@
 //! - [`pack`] is a pure function of the folder's contents and the metadata
 //!   it is handed (and `SOURCE_DATE_EPOCH`): entries sorted by path, fixed
 //!   timestamps, modes `0644`/`0755`, no build time. The same tree always
-//!   gives the same bytes. It never reads `fm.toml` (its caller does), so
-//!   this module depends on nothing above it.
-//!   Hidden files and folders (`.git`, `.fm`), `*.fmpkg`, and at the root
-//!   `target/`, `fm.toml` and `fm.lock` are left out; `[package] exclude`
-//!   leaves out more.
+//!   gives the same bytes. Hidden files and folders (`.git`, `.fm`),
+//!   `*.fmpkg`, and at the root `target/`, `fm.toml` and `fm.lock` are left
+//!   out; `[package] exclude` leaves out more. It never reads `fm.toml` (its
+//!   caller hands the metadata in, see `Manifest::pack_input`), so this
+//!   module depends on nothing above it.
 //! - [`read_manifest`] accepts what FlowMason 1.0.24 packs (a `manifest.json`
 //!   without file-type bits, unknown keys, `{}` dependencies) and validates
 //!   what fm relies on: a valid name, a semantic version, parseable
