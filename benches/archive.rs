@@ -30,9 +30,14 @@ fn benches(c: &mut Criterion) {
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
     package(&src, 200);
-    let bytes = archive::pack(&src).unwrap().bytes;
+    // As `fm pack` does: read fm.toml, then pack with its metadata.
+    let pack = || {
+        let manifest = fm::manifest::Manifest::load(&src.join("fm.toml")).unwrap();
+        archive::pack(&src, &manifest.pack_input().unwrap()).unwrap()
+    };
+    let bytes = pack().bytes;
 
-    c.bench_function("pack 200 files", |b| b.iter(|| black_box(archive::pack(&src).unwrap())));
+    c.bench_function("pack 200 files", |b| b.iter(|| black_box(pack())));
     c.bench_function("read_manifest", |b| {
         b.iter(|| black_box(archive::read_manifest(&bytes).unwrap()))
     });

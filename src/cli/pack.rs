@@ -5,14 +5,14 @@ use std::path::Path;
 use super::args::{PackArgs, PublishArgs};
 use super::{Context, Failure};
 use crate::archive;
-use crate::manifest::RegistryDecl;
+use crate::manifest::{MANIFEST_FILE, Manifest, RegistryDecl};
 use crate::registry::HttpRegistry;
 use crate::registry::publish;
 use crate::registry::storage::DirStorage;
 
 pub fn pack(ctx: &Context, a: PackArgs) -> Result<(), Failure> {
     let dir = a.dir.unwrap_or_else(|| ctx.cwd.clone());
-    let packed = archive::pack(&dir)?;
+    let packed = pack_folder(&dir)?;
     let out = a.output.unwrap_or_else(|| ctx.cwd.join(packed.file_name()));
     crate::fsutil::write_atomic(&out, &packed.bytes)
         .map_err(|e| Failure::user(miette::miette!("cannot write {}: {e}", out.display())))?;
@@ -40,10 +40,16 @@ pub fn pack(ctx: &Context, a: PackArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Packs a package folder, with the metadata its `fm.toml` declares.
+fn pack_folder(dir: &Path) -> Result<archive::Packed, Failure> {
+    let manifest = Manifest::load(&dir.join(MANIFEST_FILE))?;
+    Ok(archive::pack(dir, &manifest.pack_input()?)?)
+}
+
 /// Reads a `.fmpkg`, or packs a folder.
 pub fn archive_bytes(path: &Path) -> Result<Vec<u8>, Failure> {
     if path.is_dir() {
-        Ok(archive::pack(path)?.bytes)
+        Ok(pack_folder(path)?.bytes)
     } else {
         std::fs::read(path).map_err(|e| Failure::user(miette::miette!("cannot read {}: {e}", path.display())))
     }

@@ -3,6 +3,13 @@
 //! `packages/{name}` answer and the directory registry's `index/{name}.json`,
 //! which adds every version with its dependencies ([`VersionRecord`]).
 //!
+//! Their descriptive fields are [`About`]'s, declared once in
+//! `archive::manifest` with the rest of a package's metadata: a record is
+//! built from an archive's `manifest.json` ([`VersionRecord::from_manifest`])
+//! or from a legacy server's [`PackageInfo`] ([`VersionRecord::from_info`]),
+//! and a [`PackageInfo`] from a record ([`PackageDocument::info_for`]), each
+//! through [`About`]. The key orders stay FlowMason's, field for field.
+//!
 //! Stored documents carry a layout-relative `download_url`
 //! (`packages/{name}/{name}-{version}.fmpkg`); the server rewrites it to an
 //! absolute URL when it answers.
@@ -11,7 +18,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::archive::ValidManifest;
+use crate::archive::{About, ValidManifest};
 
 /// FlowMason's package document, field for field.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -104,9 +111,46 @@ pub struct PackageDocument {
     pub versions: Option<Vec<VersionRecord>>,
 }
 
+impl From<&VersionRecord> for About {
+    fn from(r: &VersionRecord) -> About {
+        About {
+            description: r.description.clone(),
+            author: r.author.clone(),
+            author_email: r.author_email.clone(),
+            license: r.license.clone(),
+            repository: r.repository.clone(),
+            homepage: r.homepage.clone(),
+            category: r.category.clone(),
+        }
+    }
+}
+
+impl From<&PackageInfo> for About {
+    fn from(i: &PackageInfo) -> About {
+        About {
+            description: i.description.clone(),
+            author: i.author.clone(),
+            author_email: i.author_email.clone(),
+            license: i.license.clone(),
+            repository: i.repository.clone(),
+            homepage: i.homepage.clone(),
+            category: i.category.clone(),
+        }
+    }
+}
+
 impl VersionRecord {
     /// The record for a freshly published archive.
     pub fn from_manifest(m: &ValidManifest, checksum: String, size_bytes: u64, published_at: String) -> VersionRecord {
+        let About {
+            description,
+            author,
+            author_email,
+            license,
+            repository,
+            homepage,
+            category,
+        } = About::from(&m.raw);
         VersionRecord {
             version: m.version.to_string(),
             checksum,
@@ -114,15 +158,47 @@ impl VersionRecord {
             dependencies: m.raw.dependencies.clone(),
             yanked: false,
             published_at,
-            description: m.raw.description.clone(),
-            author: m.raw.author.clone(),
-            author_email: m.raw.author_email.clone(),
-            license: m.raw.license.clone(),
-            homepage: m.raw.homepage.clone(),
-            repository: m.raw.repository.clone(),
+            description,
+            author,
+            author_email,
+            license,
+            homepage,
+            repository,
             tags: m.tags(),
-            category: m.raw.category.clone(),
+            category,
             components: m.components(),
+            log_index: None,
+        }
+    }
+
+    /// The record of one version a legacy FlowMason Studio server describes
+    /// only by its [`PackageInfo`]; `dependencies` come from its archive.
+    pub fn from_info(info: &PackageInfo, dependencies: BTreeMap<String, String>) -> VersionRecord {
+        let About {
+            description,
+            author,
+            author_email,
+            license,
+            repository,
+            homepage,
+            category,
+        } = About::from(info);
+        VersionRecord {
+            version: info.version.clone(),
+            checksum: info.checksum.clone(),
+            size_bytes: info.size_bytes,
+            dependencies,
+            yanked: false,
+            published_at: info.published_at.clone(),
+            description,
+            author,
+            author_email,
+            license,
+            homepage,
+            repository,
+            tags: info.tags.clone(),
+            category,
+            components: info.components.clone(),
             log_index: None,
         }
     }
@@ -160,22 +236,31 @@ impl PackageDocument {
     /// The [`PackageInfo`] of one version of this package.
     pub fn info_for(&self, record: &VersionRecord) -> PackageInfo {
         let latest = self.latest().map(|r| r.version.clone()).unwrap_or_default();
+        let About {
+            description,
+            author,
+            author_email,
+            license,
+            repository,
+            homepage,
+            category,
+        } = About::from(record);
         PackageInfo {
             name: self.info.name.clone(),
             version: record.version.clone(),
-            description: record.description.clone(),
-            author: record.author.clone(),
-            author_email: record.author_email.clone(),
+            description,
+            author,
+            author_email,
             download_url: archive_key(&self.info.name, &record.version),
             checksum: record.checksum.clone(),
             size_bytes: record.size_bytes,
             component_count: record.components.len(),
             components: record.components.clone(),
             tags: record.tags.clone(),
-            category: record.category.clone(),
-            license: record.license.clone(),
-            homepage: record.homepage.clone(),
-            repository: record.repository.clone(),
+            category,
+            license,
+            homepage,
+            repository,
             published_at: record.published_at.clone(),
             downloads: self.info.downloads,
             available_versions: self.versions_newest_first().iter().map(|r| r.version.clone()).collect(),
@@ -219,5 +304,79 @@ impl PackageDocument {
         };
         doc.refresh_info();
         doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every descriptive field a distinct value, so a conversion that
+    /// copied one field into another would show.
+    fn about() -> About {
+        About {
+            description: "d".to_owned(),
+            author: Some("a".to_owned()),
+            author_email: Some("e".to_owned()),
+            license: Some("l".to_owned()),
+            repository: Some("r".to_owned()),
+            homepage: Some("h".to_owned()),
+            category: Some("c".to_owned()),
+        }
+    }
+
+    #[test]
+    fn metadata_survives_package_to_manifest_to_record_to_info_and_back() {
+        let About {
+            description,
+            author,
+            author_email,
+            license,
+            repository,
+            homepage,
+            category,
+        } = about();
+        let meta = crate::archive::PackageMeta {
+            name: "p".to_owned(),
+            version: "1.2.3".to_owned(),
+            description,
+            author,
+            author_email,
+            license,
+            repository,
+            homepage,
+            category,
+            keywords: vec!["k".to_owned()],
+            ..Default::default()
+        };
+        assert_eq!(About::from(&meta), about());
+        // fm.toml's [package] -> manifest.json, through the real packer and
+        // reader.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("components")).unwrap();
+        std::fs::write(dir.path().join("components/x.py"), "x = 1\n").unwrap();
+        let input = crate::archive::PackInput {
+            meta,
+            dependencies: [("q".to_owned(), crate::req::Requirement::parse("^1").unwrap())].into(),
+        };
+        let packed = crate::archive::pack(dir.path(), &input).unwrap();
+        let manifest = crate::archive::read_manifest(&packed.bytes).unwrap();
+        assert_eq!(About::from(&manifest.raw), about());
+
+        let record = VersionRecord::from_manifest(&manifest, packed.sha256, 7, "2026-01-01T00:00:00Z".to_owned());
+        assert_eq!(About::from(&record), about());
+        assert_eq!(
+            (record.tags.as_slice(), record.components.as_slice()),
+            (&["k".to_owned()][..], &["components/x.py".to_owned()][..])
+        );
+        assert_eq!(record.dependencies["q"], "^1");
+
+        let doc = PackageDocument::new("p", record.clone());
+        let info = doc.info_for(&record);
+        assert_eq!(About::from(&info), about());
+        assert_eq!(VersionRecord::from_info(&info, record.dependencies.clone()), record);
+        eprintln!(
+            "FIGURES metadata: 7 descriptive fields through 5 forms ([package], manifest.json, version record, package info, legacy record); 0 lost or swapped"
+        );
     }
 }

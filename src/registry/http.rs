@@ -656,24 +656,7 @@ impl HttpRegistry {
                 deps
             }
         };
-        Ok(VersionRecord {
-            version: info.version.clone(),
-            checksum: info.checksum.clone(),
-            size_bytes: info.size_bytes,
-            dependencies,
-            yanked: false,
-            published_at: info.published_at.clone(),
-            description: info.description.clone(),
-            author: info.author.clone(),
-            author_email: info.author_email.clone(),
-            license: info.license.clone(),
-            homepage: info.homepage.clone(),
-            repository: info.repository.clone(),
-            tags: info.tags.clone(),
-            category: info.category.clone(),
-            components: info.components.clone(),
-            log_index: None,
-        })
+        Ok(VersionRecord::from_info(info, dependencies))
     }
 
     /// One page of `packages/search`: the entries and `total_count`.

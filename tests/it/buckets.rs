@@ -150,7 +150,7 @@ pub async fn get_json(c: &reqwest::Client, url: &str) -> (u16, Value) {
 
 pub fn packed(ctx: &TestContext, name: &str, version: &str, deps: &[(&str, &str)]) -> Vec<u8> {
     let dir = package_source(&ctx.root.join("src").join(version), name, version, deps);
-    fm::archive::pack(&dir).expect("pack").bytes
+    pack_folder(&dir).bytes
 }
 
 pub fn versions(doc: &Value) -> Vec<String> {

@@ -292,7 +292,7 @@ fn digest_mismatch_against_an_old_lock_still_suggests_a_re_lock() {
     let again = ctx.dir_registry("main");
     let src = package_source(&ctx.root.join("other-src"), "pkg", "1.0.0", &[]);
     std::fs::write(src.join("components/extra.py"), "# changed\n").expect("write");
-    let packed = fm::archive::pack(&src).expect("pack");
+    let packed = pack_folder(&src);
     fm::registry::publish::publish(
         &fm::registry::storage::DirStorage::new(&again.root),
         &packed.bytes,

@@ -10,6 +10,17 @@ use fm::archive::{self, Limits};
 use fm::registry::publish;
 use fm::registry::storage::DirStorage;
 
+/// Packs the package folder `dir` as `fm pack` does: its `fm.toml` gives
+/// the metadata ([`fm::manifest::Manifest::pack_input`]).
+pub fn pack_folder(dir: &Path) -> archive::Packed {
+    let manifest = fm::manifest::Manifest::load(&dir.join("fm.toml"))
+        .unwrap_or_else(|e| panic!("load {}/fm.toml: {e}", dir.display()));
+    let input = manifest
+        .pack_input()
+        .unwrap_or_else(|e| panic!("pack {}: {e}", dir.display()));
+    archive::pack(dir, &input).unwrap_or_else(|e| panic!("pack {}: {e}", dir.display()))
+}
+
 /// The compiled `fm` binary.
 pub fn fm_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_fm"))
@@ -127,7 +138,7 @@ impl DirRegistry {
     /// the archive's SHA-256.
     pub fn publish(&self, name: &str, version: &str, deps: &[(&str, &str)]) -> String {
         let dir = package_source(&self.work, name, version, deps);
-        let packed = archive::pack(&dir).unwrap_or_else(|e| panic!("pack {name}@{version}: {e}"));
+        let packed = pack_folder(&dir);
         let storage = DirStorage::new(&self.root);
         publish::publish(&storage, &packed.bytes, None, &Limits::default(), None)
             .unwrap_or_else(|e| panic!("publish {name}@{version}: {e}"));

@@ -97,7 +97,7 @@ fn sigkill_during_concurrent_uploads_leaves_a_consistent_index_that_heals() {
         for v in 0..4 {
             let version = format!("1.{v}.0");
             let dir = package_source(&ctx.root.join("src"), n, &version, &[]);
-            archives.insert(format!("{n}@{version}"), fm::archive::pack(&dir).expect("pack").bytes);
+            archives.insert(format!("{n}@{version}"), pack_folder(&dir).bytes);
         }
     }
     let seed = std::time::SystemTime::now()
@@ -185,7 +185,7 @@ fn fm_publish_to_a_directory_races_server_uploads_to_the_same_storage() {
     for v in 0..12 {
         let version = format!("2.{v}.0");
         let dir = package_source(&ctx.root.join("src"), "race", &version, &[]);
-        let packed = fm::archive::pack(&dir).expect("pack");
+        let packed = pack_folder(&dir);
         if v % 2 == 0 {
             let file = ctx.root.join(format!("race-{version}.fmpkg"));
             std::fs::write(&file, &packed.bytes).unwrap();

@@ -112,6 +112,38 @@ fn invalid_package_name_in_a_package_folder() {
     insta::assert_snapshot!(ctx.filter(&text(&out).1));
 }
 
+/// `fm pack` refuses a folder whose fm.toml has no `[package]`, and a
+/// package whose dependency names a registry, naming the folder. (These
+/// checks moved from `archive::pack` to `Manifest::pack_input` when packing
+/// stopped reading fm.toml; the messages and the code stayed.)
+#[test]
+fn pack_refuses_a_manifest_it_cannot_publish() {
+    let ctx = TestContext::new();
+    std::fs::write(ctx.project.join("README.txt"), "hi").unwrap();
+    ctx.write_manifest("[project]\nname = \"app\"\n");
+    let out = ctx.run(&["pack"]);
+    assert_code(&out, 1);
+    insta::assert_snapshot!(ctx.filter(&text(&out).1), @r"
+    fm::archive::pack
+
+      x cannot pack [ROOT]/project: [ROOT]/project/fm.toml has no [package]
+      | table
+    ");
+
+    ctx.write_manifest(
+        "[package]\nname = \"pkg\"\nversion = \"1.0.0\"\n\n[dependencies]\nb = { version = \"^1\", registry = \"main\" }\n\n[[registries]]\nname = \"main\"\nurl = \"../reg\"\n",
+    );
+    let out = ctx.run(&["pack"]);
+    assert_code(&out, 1);
+    insta::assert_snapshot!(ctx.filter(&text(&out).1), @r"
+    fm::archive::pack
+
+      x cannot pack [ROOT]/project: dependency b names a registry; a published package's
+      | dependencies come from the installing project's registries
+    ");
+    assert!(!ctx.project.join("pkg-1.0.0.fmpkg").exists(), "nothing is written");
+}
+
 #[test]
 fn valid_manifests_parse() {
     // The SPEC §1 example, with a relative directory registry.

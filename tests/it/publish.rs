@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 
-use fm::archive;
 use zip::write::SimpleFileOptions;
 
 /// Every file under `dir` (relative path → SHA-256), including hidden ones.
@@ -44,7 +43,7 @@ fn publish(ctx: &TestContext, file: &Path, registry: &Path) -> std::process::Out
 /// Packs `name@version` (no dependencies) into `ctx.root/archives/`.
 fn packed(ctx: &TestContext, name: &str, version: &str) -> PathBuf {
     let src = package_source(&ctx.root.join("src"), name, version, &[]);
-    let p = archive::pack(&src).unwrap();
+    let p = pack_folder(&src);
     let out = ctx.root.join("archives").join(p.file_name());
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, &p.bytes).unwrap();
@@ -164,7 +163,7 @@ fn concurrent_publishes_of_the_same_version_keep_exactly_one() {
         .map(|i| {
             let src = package_source(&ctx.root.join(format!("src{i}")), "race", "1.0.0", &[]);
             std::fs::write(src.join("variant.txt"), format!("variant {i}")).unwrap();
-            let p = archive::pack(&src).unwrap();
+            let p = pack_folder(&src);
             let out = ctx.root.join(format!("race-{i}.fmpkg"));
             std::fs::write(&out, &p.bytes).unwrap();
             out

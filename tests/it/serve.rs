@@ -51,7 +51,7 @@ fn capture(name: &str) -> Value {
 
 fn packed(ctx: &TestContext, name: &str, version: &str, deps: &[(&str, &str)]) -> Vec<u8> {
     let dir = package_source(&ctx.root.join("src"), name, version, deps);
-    fm::archive::pack(&dir).expect("pack").bytes
+    pack_folder(&dir).bytes
 }
 
 #[test]

@@ -367,6 +367,6 @@ fn health_and_stats_answer_from_kept_counts_updated_by_writes_and_refreshes() {
 fn pack_path(ctx: &TestContext, name: &str, version: &str) -> std::path::PathBuf {
     let dir = package_source(&ctx.root.join("src"), name, version, &[]);
     let out = ctx.root.join(format!("{name}-{version}.fmpkg"));
-    std::fs::write(&out, fm::archive::pack(&dir).expect("pack").bytes).expect("write");
+    std::fs::write(&out, pack_folder(&dir).bytes).expect("write");
     out
 }

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{TestContext, assert_code, package_source, text};
-use fm::archive::{self, Limits};
+use crate::common::{TestContext, assert_code, pack_folder, package_source, text};
+use fm::archive::Limits;
 use fm::registry::publish;
 use fm::registry::storage::DirStorage;
 use fm::tlog::LogKey;
@@ -104,7 +104,7 @@ pub(crate) fn load_key(path: &Path) -> LogKey {
 
 pub(crate) fn archive_of(ctx: &TestContext, name: &str, version: &str) -> Vec<u8> {
     let dir = package_source(&ctx.root.join("pkgsrc"), name, version, &[]);
-    archive::pack(&dir).unwrap().bytes
+    pack_folder(&dir).bytes
 }
 
 /// Every version in the registry's documents, with its log_index.

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::common::{TestContext, assert_code, package_source, text};
+use crate::common::{TestContext, assert_code, pack_folder, package_source, text};
 use crate::tlog::{TOKEN, assert_one_consistent_log, documented, independent_verify, init_log};
 
 #[test]
@@ -217,7 +217,7 @@ fn two_replicas_on_one_s3_bucket_append_to_one_log() {
                 &format!("1.{i}.0"),
                 &[],
             );
-            fm::archive::pack(&dir).unwrap().bytes
+            pack_folder(&dir).bytes
         })
         .collect();
     let rt = crate::common::runtime();
