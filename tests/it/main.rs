@@ -31,6 +31,8 @@ mod secrets;
 mod serve;
 mod server_limits;
 mod smoke;
+#[path = "../support/synthetic.rs"]
+pub mod synthetic;
 mod sync;
 mod sync_relock;
 mod tlog;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::RegistrySet;
+use crate::resolve::RegistrySet;
 use crate::lock::Lockfile;
 use crate::registry::PackageDocument;
 
