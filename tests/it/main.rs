@@ -25,6 +25,7 @@ mod prefetch;
 mod publish;
 mod registry_cmds;
 mod resolve_props;
+mod resolve_scenarios;
 mod robustness;
 mod scale;
 mod secrets;
