@@ -27,19 +27,30 @@
 //!
 //! ```no_run
 //! use fm::Project;
+//! use fm::install::{Cache, NoProgress, Options};
 //! use fm::project::{LockMode, LockOptions};
 //!
 //! # fn main() -> Result<(), fm::project::ProjectError> {
 //! let project = Project::load("fm.toml".as_ref())?;
+//! // `fm lock`: resolve (keeping the locked versions) and write fm.lock.
 //! let outcome = project.lock(&LockOptions::default())?;
 //! for change in &outcome.changes {
-//!     println!("{change}");
+//!     println!("{change}"); // `Added summarizer 1.4.2`
 //! }
-//! let report = project.sync(LockMode::Locked, &Default::default(), &fm::install::NoProgress)?;
-//! println!("{} installed", report.installed.len());
+//! // `fm sync --locked`: install exactly fm.lock into .fm/packages.
+//! let options = Options {
+//!     offline: false,
+//!     prune: true,
+//!     cache: Cache::from_env(),
+//!     reinstall: Default::default(),
+//! };
+//! let (_plan, report) = project.sync(LockMode::Locked, &options, &NoProgress)?;
+//! println!("{} installed, {} up to date", report.installed.len(), report.unchanged);
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A runnable version over the bundled sample: `examples/lock_and_sync.rs`.
 
 pub mod binding;
 mod fresh;
@@ -184,6 +195,29 @@ impl ExistingLock {
 
 impl Project {
     /// Reads the fm.toml at `manifest_path`; its folder is the project root.
+    ///
+    /// ```
+    /// use fm::Project;
+    /// use fm::project::LockOptions;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// std::fs::create_dir(dir.path().join("registry"))?;
+    /// std::fs::write(
+    ///     dir.path().join("fm.toml"),
+    ///     "[project]\nname = \"demo\"\n\n[[registries]]\nname = \"local\"\nurl = \"registry\"\n",
+    /// )?;
+    /// let project = Project::load(&dir.path().join("fm.toml"))?;
+    /// assert_eq!(project.root(), dir.path());
+    ///
+    /// let outcome = project.lock(&LockOptions::default())?;
+    /// assert!(outcome.written && outcome.lock.packages.is_empty());
+    /// assert!(project.lock_path().exists());
+    /// // A fresh lock is kept as it is, without resolving.
+    /// assert!(!project.lock(&LockOptions::default())?.written);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn load(manifest_path: &Path) -> Result<Project, ProjectError> {
         Ok(Project::new(Manifest::load(manifest_path)?))
     }

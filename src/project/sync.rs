@@ -34,6 +34,15 @@ pub enum LockMode {
 
 impl LockMode {
     /// The mode of `fm sync [--locked] [--frozen]`.
+    ///
+    /// ```
+    /// use fm::project::LockMode;
+    ///
+    /// assert_eq!(LockMode::from_flags(false, false), LockMode::Relock);
+    /// assert_eq!(LockMode::from_flags(true, false), LockMode::Locked);
+    /// assert_eq!(LockMode::from_flags(false, true), LockMode::Frozen { require_fresh: false });
+    /// assert_eq!(LockMode::from_flags(true, true), LockMode::Frozen { require_fresh: true });
+    /// ```
     pub fn from_flags(locked: bool, frozen: bool) -> LockMode {
         match (locked, frozen) {
             (_, true) => LockMode::Frozen { require_fresh: locked },
