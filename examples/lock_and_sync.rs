@@ -33,7 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for change in &outcome.changes {
         println!("{change}");
     }
-    println!("locked {} packages into {}", outcome.lock.packages.len(), project.lock_path().display());
+    println!(
+        "locked {} packages into {}",
+        outcome.lock.packages.len(),
+        project.lock_path().display()
+    );
 
     // 2. Sync: install exactly the lock into .fm/packages, verified;
     //    `Locked` refuses a lock that no longer matches fm.toml.

@@ -93,7 +93,9 @@ pub fn add(ctx: &Context, a: AddArgs) -> Result<(), Failure> {
     let (name, req) = split_spec(&a.package);
     let original = read(&path)?;
     let before = Manifest::load(&path)?;
-    let old_lock = Project::new(before).read_lock()?.and_then(|e| e.sides.into_iter().next());
+    let old_lock = Project::new(before)
+        .read_lock()?
+        .and_then(|e| e.sides.into_iter().next());
     let change = edit::add(&path, name, req.unwrap_or("*"), a.registry.as_deref())?;
     let mut outcome = relock(ctx, &path, &original)?;
     let mut written_req = req.unwrap_or("*").to_owned();

@@ -49,7 +49,15 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     } else {
         Default::default()
     };
-    let report = run_install(ctx, &plan.lock, project.root(), &layout, true, reinstall, plan.digests())?;
+    let report = run_install(
+        ctx,
+        &plan.lock,
+        project.root(),
+        &layout,
+        true,
+        reinstall,
+        plan.digests(),
+    )?;
     summarize(ctx, &report, start.elapsed(), &plan.changes);
     Ok(())
 }

@@ -18,7 +18,10 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
         Ok(s) => s,
         Err(PubGrubError::NoSolution(tree)) => return Err(conflict(provider, tree)),
         // The registry's own error, carried through the solver.
-        Err(PubGrubError::ErrorRetrievingDependencies { source, .. } | PubGrubError::ErrorChoosingVersion { source, .. }) => {
+        Err(
+            PubGrubError::ErrorRetrievingDependencies { source, .. }
+            | PubGrubError::ErrorChoosingVersion { source, .. },
+        ) => {
             return Err(ResolveError::Fetch(source));
         }
         Err(PubGrubError::ErrorInShouldCancel(source)) => return Err(ResolveError::Fetch(source)),

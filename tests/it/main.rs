@@ -32,9 +32,9 @@ mod secrets;
 mod serve;
 mod server_limits;
 mod smoke;
-#[path = "../support/synthetic.rs"]
-pub mod synthetic;
 mod sync;
 mod sync_relock;
+#[path = "../support/synthetic.rs"]
+pub mod synthetic;
 mod tlog;
 mod tlog_concurrency;

@@ -349,5 +349,8 @@ fn the_registry_error_that_stopped_the_solver_is_the_one_reported() {
     let shown = render(&err);
     assert!(shown.contains("invalid document for needed"), "{shown}");
     assert!(!shown.contains("unrelated"), "{shown}");
-    assert!(shown.contains("fm::registry::corrupt"), "the registry's own diagnostic: {shown}");
+    assert!(
+        shown.contains("fm::registry::corrupt"),
+        "the registry's own diagnostic: {shown}"
+    );
 }

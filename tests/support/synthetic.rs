@@ -22,12 +22,12 @@ use futures_util::future::BoxFuture;
 use pubgrub::OfflineDependencyProvider;
 use semver::Version;
 
-use fm::resolve::provider::{Pkg, root_version};
-use fm::resolve::ranges::SemverSet;
-use fm::resolve::{RegistryEntry, RegistrySet};
 use fm::manifest::{DEFAULT_PRIORITY, Dependency, RegistryDecl};
 use fm::registry::{PackageDocument, Registry, RegistryError, VersionRecord};
 use fm::req::Requirement;
+use fm::resolve::provider::{Pkg, root_version};
+use fm::resolve::ranges::SemverSet;
+use fm::resolve::{RegistryEntry, RegistrySet};
 
 /// One published version: `(version, [(dependency, requirement)], yanked)`.
 #[derive(Debug, Clone)]
