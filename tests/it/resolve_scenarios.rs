@@ -353,4 +353,8 @@ fn the_registry_error_that_stopped_the_solver_is_the_one_reported() {
         shown.contains("fm::registry::corrupt"),
         "the registry's own diagnostic: {shown}"
     );
+    println!(
+        "FIGURES resolve-error: 2 registry failures (1 prefetched and unneeded, first; 1 needed): 1 reported, the needed one; {} mentions of the unneeded one",
+        shown.matches("unrelated").count()
+    );
 }
