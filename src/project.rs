@@ -300,11 +300,16 @@ impl Project {
     /// since (best effort, bounded: see [`yanked`]).
     pub fn lock(&self, opts: &LockOptions) -> Result<LockOutcome, ProjectError> {
         let existing = self.read_lock()?;
-        self.lock_with(existing, opts)
+        self.lock_with(existing, opts).map(|(outcome, _)| outcome)
     }
 
-    /// [`Project::lock`] with fm.lock already read.
-    fn lock_with(&self, existing: Option<ExistingLock>, opts: &LockOptions) -> Result<LockOutcome, ProjectError> {
+    /// [`Project::lock`] with fm.lock already read; also gives the
+    /// registries it opened (to install from without opening them again).
+    fn lock_with(
+        &self,
+        existing: Option<ExistingLock>,
+        opts: &LockOptions,
+    ) -> Result<(LockOutcome, Option<RegistrySet>), ProjectError> {
         let (old_text, sides, must_relock) = match existing {
             Some(e) => {
                 let must = e.must_relock();
@@ -327,16 +332,18 @@ impl Project {
             // Nothing to resolve; the documents are read only to warn about
             // yanked versions (best effort: a registry that cannot be read
             // leaves a fresh lock fresh).
-            let yanked = self
-                .registries(opts.offline)
-                .map(|set| yanked::check(old, &set))
+            let registries = self.registries(opts.offline).ok();
+            let yanked = registries
+                .as_ref()
+                .map(|set| yanked::check(old, set))
                 .unwrap_or_default();
-            return Ok(LockOutcome {
+            let outcome = LockOutcome {
                 lock: old.clone(),
                 changes: Vec::new(),
                 written: false,
                 yanked,
-            });
+            };
+            return Ok((outcome, registries));
         }
         let registries = self.registries(opts.offline)?;
         let deps: Vec<Dependency> = self.manifest.dependencies.values().cloned().collect();
@@ -356,12 +363,13 @@ impl Project {
             lock.save(&self.lock_path())?;
         }
         let yanked = yanked::check(&lock, &registries);
-        Ok(LockOutcome {
+        let outcome = LockOutcome {
             lock,
             changes,
             written,
             yanked,
-        })
+        };
+        Ok((outcome, Some(registries)))
     }
 }
 

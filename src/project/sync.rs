@@ -163,7 +163,7 @@ impl Project {
                 return Ok(plan);
             }
         }
-        let outcome = self.lock_with(
+        let (outcome, registries) = self.lock_with(
             existing,
             &LockOptions {
                 offline,
@@ -176,7 +176,7 @@ impl Project {
             written: outcome.written,
             changes: outcome.changes,
             yanked: outcome.yanked,
-            registries: self.registries(offline).ok(),
+            registries,
         })
     }
 
