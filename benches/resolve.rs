@@ -6,8 +6,14 @@
 //! `cargo bench --bench resolve`
 
 use criterion::{Criterion, criterion_group, criterion_main};
+
+// The in-memory registry and the generated universe (test-only code, kept
+// out of the library).
+#[path = "../tests/support/synthetic.rs"]
+mod synthetic;
+use synthetic::{Shape, universe};
+
 use fm::resolve::provider::{Pkg, root_version};
-use fm::resolve::synthetic::{Shape, universe};
 use fm::resolve::{Preferences, resolve};
 
 fn bench(c: &mut Criterion) {

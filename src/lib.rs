@@ -30,9 +30,12 @@ pub mod lock;
 pub mod manifest;
 pub mod names;
 pub mod outdated;
+pub mod project;
 pub mod registry;
 pub mod req;
 pub mod resolve;
 pub mod server;
 pub mod text;
 pub mod tlog;
+
+pub use project::Project;

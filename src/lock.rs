@@ -1,5 +1,7 @@
-//! `fm.lock` (SPEC §3): types, the deterministic writer, the reader, and the
-//! change summary `fm lock` prints.
+//! `fm.lock` (SPEC §3): types, the deterministic writer and the reader;
+//! [`changes`] (what a re-lock changed, as `fm lock` prints it) and
+//! [`conflict`] (locks with merge-conflict markers, and what can be read of
+//! an invalid one) beside it.
 //!
 //! Invariants the writer keeps:
 //! - the same [`Lockfile`] value always renders to the same bytes: packages
@@ -13,6 +15,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+
+pub mod changes;
+pub mod conflict;
+
+pub use changes::{Change, changes};
+pub use conflict::{has_conflict_markers, read_conflicted, salvage};
 
 /// The lock format version this fm writes and reads.
 pub const LOCK_VERSION: u32 = 1;
@@ -337,241 +345,11 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
-/// What can still be read of a lock that is not valid as a whole: each
-/// `[[package]]` entry that is valid on its own (with the `[[registry]]`
-/// entries that are), for `fm lock` to keep as preferences. Empty when the
-/// text is not TOML at all.
-pub fn salvage(path: &Path, text: &str) -> Lockfile {
-    let Ok(table) = toml::from_str::<toml::Table>(text) else {
-        return Lockfile::default();
-    };
-    let list = |key: &str| -> Vec<toml::Value> {
-        table
-            .get(key)
-            .and_then(toml::Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let one = |registries: Vec<toml::Value>, packages: Vec<toml::Value>| -> Option<Lockfile> {
-        let mut t = toml::Table::new();
-        t.insert("version".into(), toml::Value::Integer(LOCK_VERSION as i64));
-        t.insert("registry".into(), toml::Value::Array(registries));
-        t.insert("package".into(), toml::Value::Array(packages));
-        Lockfile::parse(path, &toml::to_string(&t).ok()?).ok()
-    };
-    let registries: Vec<toml::Value> = list("registry")
-        .into_iter()
-        .filter(|r| one(vec![r.clone()], Vec::new()).is_some())
-        .collect();
-    let mut out = one(registries.clone(), Vec::new()).unwrap_or_default();
-    for p in list("package") {
-        if let Some(l) = one(registries.clone(), vec![p]) {
-            out.packages.extend(l.packages);
-        }
-    }
-    out.packages.sort_by(|a, b| a.name.cmp(&b.name));
-    out.packages.dedup_by(|a, b| a.name == b.name);
-    out
-}
-
-/// Whether `text` holds git merge-conflict markers.
-pub fn has_conflict_markers(text: &str) -> bool {
-    text.lines()
-        .any(|l| l.starts_with("<<<<<<< ") || l == "<<<<<<<" || l.starts_with(">>>>>>> ") || l == ">>>>>>>")
-}
-
-/// Splits a conflicted lock into "ours" and "theirs" texts (diff3 bases are
-/// dropped) and parses what it can of each. The result holds the packages of
-/// both sides; resolution uses them as preferences.
-pub fn read_conflicted(path: &Path, text: &str) -> Vec<Lockfile> {
-    #[derive(PartialEq)]
-    enum Side {
-        Both,
-        Ours,
-        Base,
-        Theirs,
-    }
-    let mut ours = String::new();
-    let mut theirs = String::new();
-    let mut side = Side::Both;
-    for line in text.lines() {
-        if line.starts_with("<<<<<<<") {
-            side = Side::Ours;
-        } else if line.starts_with("|||||||") {
-            side = Side::Base;
-        } else if line.starts_with("=======") && side != Side::Both {
-            side = Side::Theirs;
-        } else if line.starts_with(">>>>>>>") {
-            side = Side::Both;
-        } else {
-            match side {
-                Side::Both => {
-                    ours.push_str(line);
-                    ours.push('\n');
-                    theirs.push_str(line);
-                    theirs.push('\n');
-                }
-                Side::Ours => {
-                    ours.push_str(line);
-                    ours.push('\n');
-                }
-                Side::Theirs => {
-                    theirs.push_str(line);
-                    theirs.push('\n');
-                }
-                Side::Base => {}
-            }
-        }
-    }
-    [ours, theirs]
-        .iter()
-        .filter_map(|t| Lockfile::parse(path, t).ok())
-        .collect()
-}
-
-/// One line of what a re-lock changed. A move of a package that the new
-/// lock forces (its old version no longer satisfies a requirement on it)
-/// says which requirement, in `because`: `required by a 2.0.0: b ^2`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "change", rename_all = "lowercase")]
-pub enum Change {
-    Added {
-        name: String,
-        version: String,
-    },
-    Updated {
-        name: String,
-        from: String,
-        to: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        because: Option<String>,
-    },
-    /// To a lower version: never said as "Updated", a reviewer must see it.
-    Downgraded {
-        name: String,
-        from: String,
-        to: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        because: Option<String>,
-    },
-    Removed {
-        name: String,
-        version: String,
-    },
-}
-
-impl Change {
-    /// The verb and the rest of the line, as `fm lock` prints them.
-    pub fn parts(&self) -> (&'static str, String) {
-        let moved = |from: &str, to: &str, because: &Option<String>| match because {
-            Some(b) => format!("{from} -> {to} ({b})"),
-            None => format!("{from} -> {to}"),
-        };
-        match self {
-            Change::Added { name, version } => ("Added", format!("{name} {version}")),
-            Change::Updated {
-                name,
-                from,
-                to,
-                because,
-            } => ("Updated", format!("{name} {}", moved(from, to, because))),
-            Change::Downgraded {
-                name,
-                from,
-                to,
-                because,
-            } => ("Downgraded", format!("{name} {}", moved(from, to, because))),
-            Change::Removed { name, version } => ("Removed", format!("{name} {version}")),
-        }
-    }
-}
-
-impl std::fmt::Display for Change {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (verb, rest) = self.parts();
-        write!(f, "{verb} {rest}")
-    }
-}
-
-/// What changed from `old` (if any) to `new`, one entry a package, by name.
-pub fn changes(old: Option<&Lockfile>, new: &Lockfile) -> Vec<Change> {
-    let before = old.map(Lockfile::by_name).unwrap_or_default();
-    let after = new.by_name();
-    let mut out = Vec::new();
-    let names: std::collections::BTreeSet<&str> = before.keys().chain(after.keys()).copied().collect();
-    for name in names {
-        match (before.get(name), after.get(name)) {
-            (None, Some(p)) => out.push(Change::Added {
-                name: name.to_owned(),
-                version: p.version.to_string(),
-            }),
-            (Some(p), None) => out.push(Change::Removed {
-                name: name.to_owned(),
-                version: p.version.to_string(),
-            }),
-            (Some(a), Some(b)) if a.version != b.version => {
-                let (name, from, to) = (name.to_owned(), a.version.to_string(), b.version.to_string());
-                let because = forced_by(new, &name, &a.version);
-                out.push(if b.version < a.version {
-                    Change::Downgraded {
-                        name,
-                        from,
-                        to,
-                        because,
-                    }
-                } else {
-                    Change::Updated {
-                        name,
-                        from,
-                        to,
-                        because,
-                    }
-                });
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The first requirement in `new` on `name` that `old_version` does not
-/// satisfy (the project's first, then the packages' by name), as
-/// `required by a 2.0.0: b ^2` or `required by fm.toml: b ^2`.
-fn forced_by(new: &Lockfile, name: &str, old_version: &semver::Version) -> Option<String> {
-    let excludes = |req: &str| {
-        crate::req::Requirement::parse(req)
-            .ok()
-            .is_some_and(|r| !r.matches(old_version))
-    };
-    for r in &new.root {
-        let Some((n, rest)) = r.split_once(' ') else { continue };
-        // `name req (registry)`: the registry part is not a requirement.
-        let req = match rest.rfind(" (") {
-            Some(i) if rest.ends_with(')') => &rest[..i],
-            _ => rest,
-        };
-        if n == name && excludes(req) {
-            return Some(format!("required by fm.toml: {name} {req}"));
-        }
-    }
-    for p in &new.packages {
-        for d in &p.dependencies {
-            if let Some((n, req)) = d.split_once(' ')
-                && n == name
-                && excludes(req)
-            {
-                return Some(format!("required by {} {}: {d}", p.name, p.version));
-            }
-        }
-    }
-    None
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> Lockfile {
+    pub(crate) fn sample() -> Lockfile {
         Lockfile {
             root: vec!["summarizer ^1.2".into()],
             registries: vec![LockedRegistry {
@@ -606,32 +384,5 @@ mod tests {
             Lockfile::parse(Path::new("fm.lock"), &text),
             Err(LockError::TooNew { found: 2, .. })
         ));
-    }
-
-    #[test]
-    fn splits_conflicts() {
-        let a = sample().render();
-        let b = a.replace("1.4.2", "1.5.0");
-        let text = format!("{}<<<<<<< ours\n{}=======\n{}>>>>>>> theirs\n", "", a, b);
-        let sides = read_conflicted(Path::new("fm.lock"), &text);
-        assert_eq!(sides.len(), 2);
-        assert_eq!(sides[1].packages[0].version.to_string(), "1.5.0");
-    }
-
-    #[test]
-    fn a_lower_version_is_downgraded_and_a_forced_move_says_why() {
-        let mut old = sample();
-        old.root = vec!["summarizer ^1.2 (company)".into()];
-        let mut new = old.clone();
-        new.root = vec!["summarizer <1.4 (company)".into()];
-        new.packages[0].version = "1.3.0".parse().unwrap();
-        let c = changes(Some(&old), &new);
-        assert_eq!(
-            c.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            ["Downgraded summarizer 1.4.2 -> 1.3.0 (required by fm.toml: summarizer <1.4)"]
-        );
-        // A move nothing forced (an upgrade asked for) has no reason.
-        let c = changes(Some(&new), &old);
-        assert_eq!(c[0].to_string(), "Updated summarizer 1.3.0 -> 1.4.2");
     }
 }

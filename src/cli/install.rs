@@ -22,15 +22,7 @@ pub fn install(ctx: &Context, a: InstallArgs) -> Result<(), Failure> {
         })?,
         None => Requirement::any(),
     };
-    let lock = crate::resolve::resolve_one(
-        &a.package,
-        &req,
-        a.registry.as_deref(),
-        &crate::resolve::LockOptions {
-            offline: ctx.global.offline,
-            ..Default::default()
-        },
-    )?;
+    let lock = crate::project::resolve_one(&ctx.cwd, &a.package, &req, a.registry.as_deref(), ctx.global.offline)?;
     super::requests_done();
     let layout = match &a.dir {
         Some(d) => Layout::dir_in(&ctx.cwd, d),

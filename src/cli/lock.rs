@@ -4,8 +4,7 @@
 use super::args::LockArgs;
 use super::{Context, Failure};
 use crate::lock::Change;
-use crate::manifest::Manifest;
-use crate::resolve::{self, LockOptions, LockOutcome};
+use crate::project::{LockOptions, LockOutcome, LockState, Project};
 
 /// fm.lock does not match fm.toml (`fm lock --check`).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -17,16 +16,16 @@ pub struct StaleLock {
 }
 
 pub fn lock(ctx: &Context, a: LockArgs) -> Result<(), Failure> {
-    let manifest = Manifest::load(&ctx.manifest_path()?)?;
+    let project = Project::load(&ctx.manifest_path()?)?;
     if a.check {
-        return check(ctx, &manifest);
+        return check(ctx, &project);
     }
     let opts = LockOptions {
         offline: ctx.global.offline,
         upgrade_all: a.upgrade,
         upgrade: a.upgrade_package,
     };
-    let outcome = resolve::lock_project(&manifest, &opts);
+    let outcome = project.lock(&opts);
     super::requests_done();
     let outcome = outcome?;
     print_outcome(ctx, &outcome.changes, &outcome);
@@ -34,21 +33,15 @@ pub fn lock(ctx: &Context, a: LockArgs) -> Result<(), Failure> {
 }
 
 /// Whether fm.lock is fresh, decided offline; writes nothing.
-fn check(ctx: &Context, manifest: &Manifest) -> Result<(), Failure> {
-    let path = resolve::lock_path(manifest);
-    let reasons = match resolve::read_lock(&path)? {
+fn check(ctx: &Context, project: &Project) -> Result<(), Failure> {
+    let path = project.lock_path();
+    let reasons = match project.read_lock()? {
         None => vec!["fm.lock does not exist".to_owned()],
-        Some((text, _, true)) if crate::lock::has_conflict_markers(&text) => {
-            vec!["fm.lock contains git merge-conflict markers".to_owned()]
-        }
-        Some((text, _, true)) => vec![
-            crate::lock::Lockfile::parse(&path, &text)
-                .err()
-                .map_or_else(|| "fm.lock cannot be read".to_owned(), |e| e.to_string()),
-        ],
-        Some((_, sides, false)) => match sides.first() {
-            Some(lock) => resolve::check_fresh(manifest, lock).err().unwrap_or_default(),
-            None => vec!["fm.lock cannot be read".to_owned()],
+        Some(existing) => match (&existing.state, existing.valid()) {
+            (LockState::Conflicted, _) => vec!["fm.lock contains git merge-conflict markers".to_owned()],
+            (LockState::Invalid(e), _) => vec![e.to_string()],
+            (LockState::Valid, Some(lock)) => project.check_fresh(lock).err().unwrap_or_default(),
+            (LockState::Valid, None) => vec!["fm.lock cannot be read".to_owned()],
         },
     };
     if ctx.global.json {

@@ -3,7 +3,7 @@
 use super::args::{AddArgs, InitArgs, RemoveArgs};
 use super::{Context, Failure};
 use crate::manifest::{self, Manifest, edit};
-use crate::resolve::{self, LockOptions, LockOutcome};
+use crate::project::{LockOptions, LockOutcome, Project};
 
 pub fn init(ctx: &Context, a: InitArgs) -> Result<(), Failure> {
     let name = match a.name {
@@ -62,7 +62,7 @@ fn relock(ctx: &Context, path: &std::path::Path, original: &str) -> Result<LockO
             offline: ctx.global.offline,
             ..LockOptions::default()
         };
-        let outcome = resolve::lock_project(&m, &opts).map_err(Failure::from);
+        let outcome = Project::new(m).lock(&opts).map_err(Failure::from);
         super::requests_done();
         outcome
     });
@@ -93,7 +93,9 @@ pub fn add(ctx: &Context, a: AddArgs) -> Result<(), Failure> {
     let (name, req) = split_spec(&a.package);
     let original = read(&path)?;
     let before = Manifest::load(&path)?;
-    let old_lock = resolve::read_lock(&resolve::lock_path(&before))?.and_then(|(_, s, _)| s.into_iter().next());
+    let old_lock = Project::new(before)
+        .read_lock()?
+        .and_then(|e| e.sides.into_iter().next());
     let change = edit::add(&path, name, req.unwrap_or("*"), a.registry.as_deref())?;
     let mut outcome = relock(ctx, &path, &original)?;
     let mut written_req = req.unwrap_or("*").to_owned();

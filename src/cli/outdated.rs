@@ -40,7 +40,7 @@ pub fn outdated(ctx: &Context, a: OutdatedArgs) -> Result<(), Failure> {
     let manifest = Manifest::load(&ctx.manifest_path()?)?;
     let lock_path = manifest.root().join(LOCK_FILE);
     let lock = Lockfile::load(&lock_path)?.ok_or(OutdatedError::NoLock { path: lock_path })?;
-    let set = crate::resolve::registries_for(&manifest, ctx.global.offline)?;
+    let set = crate::project::Project::new(manifest.clone()).registries(ctx.global.offline)?;
 
     let mut jobs = Vec::new();
     for p in &lock.packages {
@@ -76,7 +76,7 @@ pub fn outdated(ctx: &Context, a: OutdatedArgs) -> Result<(), Failure> {
         .map(|(n, d)| (n.clone(), d.req.clone()))
         .collect();
     let rows = outdated::report(&lock, &direct, &docs);
-    for y in crate::resolve::yanked::in_documents(&lock, |n| docs.get(n).and_then(|d| d.as_deref())) {
+    for y in crate::project::yanked::in_documents(&lock, |n| docs.get(n).and_then(|d| d.as_deref())) {
         ctx.shell.warn(y.warning());
     }
     if ctx.global.json {

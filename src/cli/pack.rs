@@ -71,7 +71,7 @@ fn warn_unknown_dependencies(
         .manifest_path()
         .ok()
         .and_then(|p| crate::manifest::Manifest::load(&p).ok())
-        .and_then(|m| crate::resolve::registry_decls(&m).ok())
+        .and_then(|m| crate::project::Project::new(m).registry_decls().ok())
         .filter(|d| !d.is_empty())
         .unwrap_or_default();
     if decls.is_empty()
@@ -99,11 +99,14 @@ fn warn_unknown_dependencies(
         });
     }
     let searched: Vec<String> = decls.iter().map(|d| d.name.clone()).collect();
-    let Ok(set) = crate::resolve::open_all(decls, ctx.global.offline) else {
+    let opened = crate::config::UserConfig::load()
+        .map_err(crate::project::ProjectError::from)
+        .and_then(|config| crate::project::open_registries(&config, decls, ctx.global.offline));
+    let Ok(set) = opened else {
         return;
     };
     let names: Vec<String> = deps.keys().cloned().collect();
-    for name in crate::resolve::yanked::absent_everywhere(&set, &names) {
+    for name in crate::project::yanked::absent_everywhere(&set, &names) {
         ctx.shell.warn(format!(
             "{package} depends on {name} {}, which none of the configured registries ({}) has: installing {package} will fail until {name} is published",
             deps.get(&name).map(String::as_str).unwrap_or("*"),

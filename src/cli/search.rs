@@ -29,7 +29,7 @@ pub fn search(ctx: &Context, a: SearchArgs) -> Result<(), Failure> {
             match manifest {
                 // What `fm lock` would use here, in its order.
                 Some(m) => {
-                    for d in crate::resolve::registry_decls(&m)? {
+                    for d in crate::project::Project::new(m).registry_decls()? {
                         let opts = OpenOptions::for_registry(&d.name, &d.url, &config, ctx.global.offline);
                         out.push((d.name, d.url, opts));
                     }

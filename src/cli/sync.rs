@@ -5,7 +5,9 @@
 //! nothing; `--frozen` installs the lock as it is, reading no registry
 //! metadata (only archives). In every mode, before any request, the lock's
 //! registry URLs must be the ones the project declares
-//! ([`crate::resolve::check_lock_urls`]); `--offline` uses the cache only.
+//! ([`crate::project::binding`]); `--offline` uses the cache only. The
+//! decisions are the project layer's ([`Project::prepare_sync`]); this
+//! module prints them and drives the install with progress bars.
 //! A plain sync notices installed files edited since it wrote them by their
 //! stat data and installs those packages again; `--repair` also re-hashes
 //! everything against the locked archives first (what `fm verify` does) and
@@ -20,124 +22,43 @@ use super::args::SyncArgs;
 use super::fmt;
 use super::{Context, Failure};
 use crate::install::{self, Cache, Layout, Progress};
-use crate::lock::{Change, LOCK_FILE, Lockfile};
+use crate::lock::{Change, Lockfile};
+pub(super) use crate::project::Digests;
+use crate::project::{LockMode, Project};
 
 pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     let start = Instant::now();
-    let manifest_path = ctx.manifest_path()?;
-    let root = manifest_path.parent().unwrap_or(Path::new("."));
-    let lock_path = root.join(LOCK_FILE);
-    let offline = ctx.global.offline;
-    let manifest = crate::manifest::Manifest::load(&manifest_path)?;
-    // The project's registries when metadata may be read (not --frozen),
-    // and whether this run wrote the lock from them.
-    let mut registry_set = None;
-    let mut relocked = false;
-    let mut lock_changes = Vec::new();
-
-    let lock = if a.frozen || a.locked {
-        let Some(lock) = Lockfile::load(&lock_path)? else {
-            return Err(Failure::user(miette::miette!(
-                help = "run `fm lock` to create it (or `fm sync` without --locked/--frozen)",
-                "{} does not exist",
-                lock_path.display()
-            )));
-        };
-        // Before any request: the lock used as it is names only the
-        // registries the project declares, at their declared URLs.
-        crate::resolve::check_lock_urls(&manifest, &lock, false)?;
-        // check_fresh reads no registry, so `--locked --frozen` checks too.
-        if a.locked {
-            if let Err(reasons) = crate::resolve::check_fresh(&manifest, &lock) {
-                return Err(Failure::user(miette::miette!(
-                    help = "run `fm lock` (or `fm sync` without --locked) to update it",
-                    "{} is stale; nothing was installed:\n{}",
-                    lock_path.display(),
-                    reasons
-                        .iter()
-                        .map(|r| format!("  - {r}"))
-                        .collect::<Vec<_>>()
-                        .join("\n")
-                )));
-            }
-            // --frozen reads no metadata; --locked alone does.
-            if !a.frozen
-                && let Ok(set) = crate::resolve::registries_for(&manifest, offline)
-            {
-                for y in crate::resolve::yanked::check(&lock, &set) {
-                    ctx.shell.warn(y.warning());
-                }
-                registry_set = Some(set);
-            }
-        }
-        lock
-    } else {
-        let existing = match Lockfile::load(&lock_path) {
-            Ok(l) => l,
-            // A lock with merge-conflict markers is re-resolved below
-            // (lock_project prefers both sides); any other error stands.
-            Err(crate::lock::LockError::Conflicted { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        // A declared registry at another URL is refused, not re-locked
-        // over: the user decides (`fm lock --upgrade-package`). A registry
-        // no longer declared is re-locked, and lock_project refuses any
-        // package that would move to another registry.
-        if let Some(lock) = &existing {
-            crate::resolve::check_lock_urls(&manifest, lock, true)?;
-        }
-        let fresh = existing
-            .as_ref()
-            .is_some_and(|l| crate::resolve::check_fresh(&manifest, l).is_ok());
-        match existing {
-            Some(lock) if fresh => {
-                if let Ok(set) = crate::resolve::registries_for(&manifest, offline) {
-                    for y in crate::resolve::yanked::check(&lock, &set) {
-                        ctx.shell.warn(y.warning());
-                    }
-                    registry_set = Some(set);
-                }
-                lock
-            }
-            _ => {
-                let outcome = crate::resolve::lock_project(
-                    &manifest,
-                    &crate::resolve::LockOptions {
-                        offline,
-                        ..Default::default()
-                    },
-                )?;
-                super::requests_done();
-                for change in &outcome.changes {
-                    ctx.shell.info(change);
-                }
-                for y in &outcome.yanked {
-                    ctx.shell.warn(y.warning());
-                }
-                relocked = outcome.written;
-                registry_set = crate::resolve::registries_for(&manifest, offline).ok();
-                lock_changes = outcome.changes;
-                outcome.lock
-            }
-        }
-    };
-
+    let project = Project::load(&ctx.manifest_path()?)?;
+    let mode = LockMode::from_flags(a.locked, a.frozen);
+    let plan = project.prepare_sync(mode, ctx.global.offline)?;
+    if plan.relocked {
+        super::requests_done();
+    }
+    for change in &plan.changes {
+        ctx.shell.info(change);
+    }
+    for y in &plan.yanked {
+        ctx.shell.warn(y.warning());
+    }
     let layout = match &a.dir {
         Some(d) => Layout::dir_in(&ctx.cwd, d),
-        None => Layout::project(root),
+        None => Layout::project(project.root()),
     };
     let reinstall = if a.repair {
-        drifted(ctx, &layout, &lock)?
+        drifted(ctx, &layout, &plan.lock)?
     } else {
         Default::default()
     };
-    let digests = if relocked {
-        Digests::FromRegistry
-    } else {
-        Digests::FromLock(registry_set.as_ref())
-    };
-    let report = run_install(ctx, &lock, root, &layout, true, reinstall, digests)?;
-    summarize(ctx, &report, start.elapsed(), &lock_changes);
+    let report = run_install(
+        ctx,
+        &plan.lock,
+        project.root(),
+        &layout,
+        true,
+        reinstall,
+        plan.digests(),
+    )?;
+    summarize(ctx, &report, start.elapsed(), &plan.changes);
     Ok(())
 }
 
@@ -169,17 +90,6 @@ fn drifted(ctx: &Context, layout: &Layout, lock: &Lockfile) -> Result<std::colle
     Ok(names)
 }
 
-/// Where the lock's digests come from, to word a SHA-256 mismatch right.
-#[derive(Clone, Copy)]
-pub(super) enum Digests<'a> {
-    /// Read from the registries' documents just now (`fm install`, or a
-    /// lock this run wrote): the registry contradicts itself.
-    FromRegistry,
-    /// From an existing fm.lock; with the registries to ask whether they
-    /// still publish the locked digest (`None`: do not ask, `--frozen`).
-    FromLock(Option<&'a crate::resolve::RegistrySet>),
-}
-
 /// Installs `lock`'s packages into `layout`, with bars when stderr is a
 /// terminal. Relative registry paths in the lock are relative to `base`
 /// (the folder of fm.toml and fm.lock).
@@ -203,34 +113,7 @@ pub(super) fn run_install(
         shell: ctx.shell.clone(),
         bar: Default::default(),
     };
-    let registries = lock
-        .registries_at(base)
-        .map_err(|e| Failure::user(miette::miette!("{e}")))?;
-    let report =
-        install::install(&lock.packages, &registries, layout, &opts, &bars).map_err(|e| match (e, digests) {
-            (e @ install::InstallError::DigestMismatch { .. }, Digests::FromRegistry) => {
-                e.registry_contradicts_itself()
-            }
-            (e @ install::InstallError::DigestMismatch { .. }, Digests::FromLock(Some(set))) => {
-                // The lock's digest may be old news; ask the registry what it
-                // says now before suggesting a re-lock.
-                let agrees = match &e {
-                    install::InstallError::DigestMismatch {
-                        package,
-                        version,
-                        registry,
-                        expected,
-                        ..
-                    } => {
-                        crate::resolve::yanked::registry_checksum(set, registry, package, version).as_deref()
-                            == Some(expected.as_str())
-                    }
-                    _ => false,
-                };
-                if agrees { e.registry_contradicts_itself() } else { e }
-            }
-            (e, _) => e,
-        })?;
+    let report = crate::project::install_lock(lock, base, layout, &opts, &bars, digests)?;
     if !report.changed.is_empty() {
         ctx.shell.status(
             "Reinstalled",

@@ -7,7 +7,6 @@ use super::args::{TreeArgs, TreeFormat, WhyArgs};
 use super::{Context, Failure};
 use crate::lock::{LockedPackage, Lockfile};
 use crate::manifest::Manifest;
-use crate::resolve;
 
 /// A package the lock does not hold.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -88,7 +87,7 @@ impl<'a> Graph<'a> {
 
 fn load(ctx: &Context) -> Result<(String, Lockfile, std::path::PathBuf), Failure> {
     let manifest = Manifest::load(&ctx.manifest_path()?)?;
-    let path = resolve::lock_path(&manifest);
+    let path = manifest.root().join(crate::lock::LOCK_FILE);
     let lock = crate::lock::Lockfile::load(&path)?.ok_or_else(|| NoLock { path: path.clone() })?;
     let root = manifest
         .project

@@ -91,12 +91,12 @@ impl PackageEntry {
 enum Slot {
     Pending,
     Ready(Option<Arc<PackageEntry>>),
-    Failed,
+    /// The registry's error, handed to every caller asking for the name.
+    Failed(Arc<RegistryError>),
 }
 
 struct State {
     slots: HashMap<String, Slot>,
-    errors: Vec<RegistryError>,
 }
 
 struct Shared {
@@ -118,10 +118,6 @@ pub struct Index {
     _runtime: tokio::runtime::Runtime,
 }
 
-/// Why the index has no answer for a name.
-#[derive(Debug, Clone, Copy)]
-pub struct FetchFailed;
-
 impl Index {
     /// An index over `registries`; `pins` maps names to registry indexes.
     pub fn new(
@@ -138,10 +134,7 @@ impl Index {
             registries,
             pins,
             hints,
-            state: Mutex::new(State {
-                slots: HashMap::new(),
-                errors: Vec::new(),
-            }),
+            state: Mutex::new(State { slots: HashMap::new() }),
             ready: Condvar::new(),
             handle: runtime.handle().clone(),
         });
@@ -158,28 +151,21 @@ impl Index {
     }
 
     /// The package `name`, waiting for its fetch; `Ok(None)` when no
-    /// registry it may come from has it.
-    pub fn get(&self, name: &str) -> Result<Option<Arc<PackageEntry>>, FetchFailed> {
+    /// registry it may come from has it; `Err` with the registry's error
+    /// when one could not be read.
+    pub fn get(&self, name: &str) -> Result<Option<Arc<PackageEntry>>, Arc<RegistryError>> {
         request_inline(&self.shared, name);
         let mut state = lock(&self.shared.state);
         loop {
             match state.slots.get(name) {
                 Some(Slot::Ready(e)) => return Ok(e.clone()),
-                Some(Slot::Failed) | None => return Err(FetchFailed),
+                Some(Slot::Failed(e)) => return Err(Arc::clone(e)),
+                // Claimed by request_inline above; never left empty.
+                None => return Ok(None),
                 Some(Slot::Pending) => {
                     state = self.shared.ready.wait(state).unwrap_or_else(|p| p.into_inner());
                 }
             }
-        }
-    }
-
-    /// The first registry error met, if any (taken out of the index).
-    pub fn take_error(&self) -> Option<RegistryError> {
-        let mut state = lock(&self.shared.state);
-        if state.errors.is_empty() {
-            None
-        } else {
-            Some(state.errors.remove(0))
         }
     }
 
@@ -234,10 +220,7 @@ fn finish(
             }
             Slot::Ready(entry)
         }
-        Err(err) => {
-            lock(&shared.state).errors.push(err);
-            Slot::Failed
-        }
+        Err(err) => Slot::Failed(Arc::new(err)),
     };
     lock(&shared.state).slots.insert(name, slot);
     shared.ready.notify_all();

@@ -19,7 +19,9 @@ use std::sync::Arc;
 use pubgrub::{Dependencies, DependencyProvider, PackageResolutionStatistics, VersionSet};
 use semver::Version;
 
-use super::index::{FetchFailed, Index, PackageEntry};
+use crate::registry::RegistryError;
+
+use super::index::{Index, PackageEntry};
 use super::ranges::SemverSet;
 
 /// A package in the solver: the project itself, or a named package.
@@ -49,14 +51,56 @@ pub fn root_version() -> Version {
     Version::new(0, 0, 0)
 }
 
-/// A fetch failed; the registry error is kept in the [`Index`].
-#[derive(Debug, thiserror::Error)]
-#[error("a registry could not be read")]
-pub struct ProviderError;
+/// A registry could not be read: its error, as pubgrub's
+/// [`DependencyProvider::Err`], so that it comes out of the solver whole
+/// (message, diagnostic code, help and cause). Shared: every look-up of the
+/// failed name returns the same error.
+#[derive(Debug, Clone)]
+pub struct ProviderError(pub Arc<RegistryError>);
 
-impl From<FetchFailed> for ProviderError {
-    fn from(_: FetchFailed) -> Self {
-        ProviderError
+impl ProviderError {
+    /// The registry's error.
+    pub fn registry_error(&self) -> &RegistryError {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for ProviderError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl miette::Diagnostic for ProviderError {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.0.code()
+    }
+    fn severity(&self) -> Option<miette::Severity> {
+        self.0.severity()
+    }
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.0.help()
+    }
+    fn url<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.0.url()
+    }
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.0.source_code()
+    }
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        self.0.labels()
+    }
+    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {
+        self.0.related()
+    }
+    fn diagnostic_source(&self) -> Option<&dyn miette::Diagnostic> {
+        self.0.diagnostic_source()
     }
 }
 
@@ -111,7 +155,7 @@ impl FmProvider {
         if let Some(e) = self.seen.borrow().get(pkg) {
             return Ok(e.clone());
         }
-        let e = self.index.get(name)?;
+        let e = self.index.get(name).map_err(ProviderError)?;
         if e.is_none() {
             self.missing.borrow_mut().insert(name.to_owned());
         }

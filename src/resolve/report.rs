@@ -17,7 +17,8 @@ use pubgrub::{
 use super::provider::Pkg;
 use super::ranges::SemverSet;
 
-type Tree = DerivationTree<Pkg, SemverSet, String>;
+/// The derivation pubgrub gives for a conflict.
+pub type Tree = DerivationTree<Pkg, SemverSet, String>;
 
 /// Words for one resolution's explanation.
 pub struct Formatter {

@@ -1,5 +1,8 @@
 //! `fm lock`, `fm tree`, `fm why` and the re-locking `fm add`/`fm remove`,
-//! driven through the real binary against directory registries.
+//! driven through the real binary against directory registries. Resolver
+//! scenarios that need no lock file run in-process, in
+//! `tests/it/resolve_scenarios.rs`; one conflict report is kept here, end to
+//! end.
 
 use crate::common::{DirRegistry, TestContext, assert_code, text};
 
@@ -52,90 +55,6 @@ fn trim(s: &str) -> String {
 }
 
 #[test]
-fn no_conflict() {
-    let ctx = TestContext::new();
-    setup(
-        &ctx,
-        &[
-            ("foo", "1.0.0", &[("bar", "^1.0.0")]),
-            ("bar", "1.0.0", &[]),
-            ("bar", "2.0.0", &[]),
-        ],
-        &[("foo", "^1.0.0")],
-    );
-    insta::assert_snapshot!(lock_err(&ctx, 0), @r"
-           Added bar 1.0.0
-           Added foo 1.0.0
-          Locked 2 packages
-    ");
-    insta::assert_snapshot!(locked(&ctx), @r"
-    bar 1.0.0
-    foo 1.0.0
-    ");
-}
-
-#[test]
-fn avoiding_conflict_during_decision_making() {
-    let ctx = TestContext::new();
-    setup(
-        &ctx,
-        &[
-            ("foo", "1.0.0", &[]),
-            ("foo", "1.1.0", &[("bar", "^2.0.0")]),
-            ("bar", "1.0.0", &[]),
-            ("bar", "1.1.0", &[]),
-            ("bar", "2.0.0", &[]),
-        ],
-        &[("foo", "^1.0.0"), ("bar", "^1.0.0")],
-    );
-    lock_err(&ctx, 0);
-    insta::assert_snapshot!(locked(&ctx), @r"
-    bar 1.1.0
-    foo 1.0.0
-    ");
-}
-
-#[test]
-fn conflict_resolution() {
-    let ctx = TestContext::new();
-    setup(
-        &ctx,
-        &[
-            ("foo", "1.0.0", &[]),
-            ("foo", "2.0.0", &[("bar", "^1.0.0")]),
-            ("bar", "1.0.0", &[("foo", "^1.0.0")]),
-        ],
-        &[("foo", ">=1.0.0")],
-    );
-    lock_err(&ctx, 0);
-    insta::assert_snapshot!(locked(&ctx), @"foo 1.0.0");
-}
-
-#[test]
-fn conflict_resolution_with_a_partial_satisfier() {
-    let ctx = TestContext::new();
-    setup(
-        &ctx,
-        &[
-            ("foo", "1.0.0", &[]),
-            ("foo", "1.1.0", &[("left", "^1.0.0"), ("right", "^1.0.0")]),
-            ("left", "1.0.0", &[("shared", ">=1.0.0")]),
-            ("right", "1.0.0", &[("shared", "<2.0.0")]),
-            ("shared", "2.0.0", &[]),
-            ("shared", "1.0.0", &[("target", "^1.0.0")]),
-            ("target", "2.0.0", &[]),
-            ("target", "1.0.0", &[]),
-        ],
-        &[("foo", "^1.0.0"), ("target", "^2.0.0")],
-    );
-    lock_err(&ctx, 0);
-    insta::assert_snapshot!(locked(&ctx), @r"
-    foo 1.0.0
-    target 2.0.0
-    ");
-}
-
-#[test]
 fn linear_error_reporting() {
     let ctx = TestContext::new();
     setup(
@@ -161,42 +80,6 @@ fn linear_error_reporting() {
             holds the other back), then run `fm lock` again
     ");
     assert!(!ctx.project.join("fm.lock").exists(), "a failed lock writes nothing");
-}
-
-#[test]
-fn branching_error_reporting() {
-    let ctx = TestContext::new();
-    setup(
-        &ctx,
-        &[
-            ("foo", "1.0.0", &[("a", "^1.0.0"), ("b", "^1.0.0")]),
-            ("foo", "1.1.0", &[("x", "^1.0.0"), ("y", "^1.0.0")]),
-            ("a", "1.0.0", &[("b", "^2.0.0")]),
-            ("b", "1.0.0", &[]),
-            ("b", "2.0.0", &[]),
-            ("x", "1.0.0", &[("y", "^2.0.0")]),
-            ("y", "1.0.0", &[]),
-            ("y", "2.0.0", &[]),
-        ],
-        &[("foo", "^1.0.0")],
-    );
-    insta::assert_snapshot!(lock_err(&ctx, 1), @r"
-    fm::resolve::conflict
-
-      x cannot resolve the dependencies
-      |
-      | Because a ^1.0.0 depends on b ^2.0.0 and foo 1.0.0 depends on a ^1.0.0, foo 1.0.0 depends on b
-      | ^2.0.0.
-      | And because foo 1.0.0 depends on b ^1.0.0, foo 1.0.0 cannot be used. (1)
-      |
-      | Because x ^1.0.0 depends on y ^2.0.0 and foo 1.1.0 depends on x ^1.0.0, foo 1.1.0 depends on y
-      | ^2.0.0.
-      | And because foo 1.1.0 depends on y ^1.0.0, foo 1.1.0 cannot be used.
-      | And because foo 1.0.0 cannot be used (1), foo ^1.0.0 cannot be used.
-      | And because the project depends on foo ^1.0.0, the project's requirements cannot all be met.
-      help: change one of these requirements in fm.toml (or ask for a release of the package that
-            holds the other back), then run `fm lock` again
-    ");
 }
 
 /// The lock with digests and sizes replaced (they depend on the archive
@@ -447,37 +330,6 @@ fn explicit_registries_serve_only_pinned_dependencies() {
 }
 
 #[test]
-fn an_unknown_package_names_the_registries_searched() {
-    let ctx = TestContext::new();
-    setup(&ctx, &[("foo", "1.0.0", &[("ghost", "^1")])], &[("foo", "^1")]);
-    insta::assert_snapshot!(lock_err(&ctx, 1), @r"
-    fm::resolve::conflict
-
-      x cannot resolve the dependencies
-      |
-      | Because no registry has a package named ghost (searched: main) and foo 1.0.0 depends on ghost
-      | ^1, foo 1.0.0 cannot be used.
-      | And because the project depends on foo ^1, the project's requirements cannot all be met.
-      help: check the spelling of ghost, or add the registry that has it to [[registries]] in fm.toml
-    ");
-}
-
-#[test]
-fn an_impossible_requirement_is_a_resolution_failure() {
-    let ctx = TestContext::new();
-    setup(&ctx, &[("foo", "2.0.0", &[])], &[("foo", ">=2.0.0, <2.0.0")]);
-    insta::assert_snapshot!(lock_err(&ctx, 1), @r"
-    fm::resolve::conflict
-
-      x cannot resolve the dependencies
-      |
-      | The project depends on foo >=2.0.0, <2.0.0, which no version can satisfy.
-      help: change one of these requirements in fm.toml (or ask for a release of the package that
-            holds the other back), then run `fm lock` again
-    ");
-}
-
-#[test]
 fn yanked_versions_are_skipped_unless_the_lock_pins_them() {
     let ctx = TestContext::new();
     let reg = setup(&ctx, &[("foo", "1.0.0", &[]), ("foo", "1.1.0", &[])], &[("foo", "^1")]);
@@ -491,21 +343,6 @@ fn yanked_versions_are_skipped_unless_the_lock_pins_them() {
     // Without the pin, it is never chosen.
     run_ok(&ctx, &["lock", "--upgrade"]);
     assert!(locked(&ctx).contains("foo 1.0.0"), "{}", locked(&ctx));
-}
-
-#[test]
-fn pre_releases_only_when_a_requirement_names_one() {
-    let ctx = TestContext::new();
-    let reg = setup(
-        &ctx,
-        &[("foo", "1.0.0", &[]), ("foo", "1.1.0-beta.1", &[])],
-        &[("foo", "^1")],
-    );
-    run_ok(&ctx, &["lock"]);
-    assert_eq!(locked(&ctx), "foo 1.0.0");
-    write_project(&ctx, &reg, &[("foo", "^1.1.0-beta")]);
-    run_ok(&ctx, &["lock"]);
-    assert_eq!(locked(&ctx), "foo 1.1.0-beta.1");
 }
 
 #[test]

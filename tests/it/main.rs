@@ -25,6 +25,7 @@ mod prefetch;
 mod publish;
 mod registry_cmds;
 mod resolve_props;
+mod resolve_scenarios;
 mod robustness;
 mod scale;
 mod secrets;
@@ -33,5 +34,7 @@ mod server_limits;
 mod smoke;
 mod sync;
 mod sync_relock;
+#[path = "../support/synthetic.rs"]
+pub mod synthetic;
 mod tlog;
 mod tlog_concurrency;

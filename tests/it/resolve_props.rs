@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::synthetic::{MemoryRegistry, Shape, SynthVersion, Universe, universe};
 use fm::lock::Lockfile;
 use fm::resolve::ranges::SemverSet;
-use fm::resolve::synthetic::{MemoryRegistry, Shape, SynthVersion, Universe, universe};
 use fm::resolve::{Preferences, RegistrySet, ResolveError, resolve};
 use proptest::prelude::*;
 use pubgrub::VersionSet;

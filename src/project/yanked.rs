@@ -14,9 +14,9 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
-use super::RegistrySet;
 use crate::lock::Lockfile;
 use crate::registry::PackageDocument;
+use crate::resolve::RegistrySet;
 
 /// One locked version its registry marks as yanked.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -115,7 +115,7 @@ fn accept_command(packages: &[&str]) -> String {
 }
 
 /// Checks fm.lock's `[[registry]]` URLs against the project's declared
-/// registries `decls` (see [`super::registry_decls`]), reading no
+/// registries `decls` (see [`super::Project::registry_decls`]), reading no
 /// registry. A declared name at another URL is always refused; a name
 /// the project does not declare is refused unless `undeclared_ok` (a
 /// default `fm sync` re-locks such a lock, and [`check_moves`] judges it).

@@ -2,11 +2,17 @@
 //! serves documents built from a list of packages, and [`universe`]
 //! generates a large layered package graph from a seed.
 //!
+//! Test-only code, outside the library: the integration tests
+//! (`tests/it/main.rs`) and `benches/resolve.rs` include this file with
+//! `#[path]`, so the fm binary never carries it.
+//!
 //! The universe is deterministic (a seed, no global randomness). Packages
 //! sit in layers; each version depends on a few packages of the next
 //! layer. Newer majors of a package tend to need newer majors of their
 //! dependencies, and the project pins some deep packages to old majors, so
 //! the solver meets conflicts and has to backtrack.
+
+#![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,12 +22,12 @@ use futures_util::future::BoxFuture;
 use pubgrub::OfflineDependencyProvider;
 use semver::Version;
 
-use super::provider::{Pkg, root_version};
-use super::ranges::SemverSet;
-use super::{RegistryEntry, RegistrySet};
-use crate::manifest::{DEFAULT_PRIORITY, Dependency, RegistryDecl};
-use crate::registry::{PackageDocument, Registry, RegistryError, VersionRecord};
-use crate::req::Requirement;
+use fm::manifest::{DEFAULT_PRIORITY, Dependency, RegistryDecl};
+use fm::registry::{PackageDocument, Registry, RegistryError, VersionRecord};
+use fm::req::Requirement;
+use fm::resolve::provider::{Pkg, root_version};
+use fm::resolve::ranges::SemverSet;
+use fm::resolve::{RegistryEntry, RegistrySet};
 
 /// One published version: `(version, [(dependency, requirement)], yanked)`.
 #[derive(Debug, Clone)]
@@ -50,7 +56,7 @@ pub struct MemoryRegistry {
 
 /// A fake but well-formed SHA-256 for `name@version`.
 pub fn fake_digest(name: &str, version: &str) -> String {
-    crate::fsutil::sha256_hex(format!("{name}@{version}").as_bytes())
+    fm::fsutil::sha256_hex(format!("{name}@{version}").as_bytes())
 }
 
 impl MemoryRegistry {

@@ -1,0 +1,149 @@
+//! The solver's answer made into a [`Lockfile`] (packages sorted, digests
+//! checked, dependencies as `name req`), or its failure made into a
+//! [`ResolveError`]: a conflict explained in words, or the registry error
+//! that stopped it.
+
+use std::collections::HashMap;
+
+use pubgrub::PubGrubError;
+
+use super::provider::{self, FmProvider, Pkg};
+use super::{ResolveError, report};
+use crate::lock::{LockedPackage, Lockfile};
+use crate::registry::RegistryError;
+use crate::req::Requirement;
+
+pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile, ResolveError> {
+    let selected = match pubgrub::resolve(provider, Pkg::Root, provider::root_version()) {
+        Ok(s) => s,
+        Err(PubGrubError::NoSolution(tree)) => return Err(conflict(provider, tree)),
+        // The registry's own error, carried through the solver.
+        Err(
+            PubGrubError::ErrorRetrievingDependencies { source, .. }
+            | PubGrubError::ErrorChoosingVersion { source, .. },
+        ) => {
+            return Err(ResolveError::Fetch(source));
+        }
+        Err(PubGrubError::ErrorInShouldCancel(source)) => return Err(ResolveError::Fetch(source)),
+    };
+    let registries = provider.index.registries();
+    let mut packages = Vec::new();
+    for (pkg, version) in selected {
+        let Pkg::Named(name) = pkg else { continue };
+        let entry = provider
+            .index
+            .get(&name)
+            .ok()
+            .flatten()
+            .ok_or_else(|| ResolveError::Runtime(format!("{name} vanished from the index")))?;
+        let record = entry
+            .candidate(&version)
+            .and_then(|c| entry.record(c))
+            .ok_or_else(|| ResolveError::Runtime(format!("{name} {version} vanished from the index")))?;
+        let registry = registries.entries[entry.registry].decl.name.clone();
+        if !crate::fsutil::is_sha256_hex(&record.checksum) {
+            return Err(RegistryError::Corrupt {
+                registry,
+                package: name.to_string(),
+                reason: format!("version {version} has no valid sha256 checksum"),
+            }
+            .into());
+        }
+        let mut dependencies: Vec<String> = record
+            .dependencies
+            .iter()
+            .map(|(d, r)| match Requirement::parse(r) {
+                Ok(r) => format!("{d} {r}"),
+                Err(_) => format!("{d} {r}"),
+            })
+            .collect();
+        dependencies.sort();
+        packages.push(LockedPackage {
+            name: name.to_string(),
+            version,
+            registry,
+            sha256: record.checksum.to_ascii_lowercase(),
+            size: record.size_bytes,
+            dependencies,
+        });
+    }
+    packages.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(Lockfile {
+        root,
+        registries: registries.locked(),
+        packages,
+    })
+}
+
+/// A conflict explained in words, with the help that fits it (a missing
+/// package, or requirements that cannot all hold).
+fn conflict(provider: &FmProvider, tree: report::Tree) -> ResolveError {
+    let missing = provider.missing();
+    let registries = provider.index.registries().clone();
+    let searched: HashMap<String, Vec<String>> = missing
+        .iter()
+        .map(|n| {
+            let names = provider
+                .index
+                .searched(n)
+                .into_iter()
+                .map(|i| registries.entries[i].decl.name.clone())
+                .collect();
+            (n.clone(), names)
+        })
+        .collect();
+    let help = if missing.is_empty() {
+        "change one of these requirements in fm.toml (or ask for a release of the package that \
+         holds the other back), then run `fm lock` again"
+            .to_owned()
+    } else {
+        let mut names: Vec<&String> = missing.iter().collect();
+        names.sort();
+        // A short list whatever the input: the first few, then a count.
+        let shown: Vec<&str> = names.iter().take(10).map(|s| s.as_str()).collect();
+        let more = match names.len().saturating_sub(shown.len()) {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        format!(
+            "check the spelling of {}{more}, or add the registry that has it to [[registries]] in fm.toml",
+            shown.join(", ")
+        )
+    };
+    let mut available = HashMap::new();
+    for p in tree.packages() {
+        let Pkg::Named(n) = p else { continue };
+        if let Ok(Some(e)) = provider.index.get(n) {
+            let shown: Vec<String> = e
+                .candidates
+                .iter()
+                .take(5)
+                .map(|c| {
+                    if c.yanked {
+                        format!("{} (yanked)", c.version)
+                    } else {
+                        c.version.to_string()
+                    }
+                })
+                .collect();
+            let more = if e.candidates.len() > 5 { ", …" } else { "" };
+            let registry = &registries.entries[e.registry].decl.name;
+            let text = if shown.is_empty() {
+                format!("{registry} has no versions of it")
+            } else {
+                format!("{registry} has {}{more}", shown.join(", "))
+            };
+            available.insert(n.to_string(), text);
+        }
+    }
+    let formatter = report::Formatter {
+        missing,
+        searched,
+        known: provider.known(),
+        available,
+    };
+    ResolveError::Conflict {
+        explanation: report::explain(tree, &formatter),
+        help,
+    }
+}
