@@ -47,7 +47,11 @@ impl CachingRegistry {
     }
 
     fn cached(&self, package: &str) -> Option<Option<Arc<PackageDocument>>> {
-        self.docs.lock().unwrap_or_else(|p| p.into_inner()).get(package).cloned()
+        self.docs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(package)
+            .cloned()
     }
 }
 

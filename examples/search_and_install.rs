@@ -55,7 +55,13 @@ async fn run(registry: &str, query: &str, dest: PathBuf) -> Result<(), ClientErr
     let versions = client.versions(&first.name).await?;
     let shown: Vec<String> = versions
         .iter()
-        .map(|r| if r.yanked { format!("{} (yanked)", r.version) } else { r.version.clone() })
+        .map(|r| {
+            if r.yanked {
+                format!("{} (yanked)", r.version)
+            } else {
+                r.version.clone()
+            }
+        })
         .collect();
     println!("{} versions: {}", first.name, fm::text::printable(&shown.join(", ")));
 

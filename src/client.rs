@@ -109,7 +109,9 @@ pub enum ClientError {
     #[error("registry {registry} publishes no valid sha256 for {package} {version} (checksum {checksum:?})")]
     #[diagnostic(
         code(fm::client::unverifiable),
-        help("fm installs nothing it cannot verify: ask the registry's operator to republish it, or use another registry")
+        help(
+            "fm installs nothing it cannot verify: ask the registry's operator to republish it, or use another registry"
+        )
     )]
     Unverifiable {
         registry: String,
@@ -279,10 +281,22 @@ impl ClientBuilder {
     /// §9): a logged registry refuses publish and yank without it.
     /// Ignored by HTTP registries (the server holds its own key).
     ///
-    /// ```no_run
-    /// # fn key() -> fm::tlog::LogKey { unimplemented!() }
-    /// let client = fm::Client::builder("/srv/fm-registry").log_key(key()).open().unwrap();
-    /// # let _ = client;
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/flowmason/summarizer-1.0.0.fmpkg");
+    /// let folder = dir.path().display().to_string();
+    /// // A registry with a log (what `fm registry log init` makes).
+    /// let (key, _key_file) = fm::tlog::LogKey::generate("registry.example/log")?;
+    /// fm::tlog::init(&fm::registry::storage::DirStorage::new(dir.path()), &key)?;
+    ///
+    /// let without = fm::Client::open(&folder)?;
+    /// assert!(without.publish(std::fs::read(fixture)?).await.is_err(), "refused: no key");
+    /// let with = fm::Client::builder(&folder).log_key(key).open()?;
+    /// with.publish(std::fs::read(fixture)?).await?;
+    /// assert!(with.get_version("summarizer", "1.0.0").await?.log_index.is_some());
+    /// # Ok(()) }
     /// ```
     pub fn log_key(mut self, key: LogKey) -> ClientBuilder {
         self.log_key = Some(Arc::new(key));
@@ -673,7 +687,13 @@ impl Client {
         if let Some(root) = self.directory() {
             let key = self.log_key.clone();
             let published = blocking(move || {
-                publish::publish(&DirStorage::new(&root), &archive, None, &Limits::default(), key.as_deref())
+                publish::publish(
+                    &DirStorage::new(&root),
+                    &archive,
+                    None,
+                    &Limits::default(),
+                    key.as_deref(),
+                )
             })
             .await??;
             return Ok(published.document.info_for(&published.record));
@@ -743,7 +763,12 @@ impl Client {
             })
     }
 
-    fn record<'d>(&self, doc: &'d PackageDocument, name: &str, version: &str) -> Result<&'d VersionRecord, ClientError> {
+    fn record<'d>(
+        &self,
+        doc: &'d PackageDocument,
+        name: &str,
+        version: &str,
+    ) -> Result<&'d VersionRecord, ClientError> {
         doc.version(version).ok_or_else(|| ClientError::VersionNotFound {
             registry: self.name.clone(),
             package: name.to_owned(),
@@ -760,7 +785,9 @@ impl Client {
     /// The folder writes go to, for a directory registry (or mirror).
     fn directory(&self) -> Option<PathBuf> {
         let source = self.opts.mirror.as_ref().unwrap_or(&self.url);
-        (source.scheme() == "file").then(|| source.to_file_path().ok()).flatten()
+        (source.scheme() == "file")
+            .then(|| source.to_file_path().ok())
+            .flatten()
     }
 
     fn http(&self) -> Result<HttpRegistry, ClientError> {

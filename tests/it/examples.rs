@@ -19,7 +19,13 @@ pub fn example_bin(name: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--example", name, "--message-format=json-render-diagnostics"])
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            name,
+            "--message-format=json-render-diagnostics",
+        ])
         .output()
         .expect("run cargo build --example");
     let (stdout, stderr) = text(&out);
@@ -49,7 +55,9 @@ fn example(ctx: &TestContext, name: &str) -> Command {
 /// Digests and sizes follow the packer's output; what matters is that
 /// they are printed.
 fn no_digests(text: &str) -> String {
-    let text = regex::Regex::new("[0-9a-f]{64}").expect("regex").replace_all(text, "[SHA256]");
+    let text = regex::Regex::new("[0-9a-f]{64}")
+        .expect("regex")
+        .replace_all(text, "[SHA256]");
     regex::Regex::new(r"\(\d+ bytes")
         .expect("regex")
         .replace_all(&text, "([N] bytes")
@@ -98,7 +106,11 @@ fn search_and_install_refuses_an_archive_that_does_not_match_its_checksum() {
     let published = reg.publish("summarizer", "1.0.0", &[]);
     let other = ctx.dir_registry("other");
     other.publish("summarizer", "1.0.0", &[("text-utils", "^1")]);
-    std::fs::copy(other.archive_path("summarizer", "1.0.0"), reg.archive_path("summarizer", "1.0.0")).expect("swap");
+    std::fs::copy(
+        other.archive_path("summarizer", "1.0.0"),
+        reg.archive_path("summarizer", "1.0.0"),
+    )
+    .expect("swap");
     let dest = ctx.root.join("out");
     std::fs::create_dir(&dest).expect("mkdir");
     let out = example(&ctx, "search_and_install")
@@ -185,7 +197,9 @@ fn client_sends_its_token_to_its_own_origin_only() {
     let rt = runtime();
 
     let open = |token: Option<&str>, mirror: Option<&str>| {
-        let mut b = fm::Client::builder(&canonical.url).name("company").cache_dir(&ctx.cache);
+        let mut b = fm::Client::builder(&canonical.url)
+            .name("company")
+            .cache_dir(&ctx.cache);
         if let Some(t) = token {
             b = b.token(t);
         }
@@ -195,7 +209,9 @@ fn client_sends_its_token_to_its_own_origin_only() {
         b.open().expect("open")
     };
     let anonymous = open(None, None);
-    let err = rt.block_on(anonymous.publish(bytes.clone())).expect_err("needs the token");
+    let err = rt
+        .block_on(anonymous.publish(bytes.clone()))
+        .expect_err("needs the token");
     assert!(err.to_string().contains("401"), "{err}");
 
     let client = open(Some(token), None);
@@ -204,16 +220,26 @@ fn client_sends_its_token_to_its_own_origin_only() {
     let archive = rt.block_on(client.download("summarizer", "1.0.0")).expect("download");
     assert_eq!(archive.bytes(), &bytes[..]);
     rt.block_on(client.yank("summarizer", "1.0.0")).expect("yank");
-    assert!(rt.block_on(client.get_version("summarizer", "1.0.0")).expect("read").yanked);
+    assert!(
+        rt.block_on(client.get_version("summarizer", "1.0.0"))
+            .expect("read")
+            .yanked
+    );
     let found = rt.block_on(client.search("summ")).expect("search");
     assert_eq!(found.len(), 1);
 
     // The mirror holds the same package and takes the same token; reads
     // go to it, the token does not.
-    let m = fm::Client::builder(&mirror.url).token(token).cache_dir(&ctx.cache).open().expect("open");
+    let m = fm::Client::builder(&mirror.url)
+        .token(token)
+        .cache_dir(&ctx.cache)
+        .open()
+        .expect("open");
     rt.block_on(m.publish(bytes)).expect("publish to the mirror");
     let via_mirror = open(Some(token), Some(&mirror.url));
-    let err = rt.block_on(via_mirror.get_package("summarizer")).expect_err("no token for the mirror");
+    let err = rt
+        .block_on(via_mirror.get_package("summarizer"))
+        .expect_err("no token for the mirror");
     assert!(err.to_string().contains("401"), "{err}");
     let log = mirror.log();
     assert!(!log.contains(token), "the mirror never sees the token");
