@@ -124,6 +124,9 @@ fn search_and_install_refuses_an_archive_that_does_not_match_its_checksum() {
     assert!(stderr.contains("sha256 mismatch for summarizer 1.0.0"), "{stderr}");
     assert!(stderr.contains(&published), "names the registry's digest: {stderr}");
     assert!(!dest.join("summarizer").exists(), "nothing unpacked");
+    println!(
+        "FIGURES client-verify: 1 archive swapped behind its document: refused naming both digests, 0 files unpacked"
+    );
 }
 
 /// A registry that sends far more than the recorded size is cut off soon
@@ -140,6 +143,12 @@ fn client_download_cuts_off_an_archive_longer_than_its_record() {
         .expect_err("refused");
     let msg = err.to_string();
     assert!(msg.contains("sha256 mismatch") && msg.contains("cut off"), "{msg}");
+    let record = std::fs::read_to_string(reg.root.join("index/summarizer.json")).expect("document");
+    let size: serde_json::Value = serde_json::from_str(&record).expect("json");
+    println!(
+        "FIGURES client-verify: a 4 MiB answer for a {}-byte record: refused, cut off 64 KiB past the record",
+        size["size_bytes"]
+    );
 }
 
 #[test]
@@ -165,6 +174,9 @@ fn caching_registry_is_used_by_the_resolver_unchanged() {
     first resolution: 3 document(s) read from the registry
     second resolution: 0 document(s) read from the registry, 3 from the cache, same result: true
     ");
+    println!(
+        "FIGURES client-resolve: a user Registry (cache) under resolve::resolve: 3 documents read, then 0 on a second resolution, same lock"
+    );
 }
 
 #[test]
@@ -243,4 +255,8 @@ fn client_sends_its_token_to_its_own_origin_only() {
     assert!(err.to_string().contains("401"), "{err}");
     let log = mirror.log();
     assert!(!log.contains(token), "the mirror never sees the token");
+    println!(
+        "FIGURES client-token: publish, download, yank, search with the token on its origin: ok; anonymous publish: 401; \
+         the same token through a mirror on another origin that would accept it: 401 (not sent)"
+    );
 }
