@@ -44,6 +44,8 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -73,7 +75,12 @@ pub enum ClientError {
         code(fm::client::location),
         help("give an http(s):// URL, a static+https:// URL, a file:// URL or a folder")
     )]
-    Location { location: String, reason: String },
+    Location {
+        /// What was given.
+        location: String,
+        /// Why it is not a registry location.
+        reason: String,
+    },
     /// [`Client::from_config`]: the user configuration has no registry of
     /// that name.
     #[error("no registry named {name:?} is configured in {}", path.display())]
@@ -81,7 +88,12 @@ pub enum ClientError {
         code(fm::client::not_configured),
         help("configure it with `fm registry add {name} URL`, or open it by URL with `Client::open`")
     )]
-    NotConfigured { name: String, path: PathBuf },
+    NotConfigured {
+        /// The name asked for.
+        name: String,
+        /// The user configuration read.
+        path: PathBuf,
+    },
     /// The user configuration could not be read.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -93,13 +105,21 @@ pub enum ClientError {
     /// The registry has no package of that name.
     #[error("registry {registry} has no package {package}")]
     #[diagnostic(code(fm::client::no_package), help("check the name with `Client::search`"))]
-    PackageNotFound { registry: String, package: String },
+    PackageNotFound {
+        /// The client's registry name.
+        registry: String,
+        /// The package asked for.
+        package: String,
+    },
     /// The registry has the package, but not that version.
     #[error("registry {registry} has no version {version} of {package} (it has: {})", available.join(", "))]
     #[diagnostic(code(fm::client::no_version))]
     VersionNotFound {
+        /// The client's registry name.
         registry: String,
+        /// The package.
         package: String,
+        /// The version asked for.
         version: String,
         /// Every version the registry lists, newest first.
         available: Vec<String>,
@@ -114,9 +134,13 @@ pub enum ClientError {
         )
     )]
     Unverifiable {
+        /// The client's registry name.
         registry: String,
+        /// The package.
         package: String,
+        /// The version.
         version: String,
+        /// What the registry gave as its checksum (printable, shortened).
         checksum: String,
     },
     /// A download did not match the registry's own checksum
@@ -138,7 +162,9 @@ pub enum ClientError {
     #[error("{what}: {source}")]
     #[diagnostic(code(fm::client::io))]
     Io {
+        /// What was being done, naming the path.
         what: String,
+        /// The cause.
         #[source]
         source: std::io::Error,
     },
@@ -480,6 +506,31 @@ impl Client {
         let fresh = registry::open(&self.name, &self.url, &self.opts)?;
         *self.registry.write().unwrap_or_else(|p| p.into_inner()) = fresh;
         Ok(())
+    }
+
+    /// Whether the registry is there: `GET health` answers (what
+    /// FlowMason's `registry add` checks), or the folder exists.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// fm::Client::open(&dir.path().display().to_string())?.health().await?;
+    /// let gone = dir.path().join("not-there").display().to_string();
+    /// assert!(fm::Client::open(&gone)?.health().await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub async fn health(&self) -> Result<(), ClientError> {
+        match self.directory() {
+            Some(root) if root.is_dir() => Ok(()),
+            Some(root) => Err(RegistryError::Io {
+                registry: self.name.clone(),
+                what: format!("folder {}", root.display()),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+            }
+            .into()),
+            None => Ok(self.http()?.health().await?),
+        }
     }
 
     /// Packages whose name, description or tags contain `query`

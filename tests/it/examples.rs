@@ -221,6 +221,7 @@ fn client_sends_its_token_to_its_own_origin_only() {
         b.open().expect("open")
     };
     let anonymous = open(None, None);
+    rt.block_on(anonymous.health()).expect("health answers");
     let err = rt
         .block_on(anonymous.publish(bytes.clone()))
         .expect_err("needs the token");
