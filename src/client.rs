@@ -350,13 +350,9 @@ impl ClientBuilder {
     /// ```
     pub fn open(self) -> Result<Client, ClientError> {
         let location = |text: &str| {
-            let base = match &self.base {
-                Some(b) => b.clone(),
-                None => std::env::current_dir().map_err(|e| ClientError::Location {
-                    location: text.to_owned(),
-                    reason: format!("cannot read the current directory: {e}"),
-                })?,
-            };
+            // No base: a relative folder is made absolute against the
+            // process's current directory, as `std::fs` would open it.
+            let base = self.base.clone().unwrap_or_default();
             crate::manifest::parse_location(text, &base).map_err(|reason| ClientError::Location {
                 location: text.to_owned(),
                 reason,
@@ -431,16 +427,13 @@ impl Client {
             name: name.to_owned(),
             path: UserConfig::path(),
         })?;
-        // Relative folders in the user config are relative to the current
+        // A relative folder in the user config is relative to the current
         // directory, as for the `fm` commands.
-        let base = std::env::current_dir().map_err(|e| ClientError::Location {
-            location: entry.url.clone(),
-            reason: format!("cannot read the current directory: {e}"),
-        })?;
-        let url = crate::manifest::parse_location(&entry.url, &base).map_err(|reason| ClientError::Location {
-            location: entry.url.clone(),
-            reason,
-        })?;
+        let url =
+            crate::manifest::parse_location(&entry.url, Path::new("")).map_err(|reason| ClientError::Location {
+                location: entry.url.clone(),
+                reason,
+            })?;
         let opts = OpenOptions::for_registry(&entry.name, &url, &config, false);
         Client::with_options(&entry.name, url, opts, None)
     }
