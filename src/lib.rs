@@ -21,8 +21,8 @@
 //! To embed fm: [`Client`] opens one registry (a server or a folder) to
 //! search, read versions, download verified archives, publish and yank;
 //! [`client::registry_set`] hands clients, or [`registry::Registry`]
-//! implementations of your own, to [`resolve::resolve`]; `Project`
-//! (`src/project.rs`) locks and syncs a project. Examples: `examples/`. The
+//! implementations of your own, to [`resolve::resolve`]; [`Project`] locks
+//! and syncs a project (manifest → lock → install). Examples: `examples/`. The
 //! map of every module, the trust boundaries and where new code goes:
 //! `docs/architecture.md`.
 

@@ -261,3 +261,52 @@ fn client_sends_its_token_to_its_own_origin_only() {
          the same token through a mirror on another origin that would accept it: 401 (not sent)"
     );
 }
+
+/// `fm::Project` as an embedder uses it: the bundled sample project locked
+/// and synced over the bundled registries, then a second sync that finds
+/// everything in place.
+#[test]
+fn lock_and_sync_locks_and_syncs_the_sample_project() {
+    let ctx = TestContext::new();
+    let tmp = ctx.root.join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    let out = example(&ctx, "lock_and_sync")
+        .env("TMPDIR", &tmp)
+        .output()
+        .expect("run example");
+    assert_code(&out, 0);
+    let (stdout, _) = text(&out);
+    let stdout = regex::Regex::new(r"\[ROOT\]/tmp/[^/]+/")
+        .expect("regex")
+        .replace_all(&ctx.filter(&stdout), "[WORK]/")
+        .into_owned();
+    insta::assert_snapshot!(stdout, @"
+    Added classifier 1.0.0
+    Added embeddings 1.0.0
+    Added filter-kit 0.4.1
+    Added json-tools 1.0.0
+    Added math-core 1.2.0
+    Added retrieval 1.0.0
+    Added sentiment 1.1.0
+    Added summarizer 1.2.0
+    Added support-bot 1.0.0
+    Added text-utils 1.2.0
+    Added tokenizer 1.1.0
+    Added vector-store 1.0.0
+    locked 12 packages into [WORK]/project/fm.lock
+    installed classifier 1.0.0
+    installed embeddings 1.0.0
+    installed filter-kit 0.4.1
+    installed json-tools 1.0.0
+    installed math-core 1.2.0
+    installed retrieval 1.0.0
+    installed sentiment 1.1.0
+    installed summarizer 1.2.0
+    installed support-bot 1.0.0
+    installed text-utils 1.2.0
+    installed tokenizer 1.1.0
+    installed vector-store 1.0.0
+    12 packages up to date
+    ");
+    println!("FIGURES examples: lock_and_sync locked 12 packages, installed 12, second sync 12 up to date");
+}
