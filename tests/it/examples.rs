@@ -310,3 +310,63 @@ fn lock_and_sync_locks_and_syncs_the_sample_project() {
     ");
     println!("FIGURES examples: lock_and_sync locked 12 packages, installed 12, second sync 12 up to date");
 }
+
+/// A registry serves a hostile archive with a document whose checksum
+/// matches it (it controls both): the download verifies, but unpacking
+/// applies the install rules, refuses it, and leaves no folder behind,
+/// also when the refusal comes after files were written (a bomb).
+#[test]
+fn client_unpack_refuses_a_hostile_verified_archive_and_leaves_nothing() {
+    use std::io::Write as _;
+    let zip_of = |entries: &[(&str, &[u8])]| {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+        for (name, body) in entries {
+            zip.start_file(*name, opts).expect("entry");
+            zip.write_all(body).expect("write");
+        }
+        zip.finish().expect("zip").into_inner()
+    };
+    let manifest: &[u8] = br#"{"name": "evil", "version": "1.0.0"}"#;
+    let bomb = vec![b'a'; 4 << 20];
+    let cases = [
+        (
+            "traversal",
+            zip_of(&[("manifest.json", manifest), ("../evil.py", b"x")]),
+        ),
+        (
+            "bomb",
+            zip_of(&[("manifest.json", manifest), ("components/big.py", &bomb)]),
+        ),
+    ];
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    std::fs::create_dir_all(reg.join("index")).expect("mkdir");
+    std::fs::create_dir_all(reg.join("packages/evil")).expect("mkdir");
+    let client = fm::Client::open(&reg.display().to_string()).expect("open");
+    let rt = runtime();
+    for (case, bytes) in &cases {
+        let sha = fm::fsutil::sha256_hex(bytes);
+        let record = serde_json::json!({"version": "1.0.0", "checksum": sha, "size_bytes": bytes.len()});
+        let doc = serde_json::json!({
+            "name": "evil", "version": "1.0.0", "checksum": sha, "size_bytes": bytes.len(), "versions": [record],
+        });
+        std::fs::write(reg.join("index/evil.json"), doc.to_string()).expect("document");
+        std::fs::write(reg.join("packages/evil/evil-1.0.0.fmpkg"), bytes).expect("archive");
+        let archive = rt
+            .block_on(client.download("evil", "1.0.0"))
+            .expect("the checksum matches");
+        let dest = ctx.root.join("out").join(case);
+        std::fs::create_dir_all(dest.parent().expect("parent")).expect("mkdir");
+        let err = archive.unpack(&dest).expect_err("refused");
+        assert!(!dest.exists(), "{case}: {} left behind ({err})", dest.display());
+        assert!(
+            !ctx.root.join("out/evil.py").exists(),
+            "{case}: wrote outside the target"
+        );
+    }
+    println!(
+        "FIGURES client-unpack: {} hostile archives with matching checksums (traversal, bomb): refused at unpack, 0 folders left",
+        cases.len()
+    );
+}
