@@ -17,11 +17,20 @@
 //! For review and CI, [`diff`] compares two locks and [`outdated`] compares a
 //! lock with what its registries now offer.
 //! Data flows one way along the pipeline; no module reaches back up it.
+//!
+//! To embed fm: [`Client`] opens one registry (a server or a folder) to
+//! search, read versions, download verified archives, publish and yank;
+//! [`client::registry_set`] hands clients, or [`registry::Registry`]
+//! implementations of your own, to [`resolve::resolve`]; [`Project`] locks
+//! and syncs a project (manifest → lock → install). Examples: `examples/`. The
+//! map of every module, the trust boundaries and where new code goes:
+//! `docs/architecture.md`.
 
 #![allow(clippy::result_large_err)] // miette diagnostics carry their source text
 
 pub mod archive;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod diff;
 pub mod fsutil;
@@ -38,4 +47,5 @@ pub mod server;
 pub mod text;
 pub mod tlog;
 
+pub use client::Client;
 pub use project::Project;

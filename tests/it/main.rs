@@ -12,6 +12,7 @@ mod concurrency;
 mod crash;
 mod credentials;
 mod diff;
+mod examples;
 mod faults;
 mod file_modes;
 mod hostile;
