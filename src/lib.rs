@@ -43,6 +43,7 @@ pub mod project;
 pub mod registry;
 pub mod req;
 pub mod resolve;
+pub mod runtime;
 pub mod server;
 pub mod text;
 pub mod tlog;
