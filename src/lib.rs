@@ -35,6 +35,7 @@ pub mod config;
 pub mod diff;
 pub mod fsutil;
 pub mod install;
+pub mod location;
 pub mod lock;
 pub mod manifest;
 pub mod names;

@@ -143,7 +143,7 @@ struct RawRegistry {
 }
 
 fn default_priority() -> i64 {
-    crate::manifest::DEFAULT_PRIORITY
+    crate::location::DEFAULT_PRIORITY
 }
 
 #[derive(Deserialize)]
@@ -185,7 +185,7 @@ impl Lockfile {
             let _ = writeln!(out, "[[registry]]");
             let _ = writeln!(out, "name = {}", quote(&r.name));
             let _ = writeln!(out, "url = {}", quote(&r.url));
-            if r.priority != crate::manifest::DEFAULT_PRIORITY {
+            if r.priority != crate::location::DEFAULT_PRIORITY {
                 let _ = writeln!(out, "priority = {}", r.priority);
             }
             if r.explicit {
@@ -312,7 +312,7 @@ impl Lockfile {
         self.registries
             .iter()
             .map(|r| {
-                let url = crate::manifest::parse_location(&r.url, base)
+                let url = crate::location::parse_location(&r.url, base)
                     .map_err(|why| format!("registry {} in fm.lock has an unusable URL {:?}: {why}", r.name, r.url))?;
                 Ok(LockedRegistry {
                     url: url.to_string(),

@@ -427,7 +427,7 @@ fn user_registry_decls(
         if only.is_some_and(|r| r != e.name) {
             continue;
         }
-        let url = crate::manifest::parse_location(&e.url, base).map_err(|reason| RegistryError::Unsupported {
+        let url = crate::location::parse_location(&e.url, base).map_err(|reason| RegistryError::Unsupported {
             registry: e.name.clone(),
             reason: if name_config {
                 format!(

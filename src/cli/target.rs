@@ -82,7 +82,7 @@ pub fn resolve(ctx: &Context, registry: Option<&str>) -> Result<Target, Failure>
 }
 
 fn location(ctx: &Context, text: &str) -> Result<url::Url, Failure> {
-    crate::manifest::parse_location(text, &ctx.cwd)
+    crate::location::parse_location(text, &ctx.cwd)
         .map_err(|why| Failure::usage(format!("invalid registry location {text:?}: {why}"), None))
 }
 

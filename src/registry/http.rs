@@ -53,6 +53,7 @@ use tokio::sync::OnceCell;
 use super::document::{PackageDocument, PackageInfo, VersionRecord};
 use super::transport::{self, BodyError, Budget};
 use super::{OpenOptions, Registry, RegistryError, redact_url};
+use crate::location::strip_static;
 
 /// The API path under a registry's URL.
 pub const API_PATH: &str = "api/v1/registry/";
@@ -60,16 +61,6 @@ pub const API_PATH: &str = "api/v1/registry/";
 /// Largest transparency-log file [`HttpRegistry::get_log_file`] reads.
 pub const LOG_FILE_MAX: usize = 2 * 1024 * 1024;
 
-/// The scheme prefix of a static registry (`static+https://cdn.example/fm`).
-pub const STATIC_PREFIX: &str = "static+";
-
-/// `url` without a `static+` scheme prefix, and whether it had one.
-pub fn strip_static(url: &url::Url) -> Result<(url::Url, bool), url::ParseError> {
-    match url.as_str().strip_prefix(STATIC_PREFIX) {
-        Some(inner) => Ok((url::Url::parse(inner)?, true)),
-        None => Ok((url.clone(), false)),
-    }
-}
 const ATTEMPTS: u32 = 3;
 const MAX_REDIRECTS: usize = 10;
 /// Versions a legacy server may list for one package.

@@ -31,6 +31,9 @@ use futures_util::future::BoxFuture;
 pub use directory::DirectoryRegistry;
 pub use document::{PackageDocument, PackageInfo, VersionRecord};
 pub use http::HttpRegistry;
+// Where registry URLs are parsed, shown and compared (re-exported: every
+// registry message names one).
+pub use crate::location::{redact_url, same_url};
 
 /// A source of package documents and archives.
 pub trait Registry: Send + Sync + fmt::Debug {
@@ -133,13 +136,6 @@ impl std::fmt::Debug for OpenOptions {
     }
 }
 
-/// Whether two registry URLs name the same registry (trailing `/` and
-/// credentials aside).
-pub fn same_url(a: &url::Url, b: &url::Url) -> bool {
-    let norm = |u: &url::Url| redact_url(u).as_str().trim_end_matches('/').to_owned();
-    norm(a) == norm(b)
-}
-
 impl OpenOptions {
     /// Options for registry `name` at `url` (its canonical URL, as fm.toml,
     /// fm.lock or the user config declares it): the mirror of the user config's
@@ -206,15 +202,4 @@ pub fn open(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<Arc<dyn Re
             reason: format!("{other} registries are not supported: use http://, https://, static+https:// or file://"),
         }),
     }
-}
-
-/// A URL as recorded in `fm.lock` and shown in messages: no user name or
-/// password, no query or fragment.
-pub fn redact_url(url: &url::Url) -> url::Url {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    u
 }
