@@ -213,6 +213,18 @@ impl HttpRegistry {
             registry: self.name.clone(),
             message,
             help,
+            source: None,
+        }
+    }
+
+    /// [`http_err`](Self::http_err) caused by `cause`, kept as the source
+    /// without its URL (which may carry a signature in its query).
+    fn http_err_from(&self, message: String, help: Option<String>, cause: reqwest::Error) -> RegistryError {
+        RegistryError::Http {
+            registry: self.name.clone(),
+            message,
+            help,
+            source: Some(cause.without_url()),
         }
     }
 }

@@ -87,7 +87,11 @@ pub enum RegistryError {
     #[error("registry {registry}: {reason}")]
     #[diagnostic(code(fm::registry::unsupported))]
     Unsupported { registry: String, reason: String },
-    /// An HTTP request failed.
+    /// An HTTP request failed. `message` says what, in a few words;
+    /// `source`, when the client failed (not the registry's answer), is
+    /// reqwest's error with its whole chain (hyper's, the OS's), stripped
+    /// of the URL: a pre-signed URL's query is a credential, and `message`
+    /// names the URL without it.
     #[error("registry {registry}: {message}")]
     #[diagnostic(code(fm::registry::http))]
     Http {
@@ -95,6 +99,8 @@ pub enum RegistryError {
         message: String,
         #[help]
         help: Option<String>,
+        #[source]
+        source: Option<reqwest::Error>,
     },
     /// `--offline` and the document is not cached.
     #[error("registry {registry}: {package} is not in the local cache and --offline forbids the network")]

@@ -218,7 +218,7 @@ impl HttpRegistry {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.http_err(format!("reading log/{path} failed: {}", error_chain(&e)), None))?
+            .map_err(|e| self.http_err_from(format!("reading log/{path} failed: {}", error_chain(&e)), None, e))?
         {
             body.extend_from_slice(&chunk);
             if body.len() > LOG_FILE_MAX {

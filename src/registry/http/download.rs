@@ -31,11 +31,13 @@ impl HttpRegistry {
                 registry,
                 message,
                 help,
+                source,
             }) => {
                 return Err(RegistryError::Http {
                     registry,
                     message: format!("downloading {package}@{version}: {message}"),
                     help,
+                    source,
                 });
             }
             Err(e) => return Err(e),
@@ -60,14 +62,13 @@ impl HttpRegistry {
             let by = f.budget.archive_deadline(written);
             let chunk = match tokio::time::timeout_at(by, f.response.chunk()).await {
                 Ok(chunk) => chunk.map_err(|e| {
-                    self.http_err(
-                        format!("downloading {package}@{version} failed: {}", error_chain(&e)),
-                        Some(if e.is_timeout() {
-                            transport::deadline_help(&f.budget)
-                        } else {
-                            "try again; the archive is verified against its digest either way".into()
-                        }),
-                    )
+                    let help = if e.is_timeout() {
+                        transport::deadline_help(&f.budget)
+                    } else {
+                        "try again; the archive is verified against its digest either way".into()
+                    };
+                    let message = format!("downloading {package}@{version} failed: {}", error_chain(&e));
+                    self.http_err_from(message, Some(help), e)
                 })?,
                 Err(_) => {
                     return Err(self.http_err(

@@ -43,9 +43,10 @@ impl HttpRegistry {
                     ),
                     Some(transport::document_cap_help()),
                 ),
-                BodyError::Read(e) => self.http_err(
+                BodyError::Read(e) => self.http_err_from(
                     format!("reading {what} from {at} failed: {}", error_chain(&e)),
                     e.is_timeout().then(|| transport::deadline_help(&f.budget)),
+                    e,
                 ),
             })
     }
@@ -120,11 +121,12 @@ impl HttpRegistry {
                     // safe to send again.
                     Err(e) if (e.is_connect() || (body.is_none() && e.is_request())) && attempt < ATTEMPTS => {}
                     Err(e) => {
-                        return Err(self.http_err(
+                        return Err(self.http_err_from(
                             format!("cannot reach {}: {}", redact_url(&url), error_chain(&e)),
                             Some(
                                 "check the registry URL and your network, or use --offline with a filled cache".into(),
                             ),
+                            e,
                         ));
                     }
                 }
