@@ -110,6 +110,15 @@ pub enum LockError {
         help("run `fm lock` to re-resolve; it prefers the versions from both sides")
     )]
     Conflicted { path: PathBuf },
+    /// A `[[registry]]` URL that is no usable location.
+    #[error("registry {registry} in fm.lock has an unusable URL {url:?}: {source}")]
+    #[diagnostic(code(fm::lock::registry_url), help("run `fm lock` to write the lock's registries again"))]
+    RegistryUrl {
+        registry: String,
+        url: String,
+        #[source]
+        source: crate::location::LocationError,
+    },
 }
 
 #[derive(Deserialize)]
@@ -308,12 +317,15 @@ impl Lockfile {
     /// The `[[registry]]` entries with every relative path (as fm.toml gave
     /// it) turned into an absolute `file://` URL against `base`, the folder
     /// holding fm.lock.
-    pub fn registries_at(&self, base: &Path) -> Result<Vec<LockedRegistry>, String> {
+    pub fn registries_at(&self, base: &Path) -> Result<Vec<LockedRegistry>, LockError> {
         self.registries
             .iter()
             .map(|r| {
-                let url = crate::location::parse_location(&r.url, base)
-                    .map_err(|why| format!("registry {} in fm.lock has an unusable URL {:?}: {why}", r.name, r.url))?;
+                let url = crate::location::parse_location(&r.url, base).map_err(|source| LockError::RegistryUrl {
+                    registry: r.name.clone(),
+                    url: r.url.clone(),
+                    source,
+                })?;
                 Ok(LockedRegistry {
                     url: url.to_string(),
                     ..r.clone()

@@ -119,9 +119,6 @@ pub enum ProjectError {
     )]
     #[diagnostic(help("run `fm lock` (or `fm sync` without --locked) to update it"))]
     Stale { path: PathBuf, reasons: Vec<String> },
-    /// A `[[registry]]` URL of fm.lock cannot be used to download.
-    #[error("{0}")]
-    LockedRegistry(String),
     /// Installing the lock failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
