@@ -112,7 +112,10 @@ pub enum LockError {
     Conflicted { path: PathBuf },
     /// A `[[registry]]` URL that is no usable location.
     #[error("registry {registry} in fm.lock has an unusable URL {url:?}: {source}")]
-    #[diagnostic(code(fm::lock::registry_url), help("run `fm lock` to write the lock's registries again"))]
+    #[diagnostic(
+        code(fm::lock::registry_url),
+        help("run `fm lock` to write the lock's registries again")
+    )]
     RegistryUrl {
         registry: String,
         url: String,

@@ -158,9 +158,12 @@ mod tests {
             std::future::pending::<()>().await;
         });
         drop(group);
-        // The task was aborted, so its sender is gone (a running task
-        // would keep it: recv would wait forever).
-        assert_eq!(rx.recv(), Err(std::sync::mpsc::RecvError));
+        // The task was aborted, so its sender is gone at once (a task left
+        // running would keep it, and the wait would time out instead).
+        assert_eq!(
+            rx.recv_timeout(std::time::Duration::from_secs(60)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
         // And nothing spawns after: the future is dropped unpolled.
         let (tx2, rx2) = std::sync::mpsc::channel::<()>();
         spawner.spawn(async move {
