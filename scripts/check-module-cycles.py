@@ -5,8 +5,7 @@
 
 Prints each module's dependencies (`crate::X` paths outside comments and
 `#[cfg(test)]` code), then the strongly connected groups of more than one
-module; exits 1 if there is any. Not yet in .ci/run: the
-archive-config-manifest-registry-tlog cycle is to be broken first.
+module; exits 1 if there is any. Run by .ci/run.
 """
 import os, re, sys
 root = sys.argv[1] if len(sys.argv) > 1 else 'src'

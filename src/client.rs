@@ -79,7 +79,7 @@ pub enum ClientError {
         /// What was given.
         location: String,
         /// Why it is not a registry location.
-        reason: String,
+        reason: crate::location::LocationError,
     },
     /// [`Client::from_config`]: the user configuration has no registry of
     /// that name.
@@ -353,7 +353,7 @@ impl ClientBuilder {
             // No base: a relative folder is made absolute against the
             // process's current directory, as `std::fs` would open it.
             let base = self.base.clone().unwrap_or_default();
-            crate::manifest::parse_location(text, &base).map_err(|reason| ClientError::Location {
+            crate::location::parse_location(text, &base).map_err(|reason| ClientError::Location {
                 location: text.to_owned(),
                 reason,
             })
@@ -366,7 +366,7 @@ impl ClientBuilder {
             .unwrap_or_else(|| registry::redact_url(&url).to_string());
         // Bound to the canonical URL's origin; `None` for a folder, which
         // gets no token at all.
-        let token_origin = crate::config::origin(&url);
+        let token_origin = crate::location::origin(&url);
         let opts = OpenOptions {
             offline: self.offline,
             token: self.token.clone().filter(|_| token_origin.is_some()),
@@ -430,7 +430,7 @@ impl Client {
         // A relative folder in the user config is relative to the current
         // directory, as for the `fm` commands.
         let url =
-            crate::manifest::parse_location(&entry.url, Path::new("")).map_err(|reason| ClientError::Location {
+            crate::location::parse_location(&entry.url, Path::new("")).map_err(|reason| ClientError::Location {
                 location: entry.url.clone(),
                 reason,
             })?;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::location::origin;
+
 /// One configured registry, in FlowMason's field order.
 #[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct RegistryEntry {
@@ -52,7 +54,7 @@ impl std::fmt::Debug for RegistryEntry {
 }
 
 fn default_priority() -> i64 {
-    crate::manifest::DEFAULT_PRIORITY
+    crate::location::DEFAULT_PRIORITY
 }
 
 fn yes() -> bool {
@@ -191,7 +193,7 @@ impl UserConfig {
                 name: add.name,
                 url: add.url,
                 auth_token: add.token,
-                priority: add.priority.unwrap_or(crate::manifest::DEFAULT_PRIORITY),
+                priority: add.priority.unwrap_or(crate::location::DEFAULT_PRIORITY),
                 enabled: true,
                 is_default: add.default,
                 can_publish: true,
@@ -260,28 +262,6 @@ pub enum Upsert {
     Added,
     /// The existing entry's changes, one phrase each (empty: unchanged).
     Updated(Vec<String>),
-}
-
-/// The origin a credential is bound to: scheme, host and port, default
-/// ports filled in (`https://a` and `https://a:443/x` are one origin). A
-/// `static+https://` registry's origin is that of its `https://` URL.
-/// `None` for anything that is not http(s) (a folder gets no token).
-pub fn origin(url: &url::Url) -> Option<url::Origin> {
-    let inner;
-    let url = match url.as_str().strip_prefix("static+") {
-        Some(rest) => {
-            inner = url::Url::parse(rest).ok()?;
-            &inner
-        }
-        None => url,
-    };
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    match url.origin() {
-        o @ url::Origin::Tuple(..) => Some(o),
-        url::Origin::Opaque(_) => None,
-    }
 }
 
 /// A token and the one origin it may be sent to.
@@ -398,18 +378,6 @@ mod tests {
 
     fn u(s: &str) -> url::Url {
         url::Url::parse(s).unwrap()
-    }
-
-    #[test]
-    fn origins_normalize_default_ports_and_static() {
-        assert_eq!(origin(&u("https://a.example")), origin(&u("https://a.example:443/x/")));
-        assert_eq!(
-            origin(&u("static+https://a.example/r/")),
-            origin(&u("https://a.example/"))
-        );
-        assert_ne!(origin(&u("http://a.example")), origin(&u("https://a.example")));
-        assert_ne!(origin(&u("http://a.example:8080")), origin(&u("http://a.example")));
-        assert_eq!(origin(&u("file:///srv/reg")), None);
     }
 
     fn entry(name: &str, url: &str, token: Option<&str>) -> RegistryEntry {

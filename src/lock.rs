@@ -110,6 +110,18 @@ pub enum LockError {
         help("run `fm lock` to re-resolve; it prefers the versions from both sides")
     )]
     Conflicted { path: PathBuf },
+    /// A `[[registry]]` URL that is no usable location.
+    #[error("registry {registry} in fm.lock has an unusable URL {url:?}: {source}")]
+    #[diagnostic(
+        code(fm::lock::registry_url),
+        help("run `fm lock` to write the lock's registries again")
+    )]
+    RegistryUrl {
+        registry: String,
+        url: String,
+        #[source]
+        source: crate::location::LocationError,
+    },
 }
 
 #[derive(Deserialize)]
@@ -143,7 +155,7 @@ struct RawRegistry {
 }
 
 fn default_priority() -> i64 {
-    crate::manifest::DEFAULT_PRIORITY
+    crate::location::DEFAULT_PRIORITY
 }
 
 #[derive(Deserialize)]
@@ -185,7 +197,7 @@ impl Lockfile {
             let _ = writeln!(out, "[[registry]]");
             let _ = writeln!(out, "name = {}", quote(&r.name));
             let _ = writeln!(out, "url = {}", quote(&r.url));
-            if r.priority != crate::manifest::DEFAULT_PRIORITY {
+            if r.priority != crate::location::DEFAULT_PRIORITY {
                 let _ = writeln!(out, "priority = {}", r.priority);
             }
             if r.explicit {
@@ -308,12 +320,15 @@ impl Lockfile {
     /// The `[[registry]]` entries with every relative path (as fm.toml gave
     /// it) turned into an absolute `file://` URL against `base`, the folder
     /// holding fm.lock.
-    pub fn registries_at(&self, base: &Path) -> Result<Vec<LockedRegistry>, String> {
+    pub fn registries_at(&self, base: &Path) -> Result<Vec<LockedRegistry>, LockError> {
         self.registries
             .iter()
             .map(|r| {
-                let url = crate::manifest::parse_location(&r.url, base)
-                    .map_err(|why| format!("registry {} in fm.lock has an unusable URL {:?}: {why}", r.name, r.url))?;
+                let url = crate::location::parse_location(&r.url, base).map_err(|source| LockError::RegistryUrl {
+                    registry: r.name.clone(),
+                    url: r.url.clone(),
+                    source,
+                })?;
                 Ok(LockedRegistry {
                     url: url.to_string(),
                     ..r.clone()

@@ -30,32 +30,54 @@ pub fn is_windows_device(stem: &str) -> bool {
         })
 }
 
+/// Why a name was refused; its `Display` is the reason, to follow
+/// "invalid package name …: ".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// An upper-case ASCII letter (names are lower case).
+    #[error("it contains the upper-case letter {0:?} (names are lower case)")]
+    UpperCase(char),
+    /// The empty name.
+    #[error("it is empty")]
+    Empty,
+    /// A first character that is neither a letter nor a digit.
+    #[error("it starts with {0:?}")]
+    Start(char),
+    /// Over 64 bytes (the count shown is in characters).
+    #[error("it is {0} characters long (at most 64)")]
+    TooLong(usize),
+    /// A character outside `a-z0-9-_`.
+    #[error("it contains {0:?}")]
+    Character(char),
+    /// A device name Windows reserves (`con`, `lpt1`, …).
+    #[error("it is a reserved device name on Windows")]
+    Reserved,
+}
+
 /// Checks a name; the error says why it was refused.
-pub fn validate(name: &str) -> Result<(), String> {
+pub fn validate(name: &str) -> Result<(), NameError> {
     let bytes = name.as_bytes();
     if let Some(upper) = name.chars().find(char::is_ascii_uppercase) {
-        return Err(format!(
-            "it contains the upper-case letter {upper:?} (names are lower case)"
-        ));
+        return Err(NameError::UpperCase(upper));
     }
     match bytes.first() {
-        None => return Err("it is empty".to_owned()),
+        None => return Err(NameError::Empty),
         Some(c) if !(c.is_ascii_lowercase() || c.is_ascii_digit()) => {
-            return Err(format!("it starts with {:?}", name.chars().next().unwrap_or(' ')));
+            return Err(NameError::Start(name.chars().next().unwrap_or(' ')));
         }
         Some(_) => {}
     }
     if bytes.len() > 64 {
-        return Err(format!("it is {} characters long (at most 64)", name.chars().count()));
+        return Err(NameError::TooLong(name.chars().count()));
     }
     if let Some(bad) = name
         .chars()
         .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
     {
-        return Err(format!("it contains {bad:?}"));
+        return Err(NameError::Character(bad));
     }
     if RESERVED.contains(&name) {
-        return Err("it is a reserved device name on Windows".to_owned());
+        return Err(NameError::Reserved);
     }
     Ok(())
 }

@@ -119,9 +119,6 @@ pub enum ProjectError {
     )]
     #[diagnostic(help("run `fm lock` (or `fm sync` without --locked) to update it"))]
     Stale { path: PathBuf, reasons: Vec<String> },
-    /// A `[[registry]]` URL of fm.lock cannot be used to download.
-    #[error("{0}")]
-    LockedRegistry(String),
     /// Installing the lock failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -427,7 +424,7 @@ fn user_registry_decls(
         if only.is_some_and(|r| r != e.name) {
             continue;
         }
-        let url = crate::manifest::parse_location(&e.url, base).map_err(|reason| RegistryError::Unsupported {
+        let url = crate::location::parse_location(&e.url, base).map_err(|reason| RegistryError::Unsupported {
             registry: e.name.clone(),
             reason: if name_config {
                 format!(

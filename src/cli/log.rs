@@ -174,7 +174,7 @@ fn init(
 /// A registry's log files over HTTP (a server's API or a static host).
 struct HttpSource {
     registry: HttpRegistry,
-    runtime: tokio::runtime::Runtime,
+    runtime: &'static tokio::runtime::Runtime,
 }
 
 impl LogSource for HttpSource {

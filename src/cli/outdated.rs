@@ -52,10 +52,7 @@ pub fn outdated(ctx: &Context, a: OutdatedArgs) -> Result<(), Failure> {
             )),
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(OutdatedError::Runtime)?;
+    let runtime = crate::runtime::get().map_err(OutdatedError::Runtime)?;
     let fetched: Vec<(String, Fetched)> = runtime.block_on(
         futures_util::stream::iter(jobs)
             .map(|(name, client)| async move {

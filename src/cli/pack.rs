@@ -78,7 +78,7 @@ fn warn_unknown_dependencies(
         && let Ok(config) = crate::config::UserConfig::load()
     {
         for e in config.enabled() {
-            if let Ok(url) = crate::manifest::parse_location(&e.url, &ctx.cwd) {
+            if let Ok(url) = crate::location::parse_location(&e.url, &ctx.cwd) {
                 decls.push(RegistryDecl {
                     relative: None,
                     name: e.name.clone(),
@@ -94,7 +94,7 @@ fn warn_unknown_dependencies(
             relative: None,
             name: target.name.clone(),
             url: target.url.clone(),
-            priority: crate::manifest::DEFAULT_PRIORITY,
+            priority: crate::location::DEFAULT_PRIORITY,
             explicit: false,
         });
     }

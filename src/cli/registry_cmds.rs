@@ -75,7 +75,7 @@ pub fn add(
 ) -> Result<(), Failure> {
     crate::names::validate(&name)
         .map_err(|why| Failure::usage(format!("invalid registry name {name:?}: {why}"), None))?;
-    let parsed = crate::manifest::parse_location(&url, &ctx.cwd)
+    let parsed = crate::location::parse_location(&url, &ctx.cwd)
         .map_err(|why| Failure::usage(format!("invalid registry URL {url:?}: {why}"), None))?;
     let url = if parsed.scheme() == "file" {
         parsed.to_string()

@@ -36,7 +36,7 @@ pub fn search(ctx: &Context, a: SearchArgs) -> Result<(), Failure> {
                 }
                 None => {
                     for e in config.enabled() {
-                        match crate::manifest::parse_location(&e.url, &ctx.cwd) {
+                        match crate::location::parse_location(&e.url, &ctx.cwd) {
                             Ok(url) => {
                                 let opts = OpenOptions::for_registry(&e.name, &url, &config, ctx.global.offline);
                                 out.push((e.name.clone(), url, opts));

@@ -78,10 +78,7 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
         ctx.shell
             .warn("--require-auth without tokens: every read but health will be refused");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::user(miette::miette!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::runtime::get().map_err(|e| Failure::user(miette::miette!("{e}")))?;
     let shell = ctx.shell.clone();
     runtime.block_on(server::serve(config, move |addr| {
         // Printed even with --quiet: scripts and tests read the address.

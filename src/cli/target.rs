@@ -82,7 +82,7 @@ pub fn resolve(ctx: &Context, registry: Option<&str>) -> Result<Target, Failure>
 }
 
 fn location(ctx: &Context, text: &str) -> Result<url::Url, Failure> {
-    crate::manifest::parse_location(text, &ctx.cwd)
+    crate::location::parse_location(text, &ctx.cwd)
         .map_err(|why| Failure::usage(format!("invalid registry location {text:?}: {why}"), None))
 }
 
@@ -116,11 +116,7 @@ fn named(ctx: &Context, config: &UserConfig, r: &str) -> Result<(String, url::Ur
     Ok((name, url, configured.is_none_or(|e| e.can_publish), true))
 }
 
-/// A runtime for commands that talk to registries.
-pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::user(miette::miette!("cannot start the async runtime: {e}")))
+/// The runtime for commands that talk to registries ([`crate::runtime`]).
+pub fn runtime() -> Result<&'static tokio::runtime::Runtime, Failure> {
+    crate::runtime::get().map_err(|e| Failure::user(miette::miette!("{e}")))
 }

@@ -304,7 +304,7 @@ pub fn summarize(lock: &Lockfile) -> String {
     }
     for r in &lock.registries {
         let _ = write!(out, "registry {} {}", r.name, r.url);
-        if r.priority != crate::manifest::DEFAULT_PRIORITY {
+        if r.priority != crate::location::DEFAULT_PRIORITY {
             let _ = write!(out, " priority {}", r.priority);
         }
         if r.explicit {

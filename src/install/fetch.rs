@@ -173,11 +173,7 @@ pub fn download_all(
     progress: &dyn Progress,
 ) -> Result<Vec<Staged>, InstallError> {
     let tmp_dir = cache.checked_tmp_dir()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(InstallError::io("starting the download runtime"))?;
+    let runtime = crate::runtime::get().map_err(InstallError::io("starting the download runtime"))?;
     let results: Vec<Result<Staged, InstallError>> = runtime.block_on(async {
         futures_util::stream::iter(packages.iter().copied())
             .map(|p| download_one(p, clients, &tmp_dir, progress))
@@ -297,8 +293,7 @@ mod tests {
 
     #[test]
     fn hashing_writer_hashes_and_cuts_off_past_its_limit() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        rt.block_on(async {
+        crate::runtime::block_on(async {
             let mut w = HashingWriter::new(Vec::new(), 8, &super::super::NoProgress);
             w.write_all(b"12345678").await.unwrap();
             assert!(!w.overflowed());
@@ -309,6 +304,7 @@ mod tests {
                 (sha, n, inner),
                 (crate::fsutil::sha256_hex(b"12345678"), 8, b"12345678".to_vec())
             );
-        });
+        })
+        .unwrap();
     }
 }

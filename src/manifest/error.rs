@@ -85,10 +85,6 @@ pub enum ManifestError {
         #[label("declared again here")]
         second: SourceSpan,
     },
-    /// The manifest has neither `[project]` nor `[package]`.
-    #[error("{} has no [project] table", path.display())]
-    #[diagnostic(code(fm::manifest::no_project), help("add `[project]` with `name = \"...\"`"))]
-    NoProject { path: PathBuf },
     /// `fm pack` was pointed at a folder whose `fm.toml` cannot be packed:
     /// no `[package]`, or a dependency that names a registry. (The code is
     /// `fm::archive::pack`, as before packing stopped reading `fm.toml`

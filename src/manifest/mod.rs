@@ -29,9 +29,6 @@ pub use init::{component_starter, ignore_install_folder, init, init_package, pac
 /// The file name `fm` looks for.
 pub const MANIFEST_FILE: &str = "fm.toml";
 
-/// Priority of a registry that does not give one (SPEC §1).
-pub const DEFAULT_PRIORITY: i64 = 100;
-
 /// A validated `fm.toml`.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -143,72 +140,6 @@ impl Manifest {
     }
 }
 
-/// Parses a registry location: `http(s)://…`, `file://…`, or a path
-/// (relative to `base`).
-pub fn parse_location(text: &str, base: &Path) -> Result<url::Url, String> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err("it is empty".to_owned());
-    }
-    if let Some((scheme, _)) = text.split_once("://") {
-        let url = url::Url::parse(text).map_err(|e| e.to_string())?;
-        return match scheme.to_ascii_lowercase().as_str() {
-            "http" | "https" | "static+http" | "static+https" => {
-                let host = match crate::registry::http::strip_static(&url) {
-                    Ok((inner, _)) => inner.host_str().map(str::to_owned),
-                    Err(e) => return Err(e.to_string()),
-                };
-                if host.is_none_or(|h| h.is_empty()) {
-                    Err("it has no host".to_owned())
-                } else {
-                    Ok(url)
-                }
-            }
-            "file" => Ok(url),
-            other => Err(format!("scheme {other:?} is not supported")),
-        };
-    }
-    if text.contains(':') && !cfg!(windows) && !text.starts_with('/') && !text.starts_with('.') {
-        return Err("it looks like a URL without a supported scheme".to_owned());
-    }
-    let path = Path::new(text);
-    let abs = if path.is_absolute() {
-        path.to_owned()
-    } else {
-        std::path::absolute(base.join(path)).map_err(|e| e.to_string())?
-    };
-    let abs = normalize(&abs);
-    url::Url::from_directory_path(&abs).map_err(|()| format!("{} is not an absolute path", abs.display()))
-}
-
-/// A registry location written as a relative path, normalised to `/`
-/// separators without a trailing one (`../registries/main`); `None` for URLs
-/// and absolute paths.
-pub fn relative_location(text: &str) -> Option<String> {
-    let text = text.trim();
-    if text.contains("://") || Path::new(text).is_absolute() {
-        return None;
-    }
-    let t = text.replace('\\', "/");
-    let t = t.trim_end_matches('/');
-    Some(if t.is_empty() { ".".to_owned() } else { t.to_owned() })
-}
-
-/// Removes `.` and `..` components lexically (the folder may not exist yet).
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
-}
-
 /// Finds the manifest: `explicit` (from `--manifest-path` or `FM_MANIFEST`)
 /// or the nearest `fm.toml` from `start` upwards.
 pub fn find(explicit: Option<&Path>, start: &Path) -> Result<PathBuf, ManifestError> {
@@ -265,13 +196,7 @@ url = "file:///srv/fm-registry"
         assert_eq!(m.project.unwrap().name, "support-bot");
         assert_eq!(m.dependencies["filter-kit"].registry.as_deref(), Some("company"));
         assert_eq!(m.dependencies["sentiment"].to_string(), "sentiment ^1.0.4");
-        assert_eq!(m.registries[1].priority, DEFAULT_PRIORITY);
-    }
-
-    #[test]
-    fn relative_registry_paths_resolve_against_the_manifest() {
-        let u = parse_location("../reg", Path::new("/a/b")).unwrap();
-        assert_eq!(u.as_str(), "file:///a/reg/");
+        assert_eq!(m.registries[1].priority, crate::location::DEFAULT_PRIORITY);
     }
 
     #[test]

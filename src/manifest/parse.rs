@@ -16,10 +16,8 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use toml::Spanned;
 
-use super::{
-    DEFAULT_PRIORITY, Dependency, MAX_DEPENDENCIES, Manifest, ManifestError, PackageMeta, Project, RegistryDecl,
-    parse_location, relative_location,
-};
+use super::{Dependency, MAX_DEPENDENCIES, Manifest, ManifestError, PackageMeta, Project, RegistryDecl};
+use crate::location::{DEFAULT_PRIORITY, parse_location, relative_location};
 use crate::names;
 use crate::req::Requirement;
 

@@ -126,7 +126,7 @@ pub fn check_lock_urls(
     undeclared_ok: bool,
 ) -> Result<(), BindingError> {
     for r in &lock.registries {
-        let parsed = crate::manifest::parse_location(&r.url, manifest.root()).ok();
+        let parsed = crate::location::parse_location(&r.url, manifest.root()).ok();
         let shown = parsed
             .as_ref()
             .map_or_else(|| r.url.clone(), |u| crate::registry::redact_url(u).to_string());
@@ -171,7 +171,7 @@ pub fn check_lock_urls(
 /// `base`).
 fn registry_url(lock: &Lockfile, registry: &str, base: &Path) -> Option<url::Url> {
     let r = lock.registries.iter().find(|r| r.name == registry)?;
-    crate::manifest::parse_location(&r.url, base).ok()
+    crate::location::parse_location(&r.url, base).ok()
 }
 
 fn shown(lock: &Lockfile, registry: &str, base: &Path) -> String {

@@ -228,7 +228,7 @@ pub fn install_lock(
     progress: &dyn Progress,
     digests: Digests<'_>,
 ) -> Result<install::Report, ProjectError> {
-    let registries = lock.registries_at(base).map_err(ProjectError::LockedRegistry)?;
+    let registries = lock.registries_at(base)?;
     install::install(&lock.packages, &registries, layout, opts, progress).map_err(|e| {
         let e = match (e, digests) {
             (e @ install::InstallError::DigestMismatch { .. }, Digests::FromRegistry) => {

@@ -110,7 +110,7 @@ pub(crate) fn documents(registries: &RegistrySet, wanted: &[(&str, &str)]) -> Ha
     if jobs.is_empty() {
         return HashMap::new();
     }
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(runtime) = crate::runtime::get() else {
         return HashMap::new();
     };
     // A thread of its own: callers may be inside a runtime already.

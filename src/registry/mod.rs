@@ -31,6 +31,9 @@ use futures_util::future::BoxFuture;
 pub use directory::DirectoryRegistry;
 pub use document::{PackageDocument, PackageInfo, VersionRecord};
 pub use http::HttpRegistry;
+// Where registry URLs are parsed, shown and compared (re-exported: every
+// registry message names one).
+pub use crate::location::{redact_url, same_url};
 
 /// A source of package documents and archives.
 pub trait Registry: Send + Sync + fmt::Debug {
@@ -84,7 +87,11 @@ pub enum RegistryError {
     #[error("registry {registry}: {reason}")]
     #[diagnostic(code(fm::registry::unsupported))]
     Unsupported { registry: String, reason: String },
-    /// An HTTP request failed.
+    /// An HTTP request failed. `message` says what, in a few words;
+    /// `source`, when the client failed (not the registry's answer), is
+    /// reqwest's error with its whole chain (hyper's, the OS's), stripped
+    /// of the URL: a pre-signed URL's query is a credential, and `message`
+    /// names the URL without it.
     #[error("registry {registry}: {message}")]
     #[diagnostic(code(fm::registry::http))]
     Http {
@@ -92,6 +99,8 @@ pub enum RegistryError {
         message: String,
         #[help]
         help: Option<String>,
+        #[source]
+        source: Option<reqwest::Error>,
     },
     /// `--offline` and the document is not cached.
     #[error("registry {registry}: {package} is not in the local cache and --offline forbids the network")]
@@ -131,13 +140,6 @@ impl std::fmt::Debug for OpenOptions {
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
-}
-
-/// Whether two registry URLs name the same registry (trailing `/` and
-/// credentials aside).
-pub fn same_url(a: &url::Url, b: &url::Url) -> bool {
-    let norm = |u: &url::Url| redact_url(u).as_str().trim_end_matches('/').to_owned();
-    norm(a) == norm(b)
 }
 
 impl OpenOptions {
@@ -206,15 +208,4 @@ pub fn open(name: &str, url: &url::Url, opts: &OpenOptions) -> Result<Arc<dyn Re
             reason: format!("{other} registries are not supported: use http://, https://, static+https:// or file://"),
         }),
     }
-}
-
-/// A URL as recorded in `fm.lock` and shown in messages: no user name or
-/// password, no query or fragment.
-pub fn redact_url(url: &url::Url) -> url::Url {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    u
 }

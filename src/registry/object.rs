@@ -31,7 +31,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -441,20 +441,10 @@ fn version_of(tag: &Tag) -> UpdateVersion {
     }
 }
 
-/// The runtime every object-store call runs on: process-wide and never
-/// dropped (dropping a runtime inside another one's worker panics).
+/// The runtime every object-store call runs on: the process's one
+/// ([`crate::runtime`]), never dropped.
 fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
-    static RT: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fm-object-store")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())
-    })
-    .as_ref()
-    .map_err(|e| io::Error::other(format!("cannot start the object store runtime: {e}")))
+    crate::runtime::get()
 }
 
 /// Runs `fut` on [`runtime`] and waits for it without stalling the caller's

@@ -7,7 +7,7 @@
 //!   body. A timer that restarts on every byte is not enough (a registry
 //!   trickling one byte a second would never trip it), so the deadline is
 //!   fixed when the attempt starts ([`Budget`]). An attempt that gets no
-//!   answer in time is retried (3 attempts in all, see `http.rs`); a body
+//!   answer in time is retried (3 attempts in all, see `http/send.rs`); a body
 //!   that misses its deadline is an error.
 //! - **Archives** get the same deadline plus the time their bytes take at a
 //!   minimum throughput of [`MIN_ARCHIVE_BYTES_PER_SEC`] (64 KiB/s): the

@@ -108,14 +108,14 @@ struct Shared {
     hints: HashMap<String, Version>,
     state: Mutex<State>,
     ready: Condvar,
-    handle: tokio::runtime::Handle,
+    handle: crate::runtime::Spawner,
 }
 
 /// Documents, fetched ahead of the solver.
 pub struct Index {
     shared: Arc<Shared>,
-    // Dropped last: shuts the fetch tasks down.
-    _runtime: tokio::runtime::Runtime,
+    // Dropped last: aborts the fetch tasks.
+    _tasks: crate::runtime::TaskGroup,
 }
 
 impl Index {
@@ -125,23 +125,16 @@ impl Index {
         pins: HashMap<String, usize>,
         hints: HashMap<String, Version>,
     ) -> std::io::Result<Index> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fm-fetch")
-            .enable_all()
-            .build()?;
+        let (tasks, handle) = crate::runtime::TaskGroup::new()?;
         let shared = Arc::new(Shared {
             registries,
             pins,
             hints,
             state: Mutex::new(State { slots: HashMap::new() }),
             ready: Condvar::new(),
-            handle: runtime.handle().clone(),
+            handle,
         });
-        Ok(Index {
-            shared,
-            _runtime: runtime,
-        })
+        Ok(Index { shared, _tasks: tasks })
     }
 
     /// Starts fetching `name` unless it is fetched or being fetched. Call

@@ -778,3 +778,51 @@ fn a_static_host_that_refuses_access_is_an_error_not_an_absent_package() {
     // Files at fixed paths, no API.
     assert_eq!(private.seen()[0].path, "/reg/index/a.json");
 }
+
+// Broke: RegistryError::Http flattened reqwest's error into its message, so
+// the cause chain (hyper's, the OS's) was lost to miette and to a library
+// caller walking `source()`.
+#[test]
+fn an_unreachable_registry_keeps_the_cause_chain_of_its_error() {
+    let ctx = TestContext::new();
+    // Port 9 (discard): nothing listens on loopback.
+    ctx.write_manifest(
+        "[project]\nname = \"app\"\n\n[dependencies]\na = \"^1\"\n\n[[registries]]\nname = \"main\"\nurl = \"http://127.0.0.1:9/\"\n",
+    );
+    let out = ctx.run(&["lock"]);
+    assert_code(&out, 1);
+    insta::assert_snapshot!(ctx.filter(&text(&out).1), @r"
+    fm::registry::http
+
+      x registry main: cannot reach http://127.0.0.1:[PORT]/api/v1/registry/packages/a: connection failed:
+      | Connection refused (os error 111)
+      |-> error sending request
+      |-> client error (Connect)
+      |-> tcp connect error
+      `-> Connection refused (os error 111)
+      help: check the registry URL and your network, or use --offline with a filled cache
+    ");
+
+    // The library keeps it too, without the URL (a pre-signed one's query
+    // is a credential).
+    let reg = HttpRegistry::new("main", &url("http://127.0.0.1:9/"), &opts(&ctx.cache, None)).expect("client");
+    let err = runtime().block_on(reg.document("a")).expect_err("nothing listens");
+    assert!(matches!(err, RegistryError::Http { .. }), "{err:?}");
+    let mut chain = Vec::new();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause {
+        chain.push(c.to_string());
+        cause = c.source();
+    }
+    assert!(chain.len() >= 2, "no cause chain: {chain:?}");
+    assert!(chain.iter().any(|c| c.contains("Connection refused")), "{chain:?}");
+    assert!(
+        !chain.iter().any(|c| c.contains("127.0.0.1:9")),
+        "a cause names the URL: {chain:?}"
+    );
+    eprintln!(
+        "FIGURES cause chain: connection refused: {} causes kept below the message ({}), 0 naming the URL",
+        chain.len(),
+        chain.join(" -> ")
+    );
+}

@@ -38,7 +38,7 @@ fn universe(pkgs: Pkgs<'_>, deps: &[(&str, &str)]) -> Universe {
 /// One registry, `main`, serving the universe.
 fn main_registry(u: &Universe) -> RegistrySet {
     RegistrySet {
-        entries: vec![MemoryRegistry::new("main", &u.packages, false).entry(fm::manifest::DEFAULT_PRIORITY, false)],
+        entries: vec![MemoryRegistry::new("main", &u.packages, false).entry(fm::location::DEFAULT_PRIORITY, false)],
     }
 }
 

@@ -22,7 +22,8 @@ use futures_util::future::BoxFuture;
 use pubgrub::OfflineDependencyProvider;
 use semver::Version;
 
-use fm::manifest::{DEFAULT_PRIORITY, Dependency, RegistryDecl};
+use fm::location::DEFAULT_PRIORITY;
+use fm::manifest::{Dependency, RegistryDecl};
 use fm::registry::{PackageDocument, Registry, RegistryError, VersionRecord};
 use fm::req::Requirement;
 use fm::resolve::provider::{Pkg, root_version};
