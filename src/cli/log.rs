@@ -9,8 +9,8 @@ use std::sync::Arc;
 use super::args::LogCommand;
 use super::{Context, Failure};
 use crate::registry::HttpRegistry;
-use crate::registry::object::{ObjectStorage, is_object_url};
-use crate::registry::storage::{DirStorage, Storage};
+use crate::registry::object::ObjectStorage;
+use crate::registry::storage::{DirStorage, Storage, is_object_url};
 use crate::tlog::{self, LogKey, LogSource, LogVerifier, StorageSource};
 
 pub fn run(ctx: &Context, c: LogCommand) -> Result<(), Failure> {

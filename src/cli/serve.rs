@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::args::ServeArgs;
 use super::{Context, Failure};
-use crate::registry::object::{ObjectStorage, credential_variables, is_object_url};
-use crate::registry::storage::{DirStorage, Storage};
+use crate::registry::object::{ObjectStorage, credential_variables};
+use crate::registry::storage::{DirStorage, Storage, is_object_url};
 use crate::server::{self, ServerConfig, Tokens};
 
 pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
