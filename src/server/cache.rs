@@ -272,7 +272,7 @@ pub(super) fn all_documents(state: &AppState) -> ApiResult<Vec<Arc<PackageDocume
 /// Documents read from an object store at once by [`all_documents`].
 pub(super) const REMOTE_READS: usize = 16;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "cloud"))]
 mod tests {
     use std::sync::atomic::AtomicUsize;
 

@@ -504,6 +504,7 @@ fn sigterm_lets_requests_in_flight_finish() {
     // The request in flight was answered: published.
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
     assert!(reg.archive_path("b", "1.0.0").exists());
+    println!("FIGURES sigterm-drain: 1 upload mid-body at SIGTERM: answered 201, archive stored, exit {status}");
 }
 
 /// Regression: the server's test-only probe (`FM_TEST_DELAY_MS` delayed

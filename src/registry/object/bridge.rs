@@ -3,6 +3,11 @@
 //! the process's one runtime and the caller waits for the answer,
 //! through `block_in_place` when it is a worker of a multi-thread runtime
 //! (the server's handlers), so that runtime's other tasks move on.
+//!
+//! Note for when `src/runtime.rs` (the process's one runtime, branch
+//! `http`) lands: [`runtime`] becomes `crate::runtime::get()`, and [`run`]
+//! a plain `crate::runtime::block_on(fut)`, which does the same
+//! `block_in_place` dance from a worker.
 
 use std::future::Future;
 use std::io;
