@@ -32,7 +32,10 @@ mod tests {
             let failure = dispatch(&ctx, cli.command).expect_err("no server in this build");
             assert_eq!(failure.code, 2);
             let message = format!("{:?}", failure.report);
-            assert!(message.contains("`server` feature") && message.contains("--features server"), "{message}");
+            assert!(
+                message.contains("`server` feature") && message.contains("--features server"),
+                "{message}"
+            );
         }
     }
 }

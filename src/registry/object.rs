@@ -166,7 +166,6 @@ struct Cache {
     bytes: usize,
 }
 
-
 fn tag_of(e_tag: Option<String>, version: Option<String>) -> Tag {
     format!("{}\n{}", e_tag.unwrap_or_default(), version.unwrap_or_default())
 }
@@ -179,7 +178,6 @@ fn version_of(tag: &Tag) -> UpdateVersion {
         version: some(v),
     }
 }
-
 
 impl Storage for ObjectStorage {
     fn read(&self, key: &str) -> io::Result<Option<(Vec<u8>, Tag)>> {
@@ -401,5 +399,4 @@ mod tests {
         let e = ObjectStorage::open("az:///reg", None).expect_err("no container");
         assert!(e.to_string().contains("names no container"), "{e}");
     }
-
 }

@@ -94,7 +94,11 @@ pub(super) async fn upload(State(state): State<AppState>, req: Request) -> ApiRe
 /// before reading any of its body, and closes the connection. Reading a
 /// body only to refuse it costs the bandwidth, and a client still writing
 /// when the answer comes may see a reset instead of the reason.
-pub(super) async fn refuse_declared_oversize(req: Request, next: axum::middleware::Next, max: usize) -> axum::response::Response {
+pub(super) async fn refuse_declared_oversize(
+    req: Request,
+    next: axum::middleware::Next,
+    max: usize,
+) -> axum::response::Response {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -149,7 +153,13 @@ pub(super) async fn read_multipart(mut mp: Multipart) -> ApiResult<(Bytes, Optio
     Ok((file, checksum))
 }
 
-pub(super) async fn set_yanked(state: AppState, headers: HeaderMap, name: String, version: String, yanked: bool) -> ApiResult {
+pub(super) async fn set_yanked(
+    state: AppState,
+    headers: HeaderMap,
+    name: String,
+    version: String,
+    yanked: bool,
+) -> ApiResult {
     authorize(&state, &headers, if yanked { "yank" } else { "un-yank" })?;
     if load_doc(&state, &name, false, None)?.is_none() {
         return Err(ApiError::not_found(format!("Package '{name}@{version}' not found")));

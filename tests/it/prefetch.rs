@@ -59,7 +59,10 @@ fn cold_lock_fetches_each_level_of_the_graph_concurrently() {
     // A sequential resolver never has more than one request in flight; one
     // that prefetches has a whole level (15 documents) in flight at once.
     let max = stats.max_in_flight;
-    println!("FIGURES prefetch: {} packages, 4 levels, 50 ms a request: {stats}", LEVELS * WIDTH);
+    println!(
+        "FIGURES prefetch: {} packages, 4 levels, 50 ms a request: {stats}",
+        LEVELS * WIDTH
+    );
     assert!(
         max >= 10,
         "at most {max} requests were in flight: no prefetching ({stats})"

@@ -524,7 +524,11 @@ fn the_production_server_has_no_test_probe() {
     let rt = runtime();
     let (health, stats) = rt.block_on(async {
         let health = c.get(server.api("health")).send().await.map(|r| r.status().as_u16());
-        let stats = c.get(server.api("_test/stats")).send().await.map(|r| r.status().as_u16());
+        let stats = c
+            .get(server.api("_test/stats"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
         (health, stats)
     });
     assert_eq!(health.ok(), Some(200), "health was not answered at once");

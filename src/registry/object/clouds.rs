@@ -22,7 +22,10 @@ pub(super) fn s3_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Result
 /// A Google Cloud Storage bucket; credentials from the `GOOGLE_*`
 /// variables (or the machine's service account). `endpoint` replaces
 /// `https://storage.googleapis.com` (an emulator, or a private endpoint).
-pub(super) fn gcs_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Result<Arc<object_store::gcp::GoogleCloudStorage>> {
+pub(super) fn gcs_store(
+    at: &Location,
+    endpoint: Option<&Endpoint>,
+) -> io::Result<Arc<object_store::gcp::GoogleCloudStorage>> {
     use object_store::ClientConfigKey;
     use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
     let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&at.bucket);
@@ -59,7 +62,10 @@ pub(super) fn gcs_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Resul
 /// `AZURE_STORAGE_ACCOUNT_NAME`, credentials from the `AZURE_*` variables.
 /// `endpoint` replaces `https://ACCOUNT.blob.core.windows.net` (for
 /// Azurite: `http://127.0.0.1:10000/devstoreaccount1`).
-pub(super) fn azure_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Result<Arc<object_store::azure::MicrosoftAzure>> {
+pub(super) fn azure_store(
+    at: &Location,
+    endpoint: Option<&Endpoint>,
+) -> io::Result<Arc<object_store::azure::MicrosoftAzure>> {
     use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
     let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(&at.bucket);
     if let Some(account) = &at.account {
