@@ -1,23 +1,27 @@
 #!/usr/bin/env bash
 # Cold resolution over HTTP with injected latency: `fm lock` of a 60-package,
-# 4-level graph against `fm registry serve` delaying every answer by
-# LATENCY_MS (the test-only FM_TEST_DELAY_MS), compared with depth × latency
-# (what perfect prefetching costs) and packages × latency (no prefetching).
+# 4-level graph against `fm registry serve` behind benches/latency_proxy.rs
+# with a round trip of LATENCY_MS, compared with depth × latency (what
+# perfect prefetching costs) and packages × latency (no prefetching). The
+# most requests in flight at once is tests/it/prefetch.rs's FIGURES line.
 #
-#   cargo build --release && bash benches/prefetch.sh    # LATENCY_MS=50
+#   cargo build --release --bin fm --example latency-proxy && bash benches/prefetch.sh    # LATENCY_MS=50
 #
 # Not run by CI.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 FM=${FM:-$PWD/target/release/fm}
+PROXY=${PROXY:-$PWD/target/release/examples/latency-proxy}
 LATENCY_MS=${LATENCY_MS:-50}
 LEVELS=4
 WIDTH=15
 work=$(mktemp -d)
 fm_pid=""
+proxy_pid=""
 cleanup() {
     [ -n "$fm_pid" ] && kill "$fm_pid" 2>/dev/null || true
+    [ -n "$proxy_pid" ] && kill "$proxy_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -37,10 +41,15 @@ for level in $(seq 0 $((LEVELS - 1))); do
     done
 done
 
-FM_TEST_DELAY_MS=$LATENCY_MS "$FM" --quiet registry serve --storage "$work/st" --bind 127.0.0.1:0 2>"$work/fm.log" &
+# Not --quiet: the request log counts the requests.
+"$FM" registry serve --storage "$work/st" --bind 127.0.0.1:0 2>"$work/fm.log" &
 fm_pid=$!
 for _ in $(seq 1 100); do grep -q 'http://' "$work/fm.log" 2>/dev/null && break; sleep 0.1; done
-url=$(grep -o 'http://[^ ]*' "$work/fm.log" | head -1)
+server=$(grep -o 'http://[^ ]*' "$work/fm.log" | head -1)
+"$PROXY" --upstream "${server#http://}" --rtt-ms "$LATENCY_MS" >"$work/proxy.log" &
+proxy_pid=$!
+for _ in $(seq 1 100); do grep -q 'listening' "$work/proxy.log" 2>/dev/null && break; sleep 0.1; done
+url="http://$(awk '/listening on/ {print $3}' "$work/proxy.log")"
 
 mkdir -p "$work/app"
 {
@@ -56,7 +65,7 @@ if ! (cd "$work/app" && FM_CACHE_DIR="$work/cache" FM_HOME="$work/home" "$FM" --
 fi
 end=$(date +%s%N)
 wall=$(((end - start) / 1000000))
-stats=$(curl -s "$url/api/v1/registry/_test/stats")
-echo "| graph | latency | fm lock wall | depth x latency | packages x latency | server stats |"
+requests=$(grep -c ' GET /api/v1/registry/' "$work/fm.log" || true)
+echo "| graph | latency | fm lock wall | depth x latency | packages x latency | requests |"
 echo "|---|---|---|---|---|---|"
-echo "| $((LEVELS * WIDTH)) packages, $LEVELS levels | ${LATENCY_MS} ms | ${wall} ms | $((LEVELS * LATENCY_MS)) ms | $((LEVELS * WIDTH * LATENCY_MS)) ms | $stats |"
+echo "| $((LEVELS * WIDTH)) packages, $LEVELS levels | ${LATENCY_MS} ms | ${wall} ms | $((LEVELS * LATENCY_MS)) ms | $((LEVELS * WIDTH * LATENCY_MS)) ms | $requests |"

@@ -45,6 +45,7 @@ pub mod registry;
 pub mod req;
 pub mod resolve;
 pub mod runtime;
+#[cfg(feature = "server")]
 pub mod server;
 pub mod text;
 pub mod tlog;

@@ -9,8 +9,9 @@ use std::sync::Arc;
 use super::args::LogCommand;
 use super::{Context, Failure};
 use crate::registry::HttpRegistry;
-use crate::registry::object::{ObjectStorage, is_object_url};
-use crate::registry::storage::{DirStorage, Storage};
+#[cfg(feature = "cloud")]
+use crate::registry::object::ObjectStorage;
+use crate::registry::storage::{DirStorage, Storage, is_object_url};
 use crate::tlog::{self, LogKey, LogSource, LogVerifier, StorageSource};
 
 pub fn run(ctx: &Context, c: LogCommand) -> Result<(), Failure> {
@@ -52,9 +53,14 @@ fn open_storage(
     endpoint: Option<&str>,
 ) -> Result<(Arc<dyn Storage>, Option<PathBuf>), Failure> {
     if is_object_url(storage) {
-        let s = ObjectStorage::open(storage, endpoint)
-            .map_err(|e| Failure::user(miette::miette!("cannot open the storage {storage}: {e}")))?;
-        return Ok((Arc::new(s), None));
+        #[cfg(not(feature = "cloud"))]
+        return Err(Failure::without_feature("a bucket --storage", "cloud"));
+        #[cfg(feature = "cloud")]
+        {
+            let s = ObjectStorage::open(storage, endpoint)
+                .map_err(|e| Failure::user(miette::miette!("cannot open the storage {storage}: {e}")))?;
+            return Ok((Arc::new(s), None));
+        }
     }
     if endpoint.is_some() {
         return Err(Failure::usage("--storage-endpoint needs a bucket --storage", None));

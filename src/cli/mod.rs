@@ -18,6 +18,10 @@ mod outdated;
 mod pack;
 mod registry_cmds;
 mod search;
+#[cfg(feature = "server")]
+mod serve;
+#[cfg(not(feature = "server"))]
+#[path = "serve_missing.rs"]
 mod serve;
 pub mod shell;
 mod sync;
@@ -58,6 +62,17 @@ impl Failure {
             None => miette::miette!("{message}"),
         };
         Failure { report, code: 2 }
+    }
+
+    /// What this build was compiled without (a cargo feature, see
+    /// Cargo.toml's `[features]`): says which, exits 2.
+    pub fn without_feature(what: &str, feature: &str) -> Failure {
+        Failure::usage(
+            format!("{what} needs fm's `{feature}` feature, and this build of fm was compiled without it"),
+            Some(&format!(
+                "nothing was changed; build fm with `--features {feature}` (a default feature: `--no-default-features` leaves it out)"
+            )),
+        )
     }
 
     /// A command whose machinery is not built yet: says so, exits 2.

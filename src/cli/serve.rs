@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use super::args::ServeArgs;
 use super::{Context, Failure};
-use crate::registry::object::{ObjectStorage, credential_variables, is_object_url};
-use crate::registry::storage::{DirStorage, Storage};
+#[cfg(feature = "cloud")]
+use crate::registry::object::{ObjectStorage, credential_variables};
+use crate::registry::storage::{DirStorage, Storage, is_object_url};
 use crate::server::{self, ServerConfig, Tokens};
 
 pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
@@ -90,6 +91,11 @@ pub fn serve(ctx: &Context, a: ServeArgs) -> Result<(), Failure> {
 
 /// `--storage`: a bucket URL, a `file://` URL or a folder (created).
 fn open_storage(ctx: &Context, a: &ServeArgs) -> Result<Arc<dyn Storage>, Failure> {
+    #[cfg(not(feature = "cloud"))]
+    if is_object_url(&a.storage) {
+        return Err(Failure::without_feature("a bucket --storage", "cloud"));
+    }
+    #[cfg(feature = "cloud")]
     if is_object_url(&a.storage) {
         let variables = credential_variables(&a.storage);
         let s = ObjectStorage::open(&a.storage, a.storage_endpoint.as_deref()).map_err(|e| {

@@ -16,6 +16,7 @@
 pub mod directory;
 pub mod document;
 pub mod http;
+#[cfg(feature = "cloud")]
 pub mod object;
 pub mod observe;
 pub mod publish;

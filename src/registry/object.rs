@@ -20,7 +20,9 @@
 //! The trait is synchronous and the server calls it from async handlers
 //! too, so every call runs on a process-wide runtime of its own and the
 //! caller waits for the answer — through `block_in_place` when it is a
-//! worker of a multi-thread runtime, so that runtime's other tasks move on.
+//! worker of a multi-thread runtime, so that runtime's other tasks move on
+//! (`bridge`). URLs and endpoints are parsed in `location`, the three
+//! clouds' stores built in `clouds`.
 //! Small objects (documents, counters) are cached in memory and revalidated
 //! with `If-None-Match`, so an unchanged document costs a 304, not a body.
 //!
@@ -28,8 +30,11 @@
 //! [`ObjectStorage::with_signer`]) implements [`Storage::presign_get`], which
 //! `--redirect-downloads` uses to send clients to the bucket for archives.
 
+mod bridge;
+mod clouds;
+mod location;
+
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,6 +45,11 @@ use object_store::path::Path;
 use object_store::signer::Signer;
 use object_store::{GetOptions, ObjectStore, PutMode, PutOptions, PutPayload, UpdateVersion};
 
+pub use location::credential_variables;
+
+use self::bridge::run;
+use self::clouds::{azure_store, gcs_store, s3_store};
+use self::location::{Cloud, Endpoint, Location};
 use super::storage::{Storage, Tag};
 
 /// Objects up to this size are cached.
@@ -60,13 +70,6 @@ pub struct ObjectStorage {
     prefix: String,
     url: String,
     cache: Mutex<Cache>,
-}
-
-/// Whether `location` names an object store rather than a folder.
-pub fn is_object_url(location: &str) -> bool {
-    ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://"]
-        .iter()
-        .any(|s| location.len() >= s.len() && location[..s.len()].eq_ignore_ascii_case(s))
 }
 
 impl ObjectStorage {
@@ -163,271 +166,6 @@ struct Cache {
     bytes: usize,
 }
 
-/// The clouds a storage URL can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Cloud {
-    S3,
-    Gcs,
-    Azure,
-}
-
-/// A parsed storage URL: which cloud, which bucket (container), which
-/// account (Azure, when the URL names it) and which prefix.
-#[derive(Debug)]
-struct Location {
-    cloud: Cloud,
-    /// The URL's scheme as given (lower case), kept for display.
-    scheme: String,
-    bucket: String,
-    account: Option<String>,
-    prefix: String,
-}
-
-impl Location {
-    fn parse(url: &str) -> io::Result<Location> {
-        let parsed = url::Url::parse(url).map_err(|e| invalid(format!("bad storage URL {url}: {e}")))?;
-        let scheme = parsed.scheme().to_ascii_lowercase();
-        let cloud = match scheme.as_str() {
-            "s3" | "s3a" => Cloud::S3,
-            "gs" => Cloud::Gcs,
-            "az" | "abfs" | "abfss" => Cloud::Azure,
-            _ => {
-                return Err(invalid(format!(
-                    "storage URL {url}: use s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or az://CONTAINER/PREFIX"
-                )));
-            }
-        };
-        if parsed.password().is_some() || parsed.query().is_some() {
-            // Never echo the URL back: it may hold a secret.
-            return Err(invalid(format!(
-                "storage URL {scheme}://…: credentials do not belong in the URL; set them in the environment ({})",
-                credential_variables(url)
-            )));
-        }
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        let (bucket, account) = if cloud == Cloud::Azure && !parsed.username().is_empty() {
-            // abfss://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX
-            let account = [".dfs.core.windows.net", ".blob.core.windows.net"]
-                .iter()
-                .find_map(|s| host.strip_suffix(s))
-                .filter(|a| !a.is_empty() && !a.contains('.'))
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "storage URL {url}: expected {scheme}://CONTAINER@ACCOUNT.dfs.core.windows.net/PREFIX"
-                    ))
-                })?;
-            (parsed.username().to_owned(), Some(account.to_owned()))
-        } else if parsed.username().is_empty() {
-            (host, None)
-        } else {
-            return Err(invalid(format!(
-                "storage URL {scheme}://…: credentials do not belong in the URL; set them in the environment ({})",
-                credential_variables(url)
-            )));
-        };
-        if bucket.is_empty() {
-            let what = if cloud == Cloud::Azure { "CONTAINER" } else { "BUCKET" };
-            return Err(invalid(format!(
-                "storage URL {url} names no {} ({scheme}://{what}/PREFIX)",
-                what.to_ascii_lowercase()
-            )));
-        }
-        let prefix = parsed.path().trim_matches('/').to_owned();
-        if !prefix.is_empty() {
-            Path::parse(&prefix).map_err(|e| invalid(format!("bad prefix in {url}: {e}")))?;
-        }
-        Ok(Location {
-            cloud,
-            scheme,
-            bucket,
-            account,
-            prefix,
-        })
-    }
-
-    /// The URL as shown in logs and errors: rebuilt from its parts, so it
-    /// never carries anything but names.
-    fn shown(&self) -> String {
-        let host = match &self.account {
-            Some(account) => format!("{}@{account}.dfs.core.windows.net", self.bucket),
-            None => self.bucket.clone(),
-        };
-        let scheme = if self.cloud == Cloud::S3 { "s3" } else { &self.scheme };
-        if self.prefix.is_empty() {
-            format!("{scheme}://{host}")
-        } else {
-            format!("{scheme}://{host}/{}", self.prefix)
-        }
-    }
-}
-
-/// `--storage-endpoint`: an https URL, or plain http on a loopback address.
-#[derive(Debug)]
-struct Endpoint {
-    url: String,
-    http: bool,
-    loopback: bool,
-}
-
-impl Endpoint {
-    fn parse(endpoint: &str) -> io::Result<Endpoint> {
-        let e = url::Url::parse(endpoint).map_err(|e| invalid(format!("bad --storage-endpoint {endpoint}: {e}")))?;
-        let http = match e.scheme() {
-            "https" => false,
-            "http" if is_loopback(&e) => true,
-            "http" => {
-                return Err(invalid(format!(
-                    "--storage-endpoint {endpoint}: plain http is only allowed on a loopback address; use https"
-                )));
-            }
-            other => {
-                return Err(invalid(format!(
-                    "--storage-endpoint {endpoint}: {other}:// is not an endpoint; use https://HOST[:PORT]"
-                )));
-            }
-        };
-        if e.password().is_some() || !e.username().is_empty() || e.query().is_some() {
-            return Err(invalid(
-                "--storage-endpoint: credentials do not belong in the endpoint; set them in the environment".to_owned(),
-            ));
-        }
-        Ok(Endpoint {
-            url: endpoint.trim_end_matches('/').to_owned(),
-            http,
-            loopback: is_loopback(&e),
-        })
-    }
-}
-
-/// The environment variables that hold credentials for the cloud `url`
-/// names, for error messages and help.
-pub fn credential_variables(url: &str) -> &'static str {
-    let scheme = url
-        .split_once("://")
-        .map(|(s, _)| s.to_ascii_lowercase())
-        .unwrap_or_default();
-    match scheme.as_str() {
-        "gs" => {
-            "GOOGLE_APPLICATION_CREDENTIALS, GOOGLE_SERVICE_ACCOUNT (a key file) or GOOGLE_SERVICE_ACCOUNT_KEY (the key's \
-             JSON); or run on Google Cloud with an attached service account (none for an emulator on a loopback \
-             --storage-endpoint)"
-        }
-        "az" | "abfs" | "abfss" => {
-            "AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, AZURE_STORAGE_TOKEN, \
-             or AZURE_CLIENT_ID + AZURE_CLIENT_SECRET + AZURE_TENANT_ID; or run on Azure with a managed identity"
-        }
-        _ => "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION, or an instance role",
-    }
-}
-
-fn invalid(msg: String) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg)
-}
-
-fn build_failed(at: &Location, e: object_store::Error) -> io::Error {
-    io::Error::other(format!("cannot open {}: {e}", at.shown()))
-}
-
-/// An S3 (or S3-compatible) bucket; credentials from the `AWS_*` variables.
-fn s3_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Result<Arc<object_store::aws::AmazonS3>> {
-    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(&at.bucket);
-    if let Some(e) = endpoint {
-        builder = builder.with_endpoint(&e.url).with_allow_http(e.http);
-    }
-    Ok(Arc::new(builder.build().map_err(|e| build_failed(at, e))?))
-}
-
-/// A Google Cloud Storage bucket; credentials from the `GOOGLE_*`
-/// variables (or the machine's service account). `endpoint` replaces
-/// `https://storage.googleapis.com` (an emulator, or a private endpoint).
-fn gcs_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Result<Arc<object_store::gcp::GoogleCloudStorage>> {
-    use object_store::ClientConfigKey;
-    use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-    let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(&at.bucket);
-    if let Some(e) = endpoint {
-        builder = builder
-            .with_base_url(&e.url)
-            .with_config(GoogleConfigKey::Client(ClientConfigKey::AllowHttp), e.http.to_string());
-        let explicit = [
-            GoogleConfigKey::ServiceAccount,
-            GoogleConfigKey::ServiceAccountKey,
-            GoogleConfigKey::ApplicationCredentials,
-            GoogleConfigKey::BearerToken,
-        ]
-        .iter()
-        .any(|k| builder.get_config_value(k).is_some());
-        if e.loopback && !explicit {
-            // An emulator takes no OAuth token, and fetching one would ask
-            // the cloud metadata server, off this machine.
-            let anonymous = object_store::gcp::GcpCredential { bearer: String::new() };
-            builder = builder.with_credentials(Arc::new(object_store::StaticCredentialProvider::new(anonymous)));
-        }
-    }
-    let store = builder.build().map_err(|e| {
-        io::Error::other(format!(
-            "cannot open {}: {e} (credentials: {})",
-            at.shown(),
-            credential_variables("gs://")
-        ))
-    })?;
-    Ok(Arc::new(store))
-}
-
-/// An Azure Blob Storage container; the account from the URL or
-/// `AZURE_STORAGE_ACCOUNT_NAME`, credentials from the `AZURE_*` variables.
-/// `endpoint` replaces `https://ACCOUNT.blob.core.windows.net` (for
-/// Azurite: `http://127.0.0.1:10000/devstoreaccount1`).
-fn azure_store(at: &Location, endpoint: Option<&Endpoint>) -> io::Result<Arc<object_store::azure::MicrosoftAzure>> {
-    use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
-    let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(&at.bucket);
-    if let Some(account) = &at.account {
-        builder = builder.with_account(account);
-    }
-    let emulator = builder
-        .get_config_value(&AzureConfigKey::UseEmulator)
-        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-    if emulator {
-        // AZURE_STORAGE_USE_EMULATOR talks plain http to AZURITE_BLOB_STORAGE_URL.
-        let target = std::env::var("AZURITE_BLOB_STORAGE_URL").unwrap_or_else(|_| "http://127.0.0.1:10000".into());
-        let loopback = url::Url::parse(&target).is_ok_and(|u| is_loopback(&u));
-        if !loopback || endpoint.is_some() {
-            return Err(invalid(format!(
-                "{}: AZURE_STORAGE_USE_EMULATOR is set, which talks plain http to AZURITE_BLOB_STORAGE_URL; \
-                 use it only with a loopback emulator and without --storage-endpoint",
-                at.shown()
-            )));
-        }
-    } else if builder.get_config_value(&AzureConfigKey::AccountName).is_none() {
-        return Err(invalid(format!(
-            "{}: no storage account: set AZURE_STORAGE_ACCOUNT_NAME (and {}), or name it in the URL \
-             (abfss://{}@ACCOUNT.dfs.core.windows.net/PREFIX)",
-            at.shown(),
-            credential_variables("az://"),
-            at.bucket
-        )));
-    }
-    if let Some(e) = endpoint {
-        builder = builder.with_endpoint(e.url.clone()).with_allow_http(e.http);
-    }
-    let store = builder.build().map_err(|e| {
-        io::Error::other(format!(
-            "cannot open {}: {e} (credentials: {})",
-            at.shown(),
-            credential_variables("az://")
-        ))
-    })?;
-    Ok(Arc::new(store))
-}
-
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
 fn tag_of(e_tag: Option<String>, version: Option<String>) -> Tag {
     format!("{}\n{}", e_tag.unwrap_or_default(), version.unwrap_or_default())
 }
@@ -438,30 +176,6 @@ fn version_of(tag: &Tag) -> UpdateVersion {
     UpdateVersion {
         e_tag: some(e),
         version: some(v),
-    }
-}
-
-/// The runtime every object-store call runs on: the process's one
-/// ([`crate::runtime`]), never dropped.
-fn runtime() -> io::Result<&'static tokio::runtime::Runtime> {
-    crate::runtime::get()
-}
-
-/// Runs `fut` on [`runtime`] and waits for it without stalling the caller's
-/// runtime.
-fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> io::Result<T> {
-    let rt = runtime()?;
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    rt.spawn(async move {
-        let _ = tx.send(fut.await);
-    });
-    let wait = move || {
-        rx.recv()
-            .map_err(|_| io::Error::other("an object store request was cancelled"))
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(wait),
-        _ => wait(),
     }
 }
 
@@ -584,6 +298,7 @@ impl Storage for ObjectStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::storage::is_object_url;
     use object_store::memory::InMemory;
 
     fn storage() -> ObjectStorage {
@@ -683,60 +398,5 @@ mod tests {
         assert!(e.to_string().contains("names no bucket"), "{e}");
         let e = ObjectStorage::open("az:///reg", None).expect_err("no container");
         assert!(e.to_string().contains("names no container"), "{e}");
-    }
-
-    #[test]
-    fn cloud_urls_parse_and_show_no_secret() {
-        let at = Location::parse("gs://bkt/fm/reg/").expect("gs");
-        assert_eq!(
-            (at.cloud, at.bucket.as_str(), at.prefix.as_str()),
-            (Cloud::Gcs, "bkt", "fm/reg")
-        );
-        assert_eq!(at.shown(), "gs://bkt/fm/reg");
-        let at = Location::parse("az://cont/reg").expect("az");
-        assert_eq!(
-            (at.cloud, at.bucket.as_str(), at.account.as_deref()),
-            (Cloud::Azure, "cont", None)
-        );
-        assert_eq!(at.shown(), "az://cont/reg");
-        let at = Location::parse("abfss://cont@acct.dfs.core.windows.net/reg").expect("abfss");
-        assert_eq!((at.bucket.as_str(), at.account.as_deref()), ("cont", Some("acct")));
-        assert_eq!(at.shown(), "abfss://cont@acct.dfs.core.windows.net/reg");
-        assert_eq!(Location::parse("S3A://b").expect("s3a").shown(), "s3://b");
-        // Secrets in a URL are refused without echoing them.
-        for url in [
-            "az://cont:hunter2@acct.blob.core.windows.net/reg",
-            "gs://user:hunter2@bkt/reg",
-            "az://cont/reg?sig=hunter2",
-        ] {
-            let e = Location::parse(url).expect_err(url).to_string();
-            assert!(e.contains("do not belong in the URL") && !e.contains("hunter2"), "{e}");
-        }
-        let e = Location::parse("abfss://cont@acct.example.com/reg").expect_err("foreign host");
-        assert!(e.to_string().contains("CONTAINER@ACCOUNT.dfs.core.windows.net"), "{e}");
-        let e = Endpoint::parse("http://u:hunter2@127.0.0.1:1").expect_err("secret in endpoint");
-        assert!(!e.to_string().contains("hunter2"), "{e}");
-        assert!(
-            Endpoint::parse("http://[::1]:10000/devstoreaccount1")
-                .expect("loopback")
-                .http
-        );
-    }
-
-    #[test]
-    fn credential_errors_name_the_variables() {
-        if std::env::var_os("AZURE_STORAGE_ACCOUNT_NAME").is_some() {
-            return;
-        }
-        let e = ObjectStorage::open("az://cont/reg", None).expect_err("no account");
-        let e = e.to_string();
-        assert!(
-            e.contains("AZURE_STORAGE_ACCOUNT_NAME")
-                && e.contains("AZURE_STORAGE_ACCOUNT_KEY")
-                && e.contains("az://cont/reg"),
-            "{e}"
-        );
-        assert!(credential_variables("gs://b").contains("GOOGLE_APPLICATION_CREDENTIALS"));
-        assert!(credential_variables("s3://b").contains("AWS_ACCESS_KEY_ID"));
     }
 }

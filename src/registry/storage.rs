@@ -25,6 +25,16 @@ use crate::fsutil::{self, LockFile};
 /// an ETag or object version for an object store).
 pub type Tag = String;
 
+/// Whether `location` names an object store (`s3://`, `gs://`, `az://`,
+/// `abfs[s]://`) rather than a folder. Known to every build, so a build
+/// without the `cloud` feature can say what it lacks instead of taking a
+/// bucket URL for a folder name.
+pub fn is_object_url(location: &str) -> bool {
+    ["s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://"]
+        .iter()
+        .any(|s| location.len() >= s.len() && location[..s.len()].eq_ignore_ascii_case(s))
+}
+
 /// A storage backend.
 pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The value at `key` and its tag, or `None`.

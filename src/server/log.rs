@@ -10,7 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ServerConfig;
-use super::routes::{ApiError, AppState};
+use super::error::ApiError;
+use super::state::AppState;
 use crate::tlog::layout;
 
 pub async fn log_file(State(state): State<AppState>, Path(path): Path<String>) -> Result<Response, ApiError> {

@@ -1,10 +1,14 @@
 //! The registry server (`fm registry serve`, alias `fm studio start`):
 //! SPEC §4's HTTP API, a superset of FlowMason Studio's, on axum.
 //!
-//! - [`routes`]: the endpoints. They see storage only through
+//! - [`routes`]: the route table and the router (auth, request log). The
+//!   handlers, `reads` and `writes`, see storage only through
 //!   [`Storage`](crate::registry::storage::Storage) and publish through
 //!   [`publish`](crate::registry::publish), the same path `fm publish` takes
 //!   for directory registries, so an object-store backend changes no route.
+//!   `state` is what they share, `cache` what is kept between requests
+//!   (documents, rendered answers, bucket archives), `error` the error
+//!   answer.
 //! - [`auth`]: publish tokens (hashes only).
 //! - [`downloads`]: download counts, flushed in batches.
 //! - [`counts`]: the totals `health` and `stats` answer from in O(1).
@@ -23,11 +27,16 @@
 //! the download counts.
 
 pub mod auth;
+mod cache;
 pub mod counts;
 pub mod downloads;
+mod error;
 pub mod listen;
 pub mod log;
+mod reads;
 pub mod routes;
+mod state;
+mod writes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,13 +47,6 @@ use crate::registry::storage::Storage;
 
 pub use auth::Tokens;
 pub use listen::ConnLimits;
-
-/// Test-only: `FM_TEST_DELAY_MS` delays every API answer by that many
-/// milliseconds and makes the server count requests in flight, reported at
-/// `GET /api/v1/registry/_test/stats`. Tests use it to observe prefetching
-/// (how many document requests overlap) without asserting on time. Not for
-/// production use.
-pub const TEST_DELAY_ENV: &str = "FM_TEST_DELAY_MS";
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -61,8 +63,6 @@ pub struct ServerConfig {
     pub log_requests: bool,
     /// How often download counts are saved.
     pub flush_every: Duration,
-    /// See [`TEST_DELAY_ENV`].
-    pub test_delay: Option<Duration>,
     /// Names this server's download-count object
     /// ([`downloads::replica_key`]); unique per replica over one storage.
     pub replica_id: String,
@@ -99,10 +99,6 @@ impl ServerConfig {
             limits: Limits::default(),
             log_requests: true,
             flush_every: Duration::from_secs(2),
-            test_delay: std::env::var(TEST_DELAY_ENV)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .map(Duration::from_millis),
             replica_id: downloads::new_replica_id(),
             redirect_downloads: None,
             storage_cache_ttl: Duration::ZERO,
@@ -173,7 +169,7 @@ pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> R
         Err(e) => eprintln!("warning: cannot clean up temporary files in the storage: {e}"),
     });
     log::start(&config).await;
-    let state = routes::AppState::new(&config, addr);
+    let state = state::AppState::new(&config, addr);
     // Once, before serving: from here on the totals are kept, not
     // recomputed per request.
     let seeding = state.clone();

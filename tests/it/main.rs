@@ -23,6 +23,7 @@ mod manifest;
 mod outdated;
 mod portable;
 mod prefetch;
+mod proxy;
 mod publish;
 mod registry_cmds;
 mod resolve_props;

@@ -2,12 +2,15 @@
 //! documents concurrently, so it costs about as many round trips as the
 //! graph is deep (4), not as many as it has packages (60).
 //!
-//! The server runs with the test-only `FM_TEST_DELAY_MS`, which delays every
-//! answer and records the most requests in flight at once; the assertions
-//! are on that count and on how often each document was fetched, never on
-//! wall time.
+//! The client reaches the server through a [`Proxy`] of the test's own,
+//! which holds every request for 50 ms and records the most requests in
+//! flight at once; the assertions are on that count and on how often each
+//! document was fetched, never on wall time.
+
+use std::time::Duration;
 
 use crate::common::*;
+use crate::proxy::Proxy;
 
 const LEVELS: usize = 4;
 const WIDTH: usize = 15;
@@ -31,12 +34,13 @@ fn cold_lock_fetches_each_level_of_the_graph_concurrently() {
             reg.publish(&pkg(level, i), "1.0.0", &deps);
         }
     }
-    let server = ctx.serve(&reg.root, &[], &[("FM_TEST_DELAY_MS", "50")]);
+    let server = ctx.serve(&reg.root, &[], &[]);
+    let proxy = Proxy::start(&server.url, Duration::from_millis(50));
     let mut manifest = String::from("[project]\nname = \"app\"\n\n[dependencies]\n");
     for i in 0..WIDTH {
         manifest.push_str(&format!("{} = \"^1\"\n", pkg(0, i)));
     }
-    manifest.push_str(&format!("\n[[registries]]\nname = \"srv\"\nurl = \"{}\"\n", server.url));
+    manifest.push_str(&format!("\n[[registries]]\nname = \"srv\"\nurl = \"{}\"\n", proxy.url));
     ctx.write_manifest(&manifest);
 
     let out = ctx.run(&["lock"]);
@@ -44,20 +48,7 @@ fn cold_lock_fetches_each_level_of_the_graph_concurrently() {
     let lock = ctx.read("fm.lock");
     assert_eq!(lock.matches("[[package]]").count(), LEVELS * WIDTH, "{lock}");
 
-    let stats: serde_json::Value = {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        rt.block_on(async {
-            reqwest::get(server.api("_test/stats"))
-                .await
-                .expect("stats")
-                .json()
-                .await
-                .expect("json")
-        })
-    };
+    let stats = proxy.stats();
     let log = server.log_when(|l| l.matches("GET /api/v1/registry/packages/p").count() >= LEVELS * WIDTH);
     for level in 0..LEVELS {
         for i in 0..WIDTH {
@@ -67,7 +58,11 @@ fn cold_lock_fetches_each_level_of_the_graph_concurrently() {
     }
     // A sequential resolver never has more than one request in flight; one
     // that prefetches has a whole level (15 documents) in flight at once.
-    let max = stats["max_in_flight"].as_u64().unwrap_or(0);
+    let max = stats.max_in_flight;
+    println!(
+        "FIGURES prefetch: {} packages, 4 levels, 50 ms a request: {stats}",
+        LEVELS * WIDTH
+    );
     assert!(
         max >= 10,
         "at most {max} requests were in flight: no prefetching ({stats})"

@@ -462,34 +462,77 @@ fn studio_start_is_an_alias_taking_flowmasons_host_and_port() {
 
 #[test]
 fn sigterm_lets_requests_in_flight_finish() {
+    use std::io::{Read, Write};
     let ctx = TestContext::new();
     let reg = ctx.dir_registry("st");
     reg.publish("a", "1.0.0", &[]);
-    // Every answer takes 500 ms (test-only delay), so a request is surely
-    // in flight when the signal arrives.
-    let server = ctx.serve(&reg.root, &[], &[("FM_TEST_DELAY_MS", "500")]);
-    let c = client();
-    let rt = runtime();
-    let slow = rt.spawn({
-        let (c, url) = (c.clone(), server.api("packages/a"));
-        async move { c.get(url).send().await.map(|r| r.status().as_u16()) }
-    });
-    rt.block_on(async {
-        loop {
-            let (_, stats) = get_json(&c, &server.api("_test/stats")).await;
-            if stats["in_flight"].as_u64() == Some(1) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    });
-    let status = server.stop();
+    let other = ctx.dir_registry("other");
+    other.publish("b", "1.0.0", &[]);
+    let archive = std::fs::read(other.archive_path("b", "1.0.0")).expect("archive");
+    let mut server = ctx.serve(&reg.root, &["--token", "t0k"], &[]);
+    // An upload whose body is held back: once the server answers
+    // `100 Continue`, its handler is reading the body, so the request is
+    // surely in flight when the signal arrives.
+    let addr = server.url.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        conn,
+        "POST /api/v1/registry/packages/upload HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer t0k\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        archive.len()
+    )
+    .expect("send the head");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(conn.read(&mut byte).expect("read"), 1, "closed before 100 Continue");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 100"), "{}", String::from_utf8_lossy(&head));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    server.log_when(|l| l.contains("Shutting down"));
+    conn.write_all(&archive).expect("send the body");
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    let status = server.child.wait().expect("wait for the server");
     assert!(status.success(), "{status:?}");
-    let answered = rt
-        .block_on(slow)
-        .expect("join")
-        .expect("the request in flight was answered");
-    assert_eq!(answered, 200);
+    let answer = String::from_utf8_lossy(&answer);
+    // The request in flight was answered: published.
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(reg.archive_path("b", "1.0.0").exists());
+    println!("FIGURES sigterm-drain: 1 upload mid-body at SIGTERM: answered 201, archive stored, exit {status}");
+}
+
+/// Regression: the server's test-only probe (`FM_TEST_DELAY_MS` delayed
+/// every answer and opened `_test/stats` to anyone) shipped in the
+/// production router; tests now observe requests at their own proxy.
+#[test]
+fn the_production_server_has_no_test_probe() {
+    let ctx = TestContext::new();
+    let reg = ctx.dir_registry("st");
+    reg.publish("a", "1.0.0", &[]);
+    // With the probe, every answer would wait 10 minutes.
+    let server = ctx.serve(&reg.root, &[], &[("FM_TEST_DELAY_MS", "600000")]);
+    let c = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let rt = runtime();
+    let (health, stats) = rt.block_on(async {
+        let health = c.get(server.api("health")).send().await.map(|r| r.status().as_u16());
+        let stats = c
+            .get(server.api("_test/stats"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        (health, stats)
+    });
+    assert_eq!(health.ok(), Some(200), "health was not answered at once");
+    assert_eq!(stats.ok(), Some(404), "the test probe's route is served");
 }
 
 fn doc_digest(server: &Server) -> String {
