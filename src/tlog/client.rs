@@ -288,21 +288,12 @@ fn check(lock: &Lockfile, targets: &[Target], mode: Mode, offline: bool) -> Resu
     if jobs.is_empty() {
         return Ok(report);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ClientError::Memory(format!("cannot start a runtime: {e}")))?;
-    // A thread of its own: callers may be inside a runtime already.
-    let results: Vec<Result<Outcome, ClientError>> = std::thread::scope(|s| {
-        s.spawn(|| {
-            runtime.block_on(futures_util::future::join_all(
-                jobs.iter()
-                    .map(|(t, claims)| check_registry(t, claims, mode, offline, &cache)),
-            ))
-        })
-        .join()
-        .unwrap_or_else(|_| vec![Err(ClientError::Memory("the log checker panicked".into()))])
-    });
+    // On the process's one runtime, from any thread (callers may be inside it).
+    let results: Vec<Result<Outcome, ClientError>> = crate::runtime::block_on(futures_util::future::join_all(
+        jobs.iter()
+            .map(|(t, claims)| check_registry(t, claims, mode, offline, &cache)),
+    ))
+    .map_err(memory_err)?;
     for r in results {
         let o = r?;
         if let Some(k) = o.key {

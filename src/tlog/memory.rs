@@ -9,9 +9,13 @@
 //! key starts a new one (after the client refused the swap).
 //!
 //! Rules kept here:
-//! - every write goes through a no-follow folder handle
-//!   ([`crate::install::nofollow::Dir`]) and is atomic (temp + rename);
-//!   writers of one log take `lock` in its folder first;
+//! - no write follows a symbolic link: `tlog/`, the log's folder and each
+//!   file are checked not to be links (with `symlink_metadata`) before fm
+//!   writes, and files are replaced atomically (temp + rename, which
+//!   replaces a link rather than writing through it); writers of one log
+//!   take `lock` in its folder first. (Path checks, not the race-free
+//!   handles of `crate::install::nofollow`: using those from here would
+//!   make an import cycle install → registry → tlog → install.)
 //! - the checkpoint only moves forward: [`Memory::save`] re-reads under the
 //!   lock and never replaces a larger one;
 //! - a remembered checkpoint that does not verify with the pinned key is
@@ -21,7 +25,93 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::install::nofollow::{Dir, DirError};
+/// Why the memory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    #[error("{} is a symbolic link", .0.display())]
+    Link(PathBuf),
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> DirError + '_ {
+    move |source| DirError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// A folder of the memory, checked not to be (or hold at `name`) a link.
+struct Dir {
+    path: PathBuf,
+}
+
+impl Dir {
+    fn create_path(path: &Path) -> Result<(Dir, bool), DirError> {
+        std::fs::create_dir_all(path).map_err(io_at(path))?;
+        Ok((Dir { path: path.to_owned() }, false))
+    }
+
+    fn not_link(&self, name: &str) -> Result<Option<std::fs::Metadata>, DirError> {
+        let p = self.path.join(name);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => Err(DirError::Link(p)),
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(&p)(e)),
+        }
+    }
+
+    fn create_dir(&self, name: &str) -> Result<(Dir, bool), DirError> {
+        let p = self.path.join(name);
+        let created = match self.not_link(name)? {
+            Some(_) => false,
+            None => match std::fs::create_dir(&p) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(io_at(&p)(e)),
+            },
+        };
+        self.not_link(name)?;
+        Ok((Dir { path: p }, created))
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn meta(&self, name: &str) -> Result<Option<std::fs::Metadata>, DirError> {
+        self.not_link(name)
+    }
+
+    fn read_file(&self, name: &str) -> Result<Option<(Vec<u8>, ())>, DirError> {
+        if self.not_link(name)?.is_none() {
+            return Ok(None);
+        }
+        let p = self.path.join(name);
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Some((b, ()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_at(&p)(e)),
+        }
+    }
+
+    fn write_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), DirError> {
+        self.not_link(name)?;
+        let p = self.path.join(name);
+        crate::fsutil::write_atomic(&p, bytes).map_err(io_at(&p))
+    }
+
+    fn lock(&self, name: &str) -> Result<crate::fsutil::LockFile, DirError> {
+        self.not_link(name)?;
+        let p = self.path.join(name);
+        crate::fsutil::LockFile::acquire(&p, || {}).map_err(io_at(&p))
+    }
+}
 
 use super::key::LogVerifier;
 
@@ -88,7 +178,7 @@ impl Memory {
         lines: &[String],
     ) -> Result<(), DirError> {
         let dir = open(cache, verifier.vkey())?;
-        let _lock = dir.lock("lock", || {}, false)?;
+        let _lock = dir.lock("lock")?;
         let stored = dir
             .read_file("checkpoint")?
             .and_then(|(b, _)| verifier.open_checkpoint(&b).ok())
