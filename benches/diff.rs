@@ -30,6 +30,7 @@ fn lock(n: usize, bump: bool) -> Lockfile {
         })
         .collect();
     Lockfile {
+        log: Default::default(),
         root: (0..n.min(20)).map(|i| format!("pkg-{i:05} ^1.2")).collect(),
         registries: vec![LockedRegistry {
             name: "main".into(),

@@ -77,6 +77,7 @@ fn fixture(count: usize, files: usize, file_size: usize, random: bool) -> Fixtur
         });
     }
     let lock = Lockfile {
+        log: Default::default(),
         root: Vec::new(),
         registries: vec![LockedRegistry {
             name: "main".to_owned(),

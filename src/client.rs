@@ -1000,6 +1000,7 @@ pub fn registry_set(registries: impl IntoIterator<Item = Arc<dyn Registry>>) -> 
                     priority: i * 10,
                     explicit: false,
                     relative: None,
+                    log: Default::default(),
                 },
                 client,
             })

@@ -40,6 +40,22 @@ pub struct Lockfile {
     pub registries: Vec<LockedRegistry>,
     /// Every package, sorted by name.
     pub packages: Vec<LockedPackage>,
+    /// What `fm lock` proved against the registries' transparency logs.
+    pub log: LockLog,
+}
+
+/// The transparency-log facts of a lock (SPEC §9), written beside the
+/// entries they describe: `log-key` in a `[[registry]]`, `log-index` in a
+/// `[[package]]`. Empty for registries without a log (and for locks
+/// written before fm checked logs).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LockLog {
+    /// Registry name → the log's verifier key (`name+id+base64`): pinned by
+    /// fm.toml or the user config, else trusted on first use. A change
+    /// shows in the lock's diff.
+    pub keys: BTreeMap<String, String>,
+    /// Package name → the index of its publish record in its registry's log.
+    pub indexes: BTreeMap<String, u64>,
 }
 
 /// A `[[registry]]` entry.
@@ -152,6 +168,8 @@ struct RawRegistry {
     priority: i64,
     #[serde(default)]
     explicit: bool,
+    #[serde(default, rename = "log-key")]
+    log_key: Option<String>,
 }
 
 fn default_priority() -> i64 {
@@ -166,6 +184,8 @@ struct RawPackage {
     registry: String,
     sha256: String,
     size: u64,
+    #[serde(default, rename = "log-index")]
+    log_index: Option<u64>,
     #[serde(default)]
     dependencies: Vec<String>,
 }
@@ -203,6 +223,9 @@ impl Lockfile {
             if r.explicit {
                 let _ = writeln!(out, "explicit = true");
             }
+            if let Some(key) = self.log.keys.get(&r.name) {
+                let _ = writeln!(out, "log-key = {}", quote(key));
+            }
         }
         for p in packages {
             let mut deps = p.dependencies.clone();
@@ -214,6 +237,9 @@ impl Lockfile {
             let _ = writeln!(out, "registry = {}", quote(&p.registry));
             let _ = writeln!(out, "sha256 = {}", quote(&p.sha256));
             let _ = writeln!(out, "size = {}", p.size);
+            if let Some(index) = self.log.indexes.get(&p.name) {
+                let _ = writeln!(out, "log-index = {index}");
+            }
             let _ = writeln!(out, "dependencies = {}", array(&deps));
         }
         out
@@ -259,7 +285,24 @@ impl Lockfile {
             return Err(invalid(format!("unsupported version {}", raw.version)));
         }
         let mut packages = Vec::with_capacity(raw.package.len());
+        let mut log = LockLog::default();
+        for r in &raw.registry {
+            if let Some(key) = &r.log_key {
+                // Checked here, once: fm.lock comes from whoever wrote the
+                // last commit.
+                if signed_note::StandardVerifier::new(key).is_err() {
+                    return Err(invalid(format!(
+                        "log-key of registry {} is not a signed-note verifier key (NAME+ID+BASE64)",
+                        r.name
+                    )));
+                }
+                log.keys.insert(r.name.clone(), key.clone());
+            }
+        }
         for p in raw.package {
+            if let Some(index) = p.log_index {
+                log.indexes.insert(p.name.clone(), index);
+            }
             crate::names::validate(&p.name).map_err(|why| invalid(format!("package name {:?}: {why}", p.name)))?;
             let version = semver::Version::parse(&p.version)
                 .map_err(|e| invalid(format!("version {:?} of {}: {e}", p.version, p.name)))?;
@@ -294,6 +337,7 @@ impl Lockfile {
                 })
                 .collect(),
             packages,
+            log,
         })
     }
 
@@ -366,6 +410,7 @@ pub(crate) mod tests {
 
     pub(crate) fn sample() -> Lockfile {
         Lockfile {
+            log: Default::default(),
             root: vec!["summarizer ^1.2".into()],
             registries: vec![LockedRegistry {
                 name: "company".into(),

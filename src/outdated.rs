@@ -351,6 +351,7 @@ mod tests {
 
     fn lock(packages: Vec<LockedPackage>) -> Lockfile {
         Lockfile {
+            log: Default::default(),
             root: vec![],
             registries: vec![LockedRegistry {
                 name: "main".into(),

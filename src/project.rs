@@ -95,6 +95,10 @@ pub enum ProjectError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Resolve(#[from] ResolveError),
+    /// A registry's transparency log refused the lock (SPEC §9).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Log(Box<crate::tlog::client::ClientError>),
     /// fm.lock cannot be read.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -125,6 +129,12 @@ pub enum ProjectError {
     Install(#[from] crate::install::InstallError),
 }
 
+impl From<crate::tlog::client::ClientError> for ProjectError {
+    fn from(e: crate::tlog::client::ClientError) -> ProjectError {
+        ProjectError::Log(Box::new(e))
+    }
+}
+
 /// Options of `fm lock` and of every command that re-locks.
 #[derive(Debug, Clone, Default)]
 pub struct LockOptions {
@@ -148,6 +158,9 @@ pub struct LockOutcome {
     /// Locked versions their registry has yanked (kept, as SPEC §2 says,
     /// but to be warned about).
     pub yanked: Vec<yanked::Yanked>,
+    /// What the transparency-log checks found (notices to print: first-use
+    /// trust, a registry without a log; what they cost).
+    pub log: crate::tlog::client::Report,
 }
 
 /// fm.lock as found on disk, before anything is decided about it.
@@ -339,6 +352,7 @@ impl Project {
                 changes: Vec::new(),
                 written: false,
                 yanked,
+                log: Default::default(),
             };
             return Ok((outcome, registries));
         }
@@ -349,10 +363,22 @@ impl Project {
             upgrade_all: opts.upgrade_all,
             upgrade: opts.upgrade.clone(),
         };
-        let lock = crate::resolve::resolve(&deps, &registries, &prefs)?;
+        let mut lock = crate::resolve::resolve(&deps, &registries, &prefs)?;
         // Before anything is written: no package changes registry unless
         // `--upgrade-package` names it (`--upgrade` alone does not).
         binding::check_moves(&prefs.locks, &lock, &opts.upgrade, self.root())?;
+        // And every version is in its registry's transparency log (SPEC §9).
+        let targets: Vec<crate::tlog::client::Target> = registries
+            .entries
+            .iter()
+            .map(|e| crate::tlog::client::Target {
+                name: e.decl.name.clone(),
+                client: e.client.clone(),
+                pin: e.decl.log.clone(),
+                locked_key: old.as_ref().and_then(|l| l.log.keys.get(&e.decl.name).cloned()),
+            })
+            .collect();
+        let log = crate::tlog::client::prove_lock(&mut lock, &targets, opts.offline)?;
         let changes = crate::lock::changes(old.as_ref(), &lock);
         let text = lock.render();
         let written = old_text.as_deref() != Some(text.as_str());
@@ -365,6 +391,7 @@ impl Project {
             changes,
             written,
             yanked,
+            log,
         };
         Ok((outcome, Some(registries)))
     }
@@ -437,6 +464,7 @@ fn user_registry_decls(
             },
         })?;
         out.push(RegistryDecl {
+            log: crate::tlog::client::config_pin(e),
             relative: None,
             name: e.name.clone(),
             url,

@@ -255,6 +255,10 @@ pub struct VerifyArgs {
     /// The install folder to check (default: .fm/packages).
     #[arg(long, value_name = "D")]
     pub dir: Option<PathBuf>,
+    /// Instead: prove every locked package again in its registry's
+    /// transparency log, against the current checkpoint.
+    #[arg(long, conflicts_with = "dir")]
+    pub log: bool,
 }
 
 #[derive(Debug, Args)]

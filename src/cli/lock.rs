@@ -66,6 +66,10 @@ pub(super) fn print_outcome(ctx: &Context, changes: &[Change], outcome: &LockOut
     for y in &outcome.yanked {
         ctx.shell.warn(y.warning());
     }
+    for n in &outcome.log.notices {
+        ctx.shell.warn(n);
+    }
+    super::verify::log_figures(ctx, &outcome.log);
     let n = outcome.lock.packages.len();
     let packages = super::fmt::count(n, "package", "packages");
     if outcome.written {

@@ -80,6 +80,7 @@ fn warn_unknown_dependencies(
         for e in config.enabled() {
             if let Ok(url) = crate::location::parse_location(&e.url, &ctx.cwd) {
                 decls.push(RegistryDecl {
+                    log: Default::default(),
                     relative: None,
                     name: e.name.clone(),
                     url,
@@ -91,6 +92,7 @@ fn warn_unknown_dependencies(
     }
     if !decls.iter().any(|d| d.url == target.url) {
         decls.push(RegistryDecl {
+            log: Default::default(),
             relative: None,
             name: target.name.clone(),
             url: target.url.clone(),

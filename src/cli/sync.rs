@@ -40,10 +40,16 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     for y in &plan.yanked {
         ctx.shell.warn(y.warning());
     }
+    for n in &plan.log.notices {
+        ctx.shell.warn(n);
+    }
+    super::verify::log_figures(ctx, &plan.log);
     let layout = match &a.dir {
         Some(d) => Layout::dir_in(&ctx.cwd, d),
         None => Layout::project(project.root()),
     };
+    // Nothing is installed that its registry's log does not prove (SPEC §9).
+    super::verify::prove_log(ctx, &project, &plan.lock, crate::tlog::client::Mode::Sync)?;
     let reinstall = if a.repair {
         drifted(ctx, &layout, &plan.lock)?
     } else {

@@ -9,6 +9,9 @@ use crate::install::{self, Cache, Layout, verify};
 use crate::lock::{LOCK_FILE, Lockfile};
 
 pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
+    if a.log {
+        return verify_log(ctx);
+    }
     let (layout, lock) = match &a.dir {
         Some(d) => (Layout::dir_in(&ctx.cwd, d), None),
         None => {
@@ -110,4 +113,85 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
         "installed packages differ from the archives they were installed from:\n{}",
         text.trim_end()
     )))
+}
+
+/// `fm verify --log`: every locked package proved again against its
+/// registry's current checkpoint (and that checkpoint against the one this
+/// machine remembers); the installed tree is not looked at.
+fn verify_log(ctx: &Context) -> Result<(), Failure> {
+    let project = crate::project::Project::load(&ctx.manifest_path()?)?;
+    let Some(lock) = Lockfile::load(&project.lock_path())? else {
+        return Err(Failure::user(miette::miette!(
+            help = "run `fm lock` first",
+            "{} does not exist",
+            project.lock_path().display()
+        )));
+    };
+    project.check_lock_urls(&lock, false)?;
+    let report = prove_log(ctx, &project, &lock, crate::tlog::client::Mode::Reprove)?;
+    let unlogged = lock
+        .packages
+        .iter()
+        .filter(|p| !report.keys.contains_key(&p.registry))
+        .count();
+    let sizes: Vec<String> = report
+        .checkpoints
+        .iter()
+        .map(|(r, n)| format!("{r} at {}", fmt::count(*n as usize, "record", "records")))
+        .collect();
+    if ctx.global.json {
+        ctx.shell.json(&serde_json::json!({
+            "version": 1,
+            "proved": report.proved,
+            "unlogged": unlogged,
+            "checkpoints": report.checkpoints,
+        }));
+    }
+    ctx.shell.info(format!(
+        "Verified {} against their registries' transparency logs ({})",
+        fmt::count(report.proved, "package", "packages"),
+        if sizes.is_empty() {
+            "no logged registry".to_owned()
+        } else {
+            sizes.join(", ")
+        }
+    ));
+    if unlogged > 0 {
+        ctx.shell.warn(format!(
+            "{} from registries without a log (or locked before fm checked logs): not verified",
+            fmt::count(unlogged, "package", "packages")
+        ));
+    }
+    Ok(())
+}
+
+/// Proves `lock`'s packages in their registries' logs ([`crate::tlog::client`]),
+/// with the pins fm.toml (or the user config) declares; prints its notices.
+pub(super) fn prove_log(
+    ctx: &Context,
+    project: &crate::project::Project,
+    lock: &Lockfile,
+    mode: crate::tlog::client::Mode,
+) -> Result<crate::tlog::client::Report, Failure> {
+    let pins = project.registry_decls()?.into_iter().map(|d| (d.name, d.log)).collect();
+    let report = crate::tlog::client::prove_locked(lock, project.root(), &pins, mode, ctx.global.offline)
+        .map_err(crate::project::ProjectError::from)?;
+    for n in &report.notices {
+        ctx.shell.warn(n);
+    }
+    log_figures(ctx, &report);
+    Ok(report)
+}
+
+/// `--verbose`: what the log checks cost.
+pub(super) fn log_figures(ctx: &Context, r: &crate::tlog::client::Report) {
+    if r.proved + r.remembered > 0 {
+        ctx.shell.verbose(format!(
+            "Transparency log: {} proved, {} proved before; {} in {}",
+            r.proved,
+            r.remembered,
+            fmt::count(r.requests, "request", "requests"),
+            fmt::count(r.rounds, "round", "rounds")
+        ));
+    }
 }

@@ -10,6 +10,8 @@
 //!    (or size). Published versions are immutable, so this means the archive
 //!    was republished or tampered with; it is the one change a reviewer must
 //!    never miss, and it comes first and loudest.
+//! 1. **log key changed**: a `[[registry]]` whose `log-key` changed or was
+//!    dropped (SPEC §9); shown with the other alarms.
 //! 1. **registry URL changed**: a `[[registry]]` of the same name at
 //!    another URL. Every package from it would be fetched from the new
 //!    URL; `fm sync` refuses such a lock until fm.toml declares that URL,
@@ -36,6 +38,8 @@
 //!                       "old_sha256": "9f86…", "new_sha256": "a3c1…", "old_size": 48213, "new_size": 48301}],
 //!   "registry_url_changed": [{"name": "company", "old_url": "https://registry.company.com/",
 //!                             "new_url": "https://registry.evil.example/"}],
+//!   "log_key_changed": [{"name": "company", "old_key": "fm.registry/company+1b2c3d4e+…",
+//!                        "new_key": null}],
 //!   "added": [{"name": "text-utils", "version": "2.1.0", "registry": "company", "sha256": "…"}],
 //!   "removed": [{"name": "legacy", "version": "0.3.1", "registry": "company", "sha256": "…"}],
 //!   "upgraded": [{"name": "summarizer", "from": "1.4.2", "to": "1.5.0", "registry": "company"}],
@@ -75,6 +79,9 @@ pub struct LockDiff {
     pub digest_changed: Vec<DigestChange>,
     /// A registry of the same name at another URL.
     pub registry_url_changed: Vec<RegistryUrlChange>,
+    /// A registry whose transparency-log key (`log-key`) changed or was
+    /// dropped (SPEC §9): a new key is a new history.
+    pub log_key_changed: Vec<LogKeyChange>,
     pub added: Vec<PackageRef>,
     pub removed: Vec<PackageRef>,
     pub upgraded: Vec<VersionChange>,
@@ -86,6 +93,15 @@ pub struct LockDiff {
     pub requirements_added: Vec<String>,
     /// `[root]` entries only in the old lock.
     pub requirements_removed: Vec<String>,
+}
+
+/// One registry, two log keys (`new_key` is `None` when the new lock
+/// records no log for it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogKeyChange {
+    pub name: String,
+    pub old_key: String,
+    pub new_key: Option<String>,
 }
 
 /// A package as one lock has it.
@@ -259,6 +275,17 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> LockDiff {
         }
     }
     d.registry_url_changed.sort_by(|a, b| a.name.cmp(&b.name));
+    // BTreeMap order: sorted by registry name.
+    for (name, old_key) in &old.log.keys {
+        let new_key = new.log.keys.get(name);
+        if new_key != Some(old_key) && new.registries.iter().any(|r| &r.name == name) {
+            d.log_key_changed.push(LogKeyChange {
+                name: name.clone(),
+                old_key: old_key.clone(),
+                new_key: new_key.cloned(),
+            });
+        }
+    }
     let (ra, rb): (BTreeSet<&String>, BTreeSet<&String>) = (old.root.iter().collect(), new.root.iter().collect());
     d.requirements_added = rb.difference(&ra).map(|s| (*s).clone()).collect();
     d.requirements_removed = ra.difference(&rb).map(|s| (*s).clone()).collect();
@@ -287,6 +314,7 @@ impl LockDiff {
         [
             ("digest changed", self.digest_changed.len()),
             ("registry URL changed", self.registry_url_changed.len()),
+            ("log key changed", self.log_key_changed.len()),
             ("added", self.added.len()),
             ("removed", self.removed.len()),
             ("upgraded", self.upgraded.len()),
@@ -346,6 +374,7 @@ mod tests {
 
     fn lock(packages: Vec<LockedPackage>) -> Lockfile {
         Lockfile {
+            log: Default::default(),
             root: vec!["a ^1".into()],
             registries: vec![
                 reg("main", "https://main.example/"),
@@ -466,6 +495,7 @@ mod tests {
             "changed",
             "digest_changed",
             "registry_url_changed",
+            "log_key_changed",
             "added",
             "removed",
             "upgraded",

@@ -12,6 +12,8 @@ use crate::lock::{LockedPackage, Lockfile};
 const CAUTION: &str = "A published version's archive changed: it was republished or tampered with. \
                        Do not accept this lock until you know why.";
 
+const KEY_CAUTION: &str = "A log's key is fixed for its lifetime: a new key (or none) means a new, unrelated history. \
+Confirm the rotation with the registry's operator before accepting this lock.";
 const URL_CAUTION: &str = "A registry's URL changed: every package from it would be fetched from the new URL \
                            (and fm sync refuses the lock until fm.toml declares it). \
                            Do not accept this lock until you know why.";
@@ -65,6 +67,20 @@ impl LockDiff {
                 let _ = writeln!(out, "  {} {}", paint("1;31", "!"), c.name);
                 let _ = writeln!(out, "      was {}", c.old_url);
                 let _ = writeln!(out, "      now {}", c.new_url);
+            }
+        }
+        if !self.log_key_changed.is_empty() {
+            let n = self.log_key_changed.len();
+            let head = format!(
+                "!!! TRANSPARENCY LOG KEY CHANGED: {n} registr{} !!!",
+                if n == 1 { "y" } else { "ies" }
+            );
+            let _ = writeln!(out, "\n{}", paint("1;31", &head));
+            let _ = writeln!(out, "    {KEY_CAUTION}");
+            for c in &self.log_key_changed {
+                let _ = writeln!(out, "  {} {}", paint("1;31", "!"), c.name);
+                let _ = writeln!(out, "      was {}", c.old_key);
+                let _ = writeln!(out, "      now {}", c.new_key.as_deref().unwrap_or("no log"));
             }
         }
         let mut section = |title: String, lines: Vec<String>| {
@@ -208,6 +224,20 @@ impl LockDiff {
             let _ = writeln!(out);
             let _ = writeln!(out, "> [!CAUTION]");
             let _ = writeln!(out, "> **Registry URL changed: {}.** {URL_CAUTION}", names.join(", "));
+        }
+        if !self.log_key_changed.is_empty() {
+            let names: Vec<String> = self
+                .log_key_changed
+                .iter()
+                .map(|c| format!("`{}`", cell(&c.name)))
+                .collect();
+            let _ = writeln!(out);
+            let _ = writeln!(out, "> [!CAUTION]");
+            let _ = writeln!(
+                out,
+                "> **Transparency log key changed: {}.** {KEY_CAUTION}",
+                names.join(", ")
+            );
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "| Change | Package | Old | New |");

@@ -86,6 +86,20 @@ pub struct RegistryDecl {
     /// records this rather than the absolute URL, so a lock committed with
     /// a project stays fresh in every checkout of it.
     pub relative: Option<String>,
+    /// What the registry's transparency log must be (SPEC §9).
+    pub log: LogPin,
+}
+
+/// `log-key` and `require-log` of a registry (fm.toml's `[[registries]]`,
+/// or `log_key` / `require_log` in the user config): how its transparency
+/// log is trusted (see [`crate::tlog::client`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPin {
+    /// The log's verifier key (`name+id+base64`), checked to parse as one.
+    /// `None`: trust on first use, recorded in fm.lock.
+    pub key: Option<String>,
+    /// Refuse the registry if it keeps no log.
+    pub require: bool,
 }
 
 impl Manifest {

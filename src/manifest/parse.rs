@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde::de::{self, MapAccess, Visitor};
 use toml::Spanned;
 
-use super::{Dependency, MAX_DEPENDENCIES, Manifest, ManifestError, PackageMeta, Project, RegistryDecl};
+use super::{Dependency, LogPin, MAX_DEPENDENCIES, Manifest, ManifestError, PackageMeta, Project, RegistryDecl};
 use crate::location::{DEFAULT_PRIORITY, parse_location, relative_location};
 use crate::names;
 use crate::req::Requirement;
@@ -47,6 +47,10 @@ struct RawRegistry {
     priority: Option<i64>,
     #[serde(default)]
     explicit: bool,
+    #[serde(rename = "log-key")]
+    log_key: Option<Spanned<String>>,
+    #[serde(default, rename = "require-log")]
+    require_log: bool,
 }
 
 /// `"^1.2"` or `{ version = "^1.2", registry = "x" }`.
@@ -279,7 +283,24 @@ impl Source<'_> {
                     Some("use https://host/..., file:///abs/path or a path relative to fm.toml".to_owned()),
                 )
             })?;
+            if let Some(key) = &r.log_key
+                && signed_note::StandardVerifier::new(key.get_ref().trim()).is_err()
+            {
+                return Err(self.invalid(
+                    key.span(),
+                    format!("invalid log-key for registry {name:?}"),
+                    "not a signed-note verifier key",
+                    Some(
+                        "give the registry's log/key as `fm registry log checkpoint NAME --json` prints it (NAME+ID+BASE64)"
+                            .to_owned(),
+                    ),
+                ));
+            }
             registries.push(RegistryDecl {
+                log: LogPin {
+                    key: r.log_key.map(|k| k.into_inner().trim().to_owned()),
+                    require: r.require_log,
+                },
                 relative: relative_location(r.url.get_ref()),
                 name: r.name.into_inner(),
                 url,

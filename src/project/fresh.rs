@@ -61,6 +61,9 @@ pub(super) fn check_fresh(project: &Project, lock: &Lockfile) -> Result<(), Vec<
         }
         Err(e) => reasons.push(format!("the project's registries cannot be read: {e}")),
     }
+    if let Ok(decls) = project.registry_decls() {
+        reasons.extend(crate::tlog::client::stale_pins(&decls, lock));
+    }
     // A hand-edited lock may no longer satisfy what it records.
     let locked = lock.by_name();
     for d in manifest.dependencies.values() {

@@ -67,6 +67,8 @@ pub struct SyncPlan {
     pub changes: Vec<Change>,
     /// Locked versions their registry has yanked since (to warn about).
     pub yanked: Vec<yanked::Yanked>,
+    /// What the re-lock's transparency-log checks found (notices, cost).
+    pub log: crate::tlog::client::Report,
     /// The project's registries, when metadata may be read (not
     /// `--frozen`); used to word a digest mismatch right.
     pub registries: Option<RegistrySet>,
@@ -123,6 +125,7 @@ impl Project {
             written: false,
             changes: Vec::new(),
             yanked: Vec::new(),
+            log: Default::default(),
             registries: None,
         };
         // --frozen reads no metadata; --locked does.
@@ -157,6 +160,7 @@ impl Project {
                     written: false,
                     changes: Vec::new(),
                     yanked: Vec::new(),
+                    log: Default::default(),
                     registries: None,
                 };
                 self.read_metadata(&mut plan, offline);
@@ -176,6 +180,7 @@ impl Project {
             written: outcome.written,
             changes: outcome.changes,
             yanked: outcome.yanked,
+            log: outcome.log,
             registries,
         })
     }

@@ -136,4 +136,20 @@ impl Registry for DirectoryRegistry {
         }
         .boxed()
     }
+
+    fn log_file<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        async move {
+            // Only the layout's own paths: a hostile caller cannot leave log/.
+            if !crate::tlog::layout::is_public_path(path) {
+                return Ok(None);
+            }
+            let file = self.root.join("log").join(path);
+            match std::fs::read(&file) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(self.io(file.display().to_string())(e)),
+            }
+        }
+        .boxed()
+    }
 }

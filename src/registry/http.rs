@@ -260,4 +260,8 @@ impl Registry for HttpRegistry {
     ) -> BoxFuture<'a, Result<u64, RegistryError>> {
         self.download_archive(package, version, sink).boxed()
     }
+
+    fn log_file<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        Box::pin(self.get_log_file(path))
+    }
 }

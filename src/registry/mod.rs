@@ -54,6 +54,13 @@ pub trait Registry: Send + Sync + fmt::Debug {
         version: &'a str,
         sink: &'a mut (dyn tokio::io::AsyncWrite + Unpin + Send),
     ) -> BoxFuture<'a, Result<u64, RegistryError>>;
+    /// A public file of the registry's transparency log (`path` relative
+    /// to `log/`: `key`, `checkpoint`, `tile/...`), or `None` when it has
+    /// none (FlowMason Studio keeps no log).
+    fn log_file<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
+        let _ = path;
+        Box::pin(async { Ok(None) })
+    }
 }
 
 /// What can go wrong talking to a registry.

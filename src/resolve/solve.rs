@@ -28,6 +28,8 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
     };
     let registries = provider.index.registries();
     let mut packages = Vec::new();
+    // The documents' log indexes, proved (or dropped) by `crate::tlog::client`.
+    let mut log = crate::lock::LockLog::default();
     for (pkg, version) in selected {
         let Pkg::Named(name) = pkg else { continue };
         let entry = provider
@@ -58,6 +60,9 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
             })
             .collect();
         dependencies.sort();
+        if let Some(index) = record.log_index {
+            log.indexes.insert(name.to_string(), index);
+        }
         packages.push(LockedPackage {
             name: name.to_string(),
             version,
@@ -72,6 +77,7 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
         root,
         registries: registries.locked(),
         packages,
+        log,
     })
 }
 

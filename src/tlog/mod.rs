@@ -10,15 +10,21 @@
 //!   [`Storage`] offers (create-if-absent sequences a record; everything
 //!   else is derived, so any writer completes what a killed one left).
 //! - [`verify`]: re-deriving a whole log from its public files, consistency
-//!   with an older checkpoint, inclusion proofs (what clients call in
-//!   phase 2).
+//!   with an older checkpoint, inclusion proofs.
+//! - [`client`]: what `fm lock`, `fm sync` and `fm verify --log` prove
+//!   (key pinning, inclusion of every locked version, consistency with the
+//!   remembered checkpoint), over [`proof`] (tiles fetched in parallel) and
+//!   [`memory`] (the newest checkpoint seen per log, in the cache dir).
 //!
 //! The Merkle maths is `tlog_tiles` (a port of Go's sumdb/tlog) and the
 //! notes are `signed_note`; this module only decides what goes where.
 
 pub mod backfill;
+pub mod client;
 pub mod key;
 pub mod layout;
+pub mod memory;
+pub mod proof;
 pub mod record;
 pub mod verify;
 pub mod writer;

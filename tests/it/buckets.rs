@@ -231,6 +231,7 @@ pub fn publish_yank_search_and_sync(ctx: &TestContext, bucket: &Bucket) {
         server.url
     ));
     let lock = fm::lock::Lockfile {
+        log: Default::default(),
         root: vec!["b ^1".to_owned()],
         registries: vec![fm::lock::LockedRegistry {
             name: "bucket".to_owned(),

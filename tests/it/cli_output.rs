@@ -43,6 +43,7 @@ fn sync_lists_each_change_then_the_summary_and_quiet_prints_nothing() {
     insta::assert_snapshot!(err, @r"
     Added old-lib 0.3.1
     Added parser 1.4.0
+    warning: registry main (file://[ROOT]/registries/main/) keeps no transparency log: its packages are checked by SHA-256 only, not verified against a log (said once; set require-log = true on it to refuse such a registry)
      + old-lib 0.3.1
      + parser 1.4.0
     Installed 2 packages in [TIME]
@@ -486,6 +487,7 @@ fn verbose_logs_each_request_with_status_and_time_and_no_token() {
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("  GET ")).collect();
     insta::assert_snapshot!(lines.join("\n"), @r"
       GET http://127.0.0.1:[PORT]/api/v1/registry/packages/parser 200 in [TIME]
+      GET http://127.0.0.1:[PORT]/api/v1/registry/log/key 404 in [TIME]
       GET http://127.0.0.1:[PORT]/api/v1/registry/packages/parser/1.4.0/download 200 in [TIME]
     ");
     assert!(!err.contains(TOKEN));

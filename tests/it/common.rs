@@ -345,6 +345,7 @@ pub fn write_lock(
     packages: &[LockEntry<'_>],
 ) -> fm::lock::Lockfile {
     let lock = fm::lock::Lockfile {
+        log: Default::default(),
         root: packages.iter().map(|p| format!("{} ={}", p.name, p.version)).collect(),
         registries: vec![fm::lock::LockedRegistry {
             name: registry_name.to_owned(),

@@ -32,6 +32,7 @@ fn lock_project(project: &Path, url: &str, packages: &[(String, String, u64)]) {
     )
     .unwrap();
     let lock = fm::lock::Lockfile {
+        log: Default::default(),
         root: packages.iter().map(|(n, _, _)| format!("{n} =1.0.0")).collect(),
         registries: vec![fm::lock::LockedRegistry {
             name: "main".into(),

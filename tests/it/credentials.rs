@@ -425,6 +425,7 @@ fn url_change_pair(ctx: &TestContext) {
         explicit: false,
     };
     let old = fm::lock::Lockfile {
+        log: Default::default(),
         root: vec!["a ^1".into()],
         registries: vec![reg("https://registry.company.com/")],
         packages: vec![fm::lock::LockedPackage {
@@ -496,6 +497,7 @@ fn diff_raises_an_alarm_for_a_registry_url_change() {
           "new_url": "https://registry.evil.example/"
         }
       ],
+      "log_key_changed": [],
       "added": [],
       "removed": [],
       "upgraded": [],

@@ -38,6 +38,7 @@ fn registries() -> Vec<LockedRegistry> {
 /// The old side of the pair that covers every category.
 fn old_lock() -> Lockfile {
     Lockfile {
+        log: Default::default(),
         root: vec![
             "filter-kit >=0.3, <0.5".into(),
             "legacy ^0.3".into(),
@@ -75,6 +76,7 @@ fn new_lock() -> Lockfile {
     ];
     packages[3].size = 1337;
     Lockfile {
+        log: Default::default(),
         root: vec![
             "filter-kit >=0.3, <0.5 (public)".into(),
             "sentiment ^1.0".into(),

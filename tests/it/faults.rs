@@ -303,6 +303,7 @@ fn project_for(ctx: &TestContext, url: &str, sha: &str, size: u64) {
         "[project]\nname = \"app\"\n\n[dependencies]\na = \"1.0.0\"\n\n[[registries]]\nname = \"main\"\nurl = \"{url}\"\n"
     ));
     let lock = fm::lock::Lockfile {
+        log: Default::default(),
         root: vec!["a =1.0.0".into()],
         registries: vec![fm::lock::LockedRegistry {
             name: "main".into(),

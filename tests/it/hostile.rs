@@ -409,6 +409,7 @@ fn hostile_archives_are_refused_by_sync_and_nothing_is_installed() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, bytes).unwrap();
         fm::lock::Lockfile {
+            log: Default::default(),
             root: vec!["evil =1.0.0".into()],
             registries: vec![fm::lock::LockedRegistry {
                 name: "main".into(),
@@ -470,6 +471,7 @@ fn a_zip_inside_a_package_is_stored_opaque_and_never_unpacked() {
         url::Url::from_directory_path(&reg).unwrap()
     ));
     let lock = fm::lock::Lockfile {
+        log: Default::default(),
         root: vec!["nest =1.0.0".into()],
         registries: vec![fm::lock::LockedRegistry {
             name: "main".into(),
@@ -567,6 +569,7 @@ fn hostile_manifests_and_locks_are_refused_with_a_short_precise_error() {
         (
             "path trick in a locked name",
             fm::lock::Lockfile {
+                log: Default::default(),
                 root: vec!["x =1.0.0".into()],
                 registries: vec![fm::lock::LockedRegistry {
                     name: "main".into(),

@@ -39,4 +39,5 @@ mod sync_relock;
 #[path = "../support/synthetic.rs"]
 pub mod synthetic;
 mod tlog;
+mod tlog_client;
 mod tlog_concurrency;

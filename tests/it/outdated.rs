@@ -38,6 +38,7 @@ fn project() -> TestContext {
         reg.url()
     ));
     let lock = Lockfile {
+        log: Default::default(),
         root: vec!["app ^1.0".into(), "solo ^0.5".into()],
         registries: vec![LockedRegistry {
             name: "main".into(),

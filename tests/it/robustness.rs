@@ -25,6 +25,7 @@ explicit = true
 
 fn lock_text() -> String {
     fm::lock::Lockfile {
+        log: Default::default(),
         root: vec!["a ^1.2".into()],
         registries: vec![fm::lock::LockedRegistry {
             name: "main".into(),

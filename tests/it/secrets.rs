@@ -43,6 +43,7 @@ fn no_token_appears_in_anything_fm_writes() {
         server.url
     ));
     let lock = fm::lock::Lockfile {
+        log: Default::default(),
         root: vec!["a =1.0.0".into()],
         registries: vec![fm::lock::LockedRegistry {
             name: "main".into(),

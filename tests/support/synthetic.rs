@@ -107,6 +107,7 @@ impl MemoryRegistry {
     pub fn entry(self, priority: i64, explicit: bool) -> RegistryEntry {
         RegistryEntry {
             decl: RegistryDecl {
+                log: Default::default(),
                 relative: None,
                 name: self.name.clone(),
                 url: self.url.clone(),
