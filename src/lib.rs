@@ -13,7 +13,8 @@
 //! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
 //! [`server`] is the registry server, and [`cli`] parses arguments and prints.
 //! [`text`] makes what a registry sends safe to print.
-//! Every registry keeps a transparency log of what it published ([`tlog`]).
+//! Every registry keeps a transparency log of what it published
+//! ([`registry::tlog`]); [`tlog`] is what a client proves with it.
 //! For review and CI, [`diff`] compares two locks and [`outdated`] compares a
 //! lock with what its registries now offer.
 //! Data flows one way along the pipeline; no module reaches back up it.

@@ -140,7 +140,7 @@ impl Registry for DirectoryRegistry {
     fn log_file<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
         async move {
             // Only the layout's own paths: a hostile caller cannot leave log/.
-            if !crate::tlog::layout::is_public_path(path) {
+            if !super::tlog::layout::is_public_path(path) {
                 return Ok(None);
             }
             let file = self.root.join("log").join(path);

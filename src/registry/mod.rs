@@ -13,6 +13,7 @@
 //! installer see nothing else. Methods are async so that HTTP registries can
 //! fetch many documents at once (prefetching) and stream archives.
 
+pub mod backfill;
 pub mod directory;
 pub mod document;
 pub mod http;
@@ -22,6 +23,7 @@ pub mod observe;
 pub mod publish;
 pub mod search;
 pub mod storage;
+pub mod tlog;
 pub mod transport;
 
 use std::fmt;

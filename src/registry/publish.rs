@@ -16,7 +16,7 @@
 //! beside `1.0.0`) is refused, as crates.io does: both would sort as one
 //! version, and a requirement could not tell them apart.
 //!
-//! A registry with a transparency log (`log/`, see [`crate::tlog`]) gets a
+//! A registry with a transparency log (`log/`, see [`tlog`](super::tlog)) gets a
 //! log record between the two: archive → record appended (index `n`) →
 //! document with `log_index = n`. Without the log's key, a logged registry
 //! refuses to publish or yank at all.
@@ -25,8 +25,8 @@ use std::io;
 
 use super::document::{PackageDocument, VersionRecord, archive_key, index_key};
 use super::storage::Storage;
+use super::tlog::{self, LogKey, TlogError};
 use crate::archive::{self, ArchiveError, Limits, ValidManifest};
-use crate::tlog::{self, LogKey, TlogError};
 
 /// Why a publish or yank was refused.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]

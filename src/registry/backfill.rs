@@ -5,9 +5,9 @@
 //! documents' `log_index` set. Versions that already have a `log_index`
 //! are skipped, so running it again (after a crash) appends nothing twice.
 
-use super::{Appender, Record};
-use crate::registry::document::index_key;
-use crate::registry::publish::{self, PublishError};
+use super::document::index_key;
+use super::publish::{self, PublishError};
+use super::tlog::{Appender, Record};
 
 /// What a backfill appended.
 #[derive(Debug, Default, Clone, Copy)]
