@@ -771,14 +771,15 @@ fn staged_in(packages: &Path, name: &str) -> bool {
 fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_changes_nothing() {
     let ctx = TestContext::new();
     let main = ctx.dir_registry("main");
-    let sha_a = main.publish("a", "1.0.0", &[]);
+    let fast = ["a", "c", "d"];
+    let shas: Vec<String> = fast.iter().map(|n| main.publish(n, "1.0.0", &[])).collect();
     let src = ctx.dir_registry("src");
     let sha_b = src.publish("b", "1.0.0", &[]);
     let archive_b = std::fs::read(src.archive_path("b", "1.0.0")).unwrap();
     let size_b = archive_b.len() as u64;
     let slow = FaultServer::start(archive_b);
     ctx.write_manifest(&format!(
-        "[project]\nname = \"app\"\n\n[dependencies]\na = \"1.0.0\"\nb = \"1.0.0\"\n\n\
+        "[project]\nname = \"app\"\n\n[dependencies]\na = \"1.0.0\"\nb = \"1.0.0\"\nc = \"1.0.0\"\nd = \"1.0.0\"\n\n\
          [[registries]]\nname = \"main\"\nurl = \"{}\"\n\n[[registries]]\nname = \"slow\"\nurl = \"{}\"\n",
         main.url(),
         slow.url
@@ -797,14 +798,20 @@ fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_chang
         size,
         dependencies: vec![],
     };
-    let size_a = std::fs::metadata(main.archive_path("a", "1.0.0")).unwrap().len();
+    let mut packages: Vec<fm::lock::LockedPackage> = fast
+        .iter()
+        .zip(&shas)
+        .map(|(n, sha)| {
+            let size = std::fs::metadata(main.archive_path(n, "1.0.0")).unwrap().len();
+            package(n, "main", sha, size)
+        })
+        .collect();
+    packages.push(package("b", "slow", &sha_b, size_b));
+    packages.sort_by(|x, y| x.name.cmp(&y.name));
     fm::lock::Lockfile {
-        root: vec!["a =1.0.0".into(), "b =1.0.0".into()],
+        root: packages.iter().map(|p| format!("{} =1.0.0", p.name)).collect(),
         registries: vec![registry("main", main.url()), registry("slow", slow.url.clone())],
-        packages: vec![
-            package("a", "main", &sha_a, size_a),
-            package("b", "slow", &sha_b, size_b),
-        ],
+        packages,
     }
     .save(&ctx.project.join("fm.lock"))
     .expect("write fm.lock");
@@ -818,13 +825,13 @@ fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_chang
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn fm sync");
-    // b's answer is held back until a is seen unpacked (a bound on a hang,
-    // not a timing assertion).
+    // b's answer is held back until a, c and d are seen unpacked (a bound
+    // on a hang, not a timing assertion).
     let packages = ctx.project.join(".fm/packages");
     let started = std::time::Instant::now();
     let mut unpacked_early = false;
     while started.elapsed() < Duration::from_secs(30) && child.try_wait().expect("wait fm").is_none() {
-        if staged_in(&packages, "a") {
+        if fast.iter().all(|n| staged_in(&packages, n)) {
             unpacked_early = true;
             break;
         }
@@ -833,7 +840,10 @@ fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_chang
     release.store(true, std::sync::atomic::Ordering::SeqCst);
     let out = child.wait_with_output().expect("wait fm sync");
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(unpacked_early, "a was not unpacked while b was downloading: {err}");
+    assert!(
+        unpacked_early,
+        "a, c, d were not unpacked while b was downloading: {err}"
+    );
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("sha256 mismatch for b 1.0.0 from registry slow"), "{err}");
     assert!(!ctx.project.join(".fm").exists(), "a failed sync left .fm behind");
@@ -842,10 +852,14 @@ fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_chang
         0,
         "a is cached though b failed"
     );
+    println!(
+        "FIGURES streaming-unpack: {n} of {n} verified archives unpacked while 1 download was held; it then failed its digest: exit 1, 0 staged folders left (no .fm), 0 archives cached",
+        n = fast.len()
+    );
 
     // The same lock installs once b's registry sends the right bytes.
     slow.script(&[]);
     assert_code(&ctx.run(&["sync", "--frozen"]), 0);
-    assert_eq!(assert_cache_clean(&ctx.cache, "after the clean sync"), 2);
+    assert_eq!(assert_cache_clean(&ctx.cache, "after the clean sync"), 4);
     assert_code(&ctx.run(&["verify"]), 0);
 }
