@@ -117,6 +117,7 @@ median "dir cold sync" "rm -rf $C $DIRP/.fm" "FM_CACHE_DIR=$C $FM sync --frozen 
 median "dir warm sync" "rm -rf $DIRP/.fm" "FM_CACHE_DIR=$C $FM sync --frozen --manifest-path $DIRP/fm.toml"
 median "dir no-op sync" "true" "FM_CACHE_DIR=$C $FM sync --frozen --manifest-path $DIRP/fm.toml"
 mkdir -p "$WORK/fresh"
+median "dir cold sync fresh" "true" "FM_CACHE_DIR=\$(mktemp -d $WORK/fresh/cache.XXXXXX) $FM sync --frozen --manifest-path $DIRP/fm.toml --dir \$(mktemp -d $WORK/fresh/fm.XXXXXX)"
 median "dir warm sync fresh" "true" "FM_CACHE_DIR=$C $FM sync --frozen --manifest-path $DIRP/fm.toml --dir \$(mktemp -d $WORK/fresh/fm.XXXXXX)"
 
 UC=$WORK/uv-cache OUT=$WORK/uv-out.txt T=$WORK/uv-target
@@ -127,6 +128,7 @@ cp "$OUT" "$WORK/resolved.txt"
 SYNC="$UV pip sync -q --no-index --find-links $U/wheels --target $T $WORK/resolved.txt"
 median "uv cold sync" "rm -rf $T $UC" "$SYNC --cache-dir $UC"
 median "uv warm sync" "rm -rf $T" "$SYNC --cache-dir $UC"
+median "uv cold sync fresh" "true" "$UV pip sync -q --no-index --find-links $U/wheels --target \$(mktemp -d $WORK/fresh/uv.XXXXXX) $WORK/resolved.txt --cache-dir \$(mktemp -d $WORK/fresh/uvc.XXXXXX)"
 median "uv warm sync fresh" "true" "$UV pip sync -q --no-index --find-links $U/wheels --target \$(mktemp -d $WORK/fresh/uv.XXXXXX) $WORK/resolved.txt --cache-dir $UC"
 median "uv warm sync copy" "rm -rf $T" "$SYNC --cache-dir $UC --link-mode copy"
 
@@ -158,6 +160,7 @@ print(f"| cold sync over HTTP | {t('http cold sync'):.2f} s | dir cold sync + 10
 print(f"| lock vs uv | {t('dir lock'):.3f} s | uv {t('uv lock'):.3f} s | {t('dir lock')/t('uv lock'):.2f} | <= 0.10 |")
 print(f"| warm sync vs uv | {t('dir warm sync'):.3f} s | uv {t('uv warm sync'):.3f} s | {t('dir warm sync')/t('uv warm sync'):.2f} | <= 0.15 |")
 print(f"| cold sync vs uv | {t('dir cold sync'):.3f} s | uv {t('uv cold sync'):.3f} s | {t('dir cold sync')/t('uv cold sync'):.2f} | <= 0.30 |")
+print(f"| cold sync into fresh folders vs uv | {t('dir cold sync fresh'):.3f} s | uv {t('uv cold sync fresh'):.3f} s | {t('dir cold sync fresh')/t('uv cold sync fresh'):.2f} | <= 0.30 |")
 print(f"| warm sync into a fresh folder vs uv | {t('dir warm sync fresh'):.3f} s | uv {t('uv warm sync fresh'):.3f} s | {t('dir warm sync fresh')/t('uv warm sync fresh'):.2f} | <= 0.15 |")
 print(f"| warm sync vs uv --link-mode copy | {t('dir warm sync'):.3f} s | uv {t('uv warm sync copy'):.3f} s | {t('dir warm sync')/t('uv warm sync copy'):.2f} | |")
 print(f"| no-op sync | {t('dir no-op sync')*1000:.0f} ms | | | |")

@@ -1,8 +1,14 @@
 //! A directory registry, read as a client (SPEC §4): `index/{name}.json` and
 //! `packages/{name}/{name}-{version}.fmpkg` under a folder.
+//!
+//! [`Registry::document`] parses each document once per client and keeps
+//! it, as the HTTP client keeps what it fetched: one command sees one
+//! version of each document (`fm lock` reads a package's document for the
+//! solver and again for the yanked check after it).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -16,6 +22,8 @@ pub struct DirectoryRegistry {
     name: String,
     url: url::Url,
     root: PathBuf,
+    /// Documents already parsed by [`Registry::document`], by name.
+    docs: Arc<Mutex<HashMap<String, Arc<PackageDocument>>>>,
 }
 
 impl DirectoryRegistry {
@@ -25,6 +33,7 @@ impl DirectoryRegistry {
             name: name.to_owned(),
             url,
             root,
+            docs: Arc::default(),
         }
     }
 
@@ -93,7 +102,17 @@ impl Registry for DirectoryRegistry {
 
     fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>> {
         // Local reads are a few hundred microseconds: no need for a thread.
-        async move { Ok(self.read_document(package)?.map(Arc::new)) }.boxed()
+        async move {
+            if let Some(doc) = self.docs.lock().ok().and_then(|m| m.get(package).cloned()) {
+                return Ok(Some(doc));
+            }
+            let doc = self.read_document(package)?.map(Arc::new);
+            if let (Some(doc), Ok(mut m)) = (&doc, self.docs.lock()) {
+                m.insert(package.to_owned(), doc.clone());
+            }
+            Ok(doc)
+        }
+        .boxed()
     }
 
     fn download<'a>(
@@ -151,5 +170,34 @@ impl Registry for DirectoryRegistry {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `fm lock` parsed every document twice (solver, then the yanked check).
+    #[test]
+    fn a_document_is_parsed_once_per_client() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/registries/company/index/classifier.json"
+        );
+        std::fs::create_dir_all(tmp.path().join("index")).unwrap();
+        let path = tmp.path().join("index/classifier.json");
+        std::fs::copy(fixture, &path).unwrap();
+        let url = url::Url::from_directory_path(tmp.path()).unwrap();
+        let reg = DirectoryRegistry::new("company", url, tmp.path().to_owned());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let first = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        // Gone from the folder: the second read is the kept copy, the same one.
+        std::fs::remove_file(&path).unwrap();
+        let second = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        // A new client reads the folder again.
+        let other = DirectoryRegistry::new("company", reg.url.clone(), tmp.path().to_owned());
+        assert!(rt.block_on(other.document("classifier")).unwrap().is_none());
     }
 }
