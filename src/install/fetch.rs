@@ -14,7 +14,7 @@
 //! and unpack not yet started. Files are moved into the cache only once
 //! **every** download of the run has matched its lock digest, so a
 //! mismatch leaves the cache as it was.
-//! Downloads run concurrently on a small tokio runtime, at most
+//! Downloads run concurrently on the process's tokio runtime, at most
 //! [`crate::registry::transport::concurrency`] at a time
 //! (`FM_CONCURRENT_DOWNLOADS`, default 50).
 

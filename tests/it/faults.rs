@@ -812,6 +812,7 @@ fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_chang
         root: packages.iter().map(|p| format!("{} =1.0.0", p.name)).collect(),
         registries: vec![registry("main", main.url()), registry("slow", slow.url.clone())],
         packages,
+        log: Default::default(),
     }
     .save(&ctx.project.join("fm.lock"))
     .expect("write fm.lock");
