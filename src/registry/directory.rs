@@ -28,6 +28,9 @@ fn stamp(m: &std::fs::Metadata) -> Stamp {
     (m.len(), m.modified().ok(), ino)
 }
 
+/// Parsed documents by name, with the [`Stamp`] of their file.
+type Kept = HashMap<String, (Stamp, Arc<PackageDocument>)>;
+
 /// A registry folder on this machine.
 #[derive(Debug, Clone)]
 pub struct DirectoryRegistry {
@@ -36,7 +39,7 @@ pub struct DirectoryRegistry {
     root: PathBuf,
     /// Documents already parsed by [`Registry::document`], by name, with
     /// the identity of the file they were parsed from.
-    docs: Arc<Mutex<HashMap<String, (Stamp, Arc<PackageDocument>)>>>,
+    docs: Arc<Mutex<Kept>>,
 }
 
 impl DirectoryRegistry {
