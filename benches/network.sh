@@ -14,7 +14,17 @@
 #   http cold sync    fm sync --frozen, empty cache and install dir, proxy
 #   dir cold sync     the same from the registry folder
 #   dir lock / warm sync / cold sync, and uv's three on the same graph
+#   warm sync into a fresh folder: a new, never-deleted folder per run
+#     (`--dir` / `--target`), beside the one after `rm -rf` of the last
+#     install: ext4 pays for allocating inodes next to freshly freed ones,
+#     which is the filesystem's cost, not the tool's
+#   uv warm sync with --link-mode copy (uv hard-links by default; fm copies)
 #   peak RSS of fm lock and fm sync (and uv's), from /usr/bin/time
+#
+# With hyperfine on PATH (apt-get install -y hyperfine) the times are its
+# medians (HYPERFINE= forces the /usr/bin/time loop); peak RSS always comes
+# from /usr/bin/time. UNIVERSE=DIR reuses a graph gen_universe.py already
+# wrote (it must match PACKAGES); otherwise it is generated.
 #
 # and the graph depth of the lock (longest chain from the project), to hold
 # `http cold lock` against depth x RTT. Not run by CI.
@@ -43,8 +53,15 @@ cleanup() {
 trap cleanup EXIT
 
 # The graph: gen_universe.py's defaults, --packages as given (its README).
-U=$WORK/universe
-python3 "$GEN" --packages "$PACKAGES" --out "$U" >/dev/null
+if [ -n "${UNIVERSE:-}" ]; then
+    U=$WORK/universe
+    cp -a "$UNIVERSE" "$U"
+    rm -rf "$U/fm-project/.fm" "$U/fm-project/fm.lock"
+else
+    U=$WORK/universe
+    python3 "$GEN" --packages "$PACKAGES" --out "$U" >/dev/null
+fi
+HYPERFINE=${HYPERFINE-$(command -v hyperfine || true)}
 
 # The server, and the proxy in front of it.
 "$FM" --quiet registry serve --storage "$U/fm-registry" --bind 127.0.0.1:0 2>"$WORK/serve.log" &
@@ -68,8 +85,9 @@ export FM_HOME=$WORK/home
 results=$WORK/results.tsv
 : >"$results"
 median() {
-    local label=$1 prepare=$2 cmd=$3 i times=() rss=0 r
-    for ((i = 0; i < RUNS; i++)); do
+    local label=$1 prepare=$2 cmd=$3 i times=() rss=0 r m n=$RUNS
+    [ -n "$HYPERFINE" ] && n=1
+    for ((i = 0; i < n; i++)); do
         bash -c "$prepare"
         /usr/bin/time -f '%e %M' -o "$WORK/t" bash -c "$cmd" >/dev/null 2>"$WORK/err" ||
             { cat "$WORK/err" >&2; echo "failed: $cmd" >&2; exit 1; }
@@ -77,8 +95,13 @@ median() {
         times+=("$t")
         [ "$r" -gt "$rss" ] && rss=$r
     done
-    local m
-    m=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    if [ -n "$HYPERFINE" ]; then
+        "$HYPERFINE" --style none --runs "$RUNS" --prepare "$prepare" --export-json "$WORK/h.json" "$cmd" >/dev/null 2>"$WORK/err" ||
+            { cat "$WORK/err" >&2; echo "failed: $cmd" >&2; exit 1; }
+        m=$(python3 -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["results"][0]["median"], 4))' "$WORK/h.json")
+    else
+        m=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    fi
     printf '%s\t%s\t%s\n' "$label" "$m" "$((rss / 1024))" >>"$results"
     printf '%-28s %7ss  peak %5s MiB\n' "$label" "$m" "$((rss / 1024))" >&2
 }
@@ -93,6 +116,9 @@ FM_CACHE_DIR=$C "$FM" --quiet lock --manifest-path "$DIRP/fm.toml"
 median "dir cold sync" "rm -rf $C $DIRP/.fm" "FM_CACHE_DIR=$C $FM sync --frozen --manifest-path $DIRP/fm.toml"
 median "dir warm sync" "rm -rf $DIRP/.fm" "FM_CACHE_DIR=$C $FM sync --frozen --manifest-path $DIRP/fm.toml"
 median "dir no-op sync" "true" "FM_CACHE_DIR=$C $FM sync --frozen --manifest-path $DIRP/fm.toml"
+mkdir -p "$WORK/fresh"
+median "dir cold sync fresh" "true" "FM_CACHE_DIR=\$(mktemp -d $WORK/fresh/cache.XXXXXX) $FM sync --frozen --manifest-path $DIRP/fm.toml --dir \$(mktemp -d $WORK/fresh/fm.XXXXXX)"
+median "dir warm sync fresh" "true" "FM_CACHE_DIR=$C $FM sync --frozen --manifest-path $DIRP/fm.toml --dir \$(mktemp -d $WORK/fresh/fm.XXXXXX)"
 
 UC=$WORK/uv-cache OUT=$WORK/uv-out.txt T=$WORK/uv-target
 COMPILE="$UV pip compile -q --no-index --find-links $U/wheels $U/requirements.in -o $OUT"
@@ -102,6 +128,9 @@ cp "$OUT" "$WORK/resolved.txt"
 SYNC="$UV pip sync -q --no-index --find-links $U/wheels --target $T $WORK/resolved.txt"
 median "uv cold sync" "rm -rf $T $UC" "$SYNC --cache-dir $UC"
 median "uv warm sync" "rm -rf $T" "$SYNC --cache-dir $UC"
+median "uv cold sync fresh" "true" "$UV pip sync -q --no-index --find-links $U/wheels --target \$(mktemp -d $WORK/fresh/uv.XXXXXX) $WORK/resolved.txt --cache-dir \$(mktemp -d $WORK/fresh/uvc.XXXXXX)"
+median "uv warm sync fresh" "true" "$UV pip sync -q --no-index --find-links $U/wheels --target \$(mktemp -d $WORK/fresh/uv.XXXXXX) $WORK/resolved.txt --cache-dir $UC"
+median "uv warm sync copy" "rm -rf $T" "$SYNC --cache-dir $UC --link-mode copy"
 
 # The graph's depth: the longest chain of locked dependencies from the root.
 depth=$(python3 - "$DIRP/fm.lock" <<'PY'
@@ -131,7 +160,11 @@ print(f"| cold sync over HTTP | {t('http cold sync'):.2f} s | dir cold sync + 10
 print(f"| lock vs uv | {t('dir lock'):.3f} s | uv {t('uv lock'):.3f} s | {t('dir lock')/t('uv lock'):.2f} | <= 0.10 |")
 print(f"| warm sync vs uv | {t('dir warm sync'):.3f} s | uv {t('uv warm sync'):.3f} s | {t('dir warm sync')/t('uv warm sync'):.2f} | <= 0.15 |")
 print(f"| cold sync vs uv | {t('dir cold sync'):.3f} s | uv {t('uv cold sync'):.3f} s | {t('dir cold sync')/t('uv cold sync'):.2f} | <= 0.30 |")
+print(f"| cold sync into fresh folders vs uv | {t('dir cold sync fresh'):.3f} s | uv {t('uv cold sync fresh'):.3f} s | {t('dir cold sync fresh')/t('uv cold sync fresh'):.2f} | <= 0.30 |")
+print(f"| warm sync into a fresh folder vs uv | {t('dir warm sync fresh'):.3f} s | uv {t('uv warm sync fresh'):.3f} s | {t('dir warm sync fresh')/t('uv warm sync fresh'):.2f} | <= 0.15 |")
+print(f"| warm sync vs uv --link-mode copy | {t('dir warm sync'):.3f} s | uv {t('uv warm sync copy'):.3f} s | {t('dir warm sync')/t('uv warm sync copy'):.2f} | |")
 print(f"| no-op sync | {t('dir no-op sync')*1000:.0f} ms | | | |")
 print(f"| peak RSS lock | {rows['dir lock'][1]} MiB | uv {rows['uv lock'][1]} MiB | {rows['dir lock'][1]/max(rows['uv lock'][1],1):.2f} | < 1 |")
 print(f"| peak RSS cold sync | {rows['dir cold sync'][1]} MiB | uv {rows['uv cold sync'][1]} MiB | {rows['dir cold sync'][1]/max(rows['uv cold sync'][1],1):.2f} | |")
+print(f"| peak RSS cold sync over HTTP | {rows['http cold sync'][1]} MiB | | | |")
 PY

@@ -84,27 +84,49 @@ path=/api/v1/registry/packages/pkg-$((PACKAGES / 2 + 1))
 curl -sf "$fm_url$path" >/dev/null
 curl -sf "$nginx_url$path" >/dev/null
 
-run() { # name url
-    local out
-    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$2$path")
-    local rps p50 p99
+# CPU ticks (utime + stime) of a process and its children so far: all of
+# nginx's workers, or fm's one process.
+ticks() {
+    local total=0 p
+    for p in "$@"; do
+        total=$((total + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo "$total"
+}
+nginx_pids() { echo "$nginx_pid" $(pgrep -P "$nginx_pid" || true); }
+HZ=$(getconf CLK_TCK)
+
+run() { # name url pids...
+    local out name=$1 url=$2
+    shift 2
+    local before after
+    before=$(ticks "$@")
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$url$path")
+    after=$(ticks "$@")
+    local rps p50 p99 reqs cpu
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-    echo "$1|$rps|$p50|$p99"
+    reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+    # Server CPU per request: the figure a loaded machine moves least.
+    cpu=$(awk -v t=$((after - before)) -v hz="$HZ" -v n="$reqs" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    echo "$name|$rps|$p50|$p99|$cpu"
 }
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, GET $path ($(curl -s "$fm_url$path" | wc -c) bytes from fm)"
-fm_line=$(run "fm registry serve" "$fm_url")
-nginx_line=$(run "nginx (static index/)" "$nginx_url")
-fm_rps=$(echo "$fm_line" | cut -d'|' -f2)
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+fm_line=$(run "fm registry serve" "$fm_url" "$fm_pid")
+nginx_line=$(run "nginx (static index/)" "$nginx_url" $(nginx_pids))
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 nginx_rps=$(echo "$nginx_line" | cut -d'|' -f2)
+nginx_cpu=$(echo "$nginx_line" | cut -d'|' -f5)
 echo
-echo "| server | requests/s | p50 | p99 | vs nginx |"
-echo "|---|---|---|---|---|"
+echo "| server | requests/s | p50 | p99 | vs nginx | server CPU µs/req | nginx's CPU / this |"
+echo "|---|---|---|---|---|---|---|"
 for line in "$fm_line" "$nginx_line"; do
-    IFS='|' read -r name rps p50 p99 <<<"$line"
+    IFS='|' read -r name rps p50 p99 cpu <<<"$line"
     ratio=$(awk -v a="$rps" -v b="$nginx_rps" 'BEGIN { printf "%.2f", a / b }')
-    echo "| $name | $rps | $p50 | $p99 | $ratio |"
+    cratio=$(awk -v a="$cpu" -v b="$nginx_cpu" 'BEGIN { printf "%.2f", b / a }')
+    echo "| $name | $rps | $p50 | $p99 | $ratio | $cpu | $cratio |"
 done

@@ -383,7 +383,10 @@ impl Project {
         let text = lock.render();
         let written = old_text.as_deref() != Some(text.as_str());
         if written {
-            lock.save(&self.lock_path())?;
+            // The text just rendered, not a second rendering by `save`.
+            let path = self.lock_path();
+            crate::fsutil::write_atomic(&path, text.as_bytes())
+                .map_err(|source| crate::lock::LockError::Io { path, source })?;
         }
         let yanked = yanked::check(&lock, &registries);
         let outcome = LockOutcome {

@@ -1,20 +1,29 @@
-//! Downloads: archives streamed from registries into the cache, verified.
+//! Downloads: archives streamed from registries into the cache, verified,
+//! and unpacked as they arrive.
 //!
-//! Each archive streams through [`HashingWriter`] into a temporary file in
-//! `{cache}/tmp/`; the digest is computed as the bytes arrive and the
-//! download is cut off [`SIZE_SLACK`] past the size the lock recorded (no
-//! archive of that digest can be longer, and a registry might never stop
-//! sending). Each download's time is bounded by the transport's deadline
-//! plus a minimum throughput (`registry::transport`).
-//! Files are moved into the cache only once **every** download of the run
-//! has matched its lock digest, so a mismatch leaves the cache as it was.
-//! Downloads run concurrently on a small tokio runtime, at most
+//! Each archive streams through [`HashingWriter`] into memory; the digest
+//! is computed as the bytes arrive and the download is cut off
+//! [`SIZE_SLACK`] past the size the lock recorded (no archive of that
+//! digest can be longer, and a registry might never stop sending). Each
+//! download's time is bounded by the transport's deadline plus a minimum
+//! throughput (`registry::transport`).
+//! Once its digest matches, a rayon job writes it to a temporary file in
+//! `{cache}/tmp/` and hands those same bytes to the caller's unpack
+//! ([`download_and_unpack`]) while other downloads go on; nothing is ever
+//! unpacked from bytes that did not match. A failure stops every download
+//! and unpack not yet started. Files are moved into the cache only once
+//! **every** download of the run has matched its lock digest, so a
+//! mismatch leaves the cache as it was.
+//! Downloads run concurrently on the process's tokio runtime, at most
 //! [`crate::registry::transport::concurrency`] at a time
 //! (`FM_CONCURRENT_DOWNLOADS`, default 50).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::Path;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures_util::StreamExt;
@@ -32,6 +41,10 @@ use crate::registry::{OpenOptions, Registry};
 /// few bytes longer) be hashed so that the error shows both digests. Small,
 /// so an endless answer costs at most this much more than the locked size.
 pub const SIZE_SLACK: u64 = 64 * 1024;
+
+/// The most memory reserved up front for one download, whatever size the
+/// lock claims; a larger archive grows its buffer as its bytes arrive.
+const PREALLOCATE_MAX: u64 = 8 * 1024 * 1024;
 
 /// An `AsyncWrite` that hashes and counts what passes through it, and fails
 /// once more than `limit` bytes arrive.
@@ -162,6 +175,14 @@ pub struct Staged {
     file: tempfile::NamedTempFile,
 }
 
+/// What to do with each archive once its bytes are verified: typically
+/// unpack it into a staging folder. `bytes` is `Some` for an archive that
+/// was just downloaded (the very bytes whose digest matched the lock, held
+/// in memory, never read back from disk), `None` for one already in the
+/// cache (the callee reads and re-hashes it). Runs on rayon, while other
+/// downloads are still arriving.
+pub type Unpack<'a, T> = dyn Fn(&LockedPackage, Option<&[u8]>) -> Result<T, InstallError> + Sync + 'a;
+
 /// Downloads `packages` concurrently into temporary files and checks each
 /// against its lock digest. Returns them staged; [`commit`] moves them into
 /// the cache. The first failure (in lock order) is returned, and every
@@ -172,45 +193,204 @@ pub fn download_all(
     clients: &HashMap<String, Arc<dyn Registry>>,
     progress: &dyn Progress,
 ) -> Result<Vec<Staged>, InstallError> {
-    let tmp_dir = cache.checked_tmp_dir()?;
-    let runtime = crate::runtime::get().map_err(InstallError::io("starting the download runtime"))?;
-    let results: Vec<Result<Staged, InstallError>> = runtime.block_on(async {
-        futures_util::stream::iter(packages.iter().copied())
-            .map(|p| download_one(p, clients, &tmp_dir, progress))
-            .buffered(crate::registry::transport::concurrency())
-            .collect()
-            .await
-    });
-    results.into_iter().collect()
+    let (_, staged) = download_and_unpack(cache, packages, packages, clients, progress, &|_, _| Ok(()))?;
+    Ok(staged)
 }
 
+/// The install pipeline: unpacks every package of `packages` with `unpack`,
+/// downloading first those whose archive is in `need` (one entry per
+/// digest, the archives the cache lacks). Cached archives are unpacked at
+/// once; each download is unpacked as soon as it has arrived and matched
+/// its lock digest, while the others are still downloading, so unpacking
+/// hides behind network waits.
+///
+/// A failure stops everything: no new download or unpack starts after it,
+/// the ones under way finish, and the first failure in lock order is
+/// returned; every temporary file is deleted (the caller removes what
+/// `unpack` created). On success, returns `unpack`'s results in the order
+/// of `packages` and the verified downloads, for [`commit`].
+pub fn download_and_unpack<T: Send>(
+    cache: &Cache,
+    packages: &[&LockedPackage],
+    need: &[&LockedPackage],
+    clients: &HashMap<String, Arc<dyn Registry>>,
+    progress: &dyn Progress,
+    unpack: &Unpack<'_, T>,
+) -> Result<(Vec<T>, Vec<Staged>), InstallError> {
+    let tmp_dir = if need.is_empty() {
+        None
+    } else {
+        Some(cache.checked_tmp_dir()?)
+    };
+    let downloading: HashSet<&str> = need.iter().map(|p| p.sha256.as_str()).collect();
+    let failed = AtomicBool::new(false);
+    let downloads_done = AtomicBool::new(need.is_empty());
+    let unpacked = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<Result<T, InstallError>>>> = packages.iter().map(|_| Mutex::new(None)).collect();
+    let staged: Vec<Mutex<Option<Result<Staged, InstallError>>>> = need.iter().map(|_| Mutex::new(None)).collect();
+    fn put<R>(slot: &Mutex<Option<R>>, r: R) {
+        if let Ok(mut s) = slot.lock() {
+            *s = Some(r);
+        }
+    }
+
+    let unpack_one = |i: usize, bytes: Option<&[u8]>| {
+        if failed.load(Ordering::Acquire) {
+            return;
+        }
+        let r = unpack(packages[i], bytes);
+        if r.is_err() {
+            failed.store(true, Ordering::Release);
+        }
+        put(&results[i], r);
+        unpacked.fetch_add(1, Ordering::AcqRel);
+        if downloads_done.load(Ordering::Acquire) {
+            progress.unpacked(&packages[i].name);
+        }
+    };
+    // A verified download: into its temporary file (for the cache), then
+    // unpacked for every package that has this digest.
+    let store_and_unpack = |j: usize, bytes: Vec<u8>, dir: &Path| {
+        if failed.load(Ordering::Acquire) {
+            return;
+        }
+        let p = need[j];
+        let r = write_temp(p, &bytes, dir);
+        let ok = r.is_ok();
+        if !ok {
+            failed.store(true, Ordering::Release);
+        }
+        put(&staged[j], r);
+        if ok {
+            for (i, q) in packages.iter().enumerate() {
+                if q.sha256 == p.sha256 {
+                    unpack_one(i, Some(&bytes));
+                }
+            }
+        }
+    };
+
+    if need.is_empty() {
+        progress.unpacking(packages.len());
+    } else {
+        progress.downloading(need.len(), need.iter().map(|p| p.size).sum());
+    }
+    let outcome = rayon::in_place_scope(|s| -> Result<(), InstallError> {
+        for (i, p) in packages.iter().enumerate() {
+            if !downloading.contains(p.sha256.as_str()) {
+                let unpack_one = &unpack_one;
+                s.spawn(move |_| unpack_one(i, None));
+            }
+        }
+        let Some(dir) = &tmp_dir else {
+            return Ok(());
+        };
+        let runtime = crate::runtime::get().map_err(InstallError::io("starting the download runtime"))?;
+        runtime.block_on(async {
+            futures_util::stream::iter(need.iter().copied().enumerate())
+                .map(|(j, p)| {
+                    let (failed, staged, store_and_unpack) = (&failed, &staged, &store_and_unpack);
+                    async move {
+                        if failed.load(Ordering::Acquire) {
+                            return;
+                        }
+                        match download_one(p, clients, dir, progress).await {
+                            Ok(bytes) => s.spawn(move |_| store_and_unpack(j, bytes, dir)),
+                            Err(e) => {
+                                failed.store(true, Ordering::Release);
+                                put(&staged[j], Err(e));
+                            }
+                        }
+                    }
+                })
+                .buffer_unordered(crate::registry::transport::concurrency())
+                .collect::<()>()
+                .await
+        });
+        downloads_done.store(true, Ordering::Release);
+        progress.unpacking(packages.len().saturating_sub(unpacked.load(Ordering::Acquire)));
+        Ok(())
+    });
+    outcome?;
+
+    // Every job has finished (the scope waited for them). The first
+    // failure in lock order: a download's counts at its first package.
+    let first_of = |sha: &str| packages.iter().position(|q| q.sha256 == sha).unwrap_or(usize::MAX);
+    let mut first: Option<(usize, InstallError)> = None;
+    let mut keep = |at: usize, e: InstallError| {
+        if first.as_ref().is_none_or(|(i, _)| at < *i) {
+            first = Some((at, e));
+        }
+    };
+    let mut files = Vec::with_capacity(need.len());
+    for (j, slot) in staged.into_iter().enumerate() {
+        match slot.into_inner().ok().flatten() {
+            Some(Ok(s)) => files.push(s),
+            Some(Err(e)) => keep(first_of(&need[j].sha256), e),
+            None => {}
+        }
+    }
+    let mut out = Vec::with_capacity(packages.len());
+    for (i, slot) in results.into_iter().enumerate() {
+        match slot.into_inner().ok().flatten() {
+            Some(Ok(t)) => out.push(t),
+            Some(Err(e)) => keep(i, e),
+            None => {}
+        }
+    }
+    if let Some((_, e)) = first {
+        return Err(e);
+    }
+    if out.len() != packages.len() || files.len() != need.len() {
+        return Err(InstallError::Io {
+            what: "installing".to_owned(),
+            source: std::io::Error::other("an unpack did not run; run the command again"),
+        });
+    }
+    Ok((out, files))
+}
+
+/// Writes a verified download into a new temporary file in `dir` (the
+/// cache's `tmp/`), for [`commit`].
+fn write_temp(p: &LockedPackage, bytes: &[u8], dir: &Path) -> Result<Staged, InstallError> {
+    let cache_write = |source| InstallError::CacheWrite {
+        cache: dir.display().to_string(),
+        package: format!("{} {}", p.name, p.version),
+        source,
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix("download-")
+        .tempfile_in(dir)
+        .map_err(InstallError::io(format!("creating a file in {}", dir.display())))?;
+    file.write_all(bytes).map_err(cache_write)?;
+    Ok(Staged {
+        sha256: p.sha256.clone(),
+        file,
+    })
+}
+
+/// Downloads one archive into memory (at most its locked size plus
+/// [`SIZE_SLACK`]), hashing it as it streams; returns the bytes once their
+/// digest matches the lock.
 async fn download_one(
     p: &LockedPackage,
     clients: &HashMap<String, Arc<dyn Registry>>,
-    tmp_dir: &std::path::Path,
+    tmp_dir: &Path,
     progress: &dyn Progress,
-) -> Result<Staged, InstallError> {
+) -> Result<Vec<u8>, InstallError> {
     let client = clients.get(&p.registry).ok_or_else(|| InstallError::UnknownRegistry {
         package: p.name.clone(),
         registry: p.registry.clone(),
     })?;
-    let file = tempfile::Builder::new()
-        .prefix("download-")
-        .tempfile_in(tmp_dir)
-        .map_err(InstallError::io(format!("creating a file in {}", tmp_dir.display())))?;
-    let handle = file
-        .as_file()
-        .try_clone()
-        .map_err(InstallError::io(format!("opening {}", file.path().display())))?;
     let version = p.version.to_string();
     let limit = p.size.saturating_add(SIZE_SLACK);
-    let mut writer = HashingWriter::new(tokio::fs::File::from_std(handle), limit, progress);
+    // The lock's size is the repository's word: never reserve much on it.
+    let capacity = p.size.min(PREALLOCATE_MAX) as usize;
+    let mut writer = HashingWriter::new(Vec::with_capacity(capacity), limit, progress);
     let result = client.download(&p.name, &version, &mut writer).await;
     let overflowed = writer.overflowed();
     let write_error = writer.take_write_error();
-    let (actual, _, mut out) = writer.finish();
-    // The disk under the cache failed (full, a quota): name the cache, not
-    // the registry whose bytes could not be stored.
+    let (actual, _, bytes) = writer.finish();
     if result.is_err()
         && let Some(source) = write_error
     {
@@ -238,14 +418,6 @@ async fn download_one(
         }
         Err(e) => return Err(e.into()),
     }
-    tokio::io::AsyncWriteExt::flush(&mut out)
-        .await
-        .map_err(|source| InstallError::CacheWrite {
-            cache: tmp_dir.display().to_string(),
-            package: format!("{} {version}", p.name),
-            source,
-        })?;
-    drop(out);
     if actual != p.sha256 {
         return Err(InstallError::DigestMismatch {
             package: p.name.clone(),
@@ -255,7 +427,7 @@ async fn download_one(
             actual,
         });
     }
-    Ok(Staged { sha256: actual, file })
+    Ok(bytes)
 }
 
 /// Moves verified downloads into the cache, read-only.

@@ -15,18 +15,21 @@
 //! 2. **Fetch** ([`fetch`]) — archives missing from the cache ([`cache`])
 //!    are downloaded concurrently (tokio, bounded), hashed as they stream,
 //!    and moved into the cache only once *all* of them match the lock.
-//! 3. **Stage** — on rayon, each archive is read from the cache, re-hashed
-//!    against the lock, and unpacked (safely, by [`crate::archive::extract`])
-//!    into a new folder beside its destination, `{packages}/.fm-tmp-*`;
-//!    the stat data of every file written is recorded.
+//! 3. **Stage** — on rayon, each archive is unpacked (safely, by
+//!    [`crate::archive::extract`]) into a new folder beside its
+//!    destination, `{packages}/.fm-tmp-*`, and the stat data of every file
+//!    written is recorded. A cached archive is read and re-hashed against
+//!    the lock first; a downloaded one is unpacked from the very bytes that
+//!    matched, as soon as they did, while other downloads are still under
+//!    way ([`fetch::download_and_unpack`]): steps 2 and 3 overlap.
 //! 4. **Commit** — the state file is rewritten without the entries about to
 //!    change, naming their folders `owned`; each staged folder is renamed
 //!    into place (an old one is first renamed to `.fm-trash-*` and
 //!    removed); owned extras are removed; the final state file is written.
 //!
-//! Steps 0–2 run first without the project lock, reading the project only;
-//! then, under the project lock, 0–2 run again (normally finding everything
-//! cached: another fm may have changed the folder meanwhile) and 3–4
+//! Steps 0–1 run first without the project lock, reading the project only
+//! (an offline miss is reported there); then, under the project lock, 0–1
+//! run again (another fm may have changed the folder meanwhile) and 2–4
 //! follow.
 //!
 //! Invariants:
@@ -36,11 +39,13 @@
 //! - fm removes only what it installed: a folder the state file does not
 //!   name (installed or `owned`) is never replaced or removed, and links are
 //!   removed as links;
-//! - every digest is checked before fm creates or changes anything in the
-//!   project, and every archive is re-hashed when it is unpacked: a digest
-//!   mismatch, a corrupt cache entry, a hostile archive or an offline miss
-//!   leaves the project as it was (staged folders are deleted, and folders
-//!   this run created are removed again);
+//! - an archive is unpacked only from bytes whose digest matched the lock
+//!   (a cached one is re-hashed when it is read), and every digest is
+//!   checked before fm changes anything in the project but `.fm-tmp-*`
+//!   folders: a digest mismatch, a corrupt cache entry, a hostile archive
+//!   or an offline miss stops every download and unpack and leaves the
+//!   project as it was (staged folders are deleted, and folders this run
+//!   created are removed again);
 //! - installed files are the project's own copies, unpacked from the
 //!   verified archive: nothing is shared with the cache or another project;
 //! - nothing but `.fm-tmp-*` folders changes in the install folder before
@@ -73,8 +78,6 @@ pub mod verify;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Mutex;
-
-use rayon::prelude::*;
 
 pub use cache::Cache;
 pub use error::InstallError;
@@ -184,7 +187,9 @@ pub fn install(
         report.foreign = first.foreign;
         return Ok(report);
     }
-    fetch_missing(&first.to_install, registries, opts, progress, &mut report)?;
+    // Downloads wait for the project lock, to be unpacked as they arrive
+    // (step 3); an offline miss is named before anything is created.
+    missing(&first.to_install, opts)?;
     drop(opened);
 
     // Then under the project lock, plan again: another fm may have changed
@@ -220,26 +225,26 @@ fn locked_install(
         report.unchanged = packages.len();
         return Ok(report);
     }
-    fetch_missing(&plan.to_install, registries, opts, progress, &mut report)?;
     report.unchanged = packages.len() - plan.to_install.len();
     report.changed = plan.changed.clone();
 
-    // 3. Stage beside the destinations. Every staged folder is deleted if
-    // anything fails before it is renamed into place.
-    progress.unpacking(plan.to_install.len());
+    // 2-3. Fetch what the cache lacks and stage beside the destinations,
+    // each download unpacked as soon as it matched its digest while others
+    // still download ([`fetch::download_and_unpack`]). Verified downloads
+    // enter the cache only once all matched; every staged folder is
+    // deleted if anything fails before it is renamed into place.
     let staging = Staging {
         dir: &opened.packages,
         names: Mutex::new(Vec::new()),
     };
-    let staged: Vec<Staged> = plan
-        .to_install
-        .par_iter()
-        .map(|p| {
-            let s = stage(&staging, &opts.cache, p)?;
-            progress.unpacked(&p.name);
-            Ok(s)
-        })
-        .collect::<Result<_, InstallError>>()?;
+    let staged: Vec<Staged> = fetch_and_stage(
+        &plan.to_install,
+        registries,
+        opts,
+        progress,
+        &mut report,
+        &|p, bytes| stage(&staging, &opts.cache, p, bytes),
+    )?;
 
     // 4. Commit. First the state without what is about to change, owning
     // every folder that will.
@@ -343,21 +348,34 @@ struct Staged {
 
 /// Step 3 for one package: the cached archive, re-hashed, unpacked into a
 /// new folder; the stat data of every file written.
-fn stage(staging: &Staging<'_>, cache: &Cache, p: &LockedPackage) -> Result<Staged, InstallError> {
+/// `downloaded`: the archive's verified bytes, when it was just downloaded.
+fn stage(
+    staging: &Staging<'_>,
+    cache: &Cache,
+    p: &LockedPackage,
+    downloaded: Option<&[u8]>,
+) -> Result<Staged, InstallError> {
     let version = p.version.to_string();
-    let bytes = cache
-        .read_archive(&p.name, &version, &p.sha256)?
-        .ok_or_else(|| InstallError::Io {
-            what: format!("reading {}", cache.archive_path(&p.sha256).display()),
-            source: std::io::Error::other(
-                "the archive left the cache while fm was installing it; run the command again",
-            ),
-        })?;
+    let cached;
+    let bytes = match downloaded {
+        Some(b) => b,
+        None => {
+            cached = cache
+                .read_archive(&p.name, &version, &p.sha256)?
+                .ok_or_else(|| InstallError::Io {
+                    what: format!("reading {}", cache.archive_path(&p.sha256).display()),
+                    source: std::io::Error::other(
+                        "the archive left the cache while fm was installing it; run the command again",
+                    ),
+                })?;
+            &cached[..]
+        }
+    };
     let tmp = nofollow::unique_name(&format!("{TMP_PREFIX}{}-", p.name), "");
     let dir = staging.dir.create_new_dir(&tmp)?;
     staging.add(&tmp);
     let files =
-        crate::archive::extract(std::io::Cursor::new(&bytes), dir.path(), &Limits::default()).map_err(|source| {
+        crate::archive::extract(std::io::Cursor::new(bytes), dir.path(), &Limits::default()).map_err(|source| {
             InstallError::Unpack {
                 package: p.name.clone(),
                 version: version.clone(),
@@ -408,8 +426,50 @@ fn record(p: &LockedPackage, s: Staged) -> InstalledPackage {
     }
 }
 
-/// Step 2: downloads the archives of `to_install` that are not cached.
-/// Touches nothing but the cache.
+/// The archives of `to_install` that are not cached, one per digest; an
+/// offline run that lacks any is an error naming them.
+fn missing<'a>(to_install: &[&'a LockedPackage], opts: &Options) -> Result<Vec<&'a LockedPackage>, InstallError> {
+    let mut seen = BTreeSet::new();
+    let need: Vec<&LockedPackage> = to_install
+        .iter()
+        .copied()
+        .filter(|p| !opts.cache.has_archive(&p.sha256))
+        .filter(|p| seen.insert(p.sha256.clone()))
+        .collect();
+    if opts.offline && !need.is_empty() {
+        return Err(InstallError::Offline {
+            missing: need.iter().map(|p| format!("{} {}", p.name, p.version)).collect(),
+        });
+    }
+    Ok(need)
+}
+
+/// Steps 2-3: downloads what the cache lacks and unpacks everything with
+/// `stage`, downloads as they arrive; then the downloads enter the cache.
+fn fetch_and_stage<T: Send>(
+    to_install: &[&LockedPackage],
+    registries: &[LockedRegistry],
+    opts: &Options,
+    progress: &dyn Progress,
+    report: &mut Report,
+    stage: &fetch::Unpack<'_, T>,
+) -> Result<Vec<T>, InstallError> {
+    let need = missing(to_install, opts)?;
+    let clients = if need.is_empty() {
+        Default::default()
+    } else {
+        opts.cache.sweep_tmp(std::time::Duration::from_secs(24 * 3600));
+        fetch::open_registries(&need, registries, opts.offline)?
+    };
+    let (out, staged) = fetch::download_and_unpack(&opts.cache, to_install, &need, &clients, progress, stage)?;
+    fetch::commit(&opts.cache, staged)?;
+    report.downloaded += need.len();
+    report.downloaded_bytes += need.iter().map(|p| p.size).sum::<u64>();
+    Ok(out)
+}
+
+/// Step 2 alone: downloads the archives of `to_install` that are not
+/// cached. Touches nothing but the cache.
 fn fetch_missing(
     to_install: &[&LockedPackage],
     registries: &[LockedRegistry],
@@ -421,20 +481,9 @@ fn fetch_missing(
         return Ok(());
     }
     opts.cache.sweep_tmp(std::time::Duration::from_secs(24 * 3600));
-    let mut seen = BTreeSet::new();
-    let need: Vec<&LockedPackage> = to_install
-        .iter()
-        .copied()
-        .filter(|p| !opts.cache.has_archive(&p.sha256))
-        .filter(|p| seen.insert(p.sha256.clone()))
-        .collect();
+    let need = missing(to_install, opts)?;
     if need.is_empty() {
         return Ok(());
-    }
-    if opts.offline {
-        return Err(InstallError::Offline {
-            missing: need.iter().map(|p| format!("{} {}", p.name, p.version)).collect(),
-        });
     }
     let clients = fetch::open_registries(&need, registries, opts.offline)?;
     let bytes = need.iter().map(|p| p.size).sum();

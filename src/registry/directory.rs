@@ -1,8 +1,15 @@
 //! A directory registry, read as a client (SPEC §4): `index/{name}.json` and
 //! `packages/{name}/{name}-{version}.fmpkg` under a folder.
+//!
+//! [`Registry::document`] keeps each document it parsed with the file's
+//! identity (size, mtime, inode) and parses it again only when the file
+//! changed: `fm lock` reads a package's document for the solver and again
+//! for the yanked check after it, and a long-lived client still sees a
+//! publish at once.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -10,12 +17,29 @@ use futures_util::future::BoxFuture;
 use super::document::{PackageDocument, archive_key, index_key};
 use super::{Registry, RegistryError};
 
+/// A file's identity: size, mtime (ns), inode.
+type Stamp = (u64, Option<std::time::SystemTime>, u64);
+
+fn stamp(m: &std::fs::Metadata) -> Stamp {
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    (m.len(), m.modified().ok(), ino)
+}
+
+/// Parsed documents by name, with the [`Stamp`] of their file.
+type Kept = HashMap<String, (Stamp, Arc<PackageDocument>)>;
+
 /// A registry folder on this machine.
 #[derive(Debug, Clone)]
 pub struct DirectoryRegistry {
     name: String,
     url: url::Url,
     root: PathBuf,
+    /// Documents already parsed by [`Registry::document`], by name, with
+    /// the identity of the file they were parsed from.
+    docs: Arc<Mutex<Kept>>,
 }
 
 impl DirectoryRegistry {
@@ -25,6 +49,7 @@ impl DirectoryRegistry {
             name: name.to_owned(),
             url,
             root,
+            docs: Arc::default(),
         }
     }
 
@@ -93,7 +118,23 @@ impl Registry for DirectoryRegistry {
 
     fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>> {
         // Local reads are a few hundred microseconds: no need for a thread.
-        async move { Ok(self.read_document(package)?.map(Arc::new)) }.boxed()
+        async move {
+            let path = self.root.join(index_key(package));
+            let before = std::fs::metadata(&path).ok().map(|m| stamp(&m));
+            if let Some(now) = &before
+                && let Some((s, doc)) = self.docs.lock().ok().and_then(|m| m.get(package).cloned())
+                && s == *now
+            {
+                return Ok(Some(doc));
+            }
+            let doc = self.read_document(package)?.map(Arc::new);
+            // Stamped before the read: a change in between is seen next time.
+            if let (Some(doc), Some(s), Ok(mut m)) = (&doc, before, self.docs.lock()) {
+                m.insert(package.to_owned(), (s, doc.clone()));
+            }
+            Ok(doc)
+        }
+        .boxed()
     }
 
     fn download<'a>(
@@ -151,5 +192,37 @@ impl Registry for DirectoryRegistry {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // `fm lock` parsed every document twice (solver, then the yanked check).
+    #[test]
+    fn a_document_is_parsed_again_only_when_its_file_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/registries/company/index/classifier.json"
+        );
+        std::fs::create_dir_all(tmp.path().join("index")).unwrap();
+        let path = tmp.path().join("index/classifier.json");
+        std::fs::copy(fixture, &path).unwrap();
+        let url = url::Url::from_directory_path(tmp.path()).unwrap();
+        let reg = DirectoryRegistry::new("company", url, tmp.path().to_owned());
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let first = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        // The same file: the kept copy, the same one.
+        let second = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        // A changed file is read again; a removed one is gone.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{text}\n\n")).unwrap();
+        let third = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &third));
+        std::fs::remove_file(&path).unwrap();
+        assert!(rt.block_on(reg.document("classifier")).unwrap().is_none());
     }
 }

@@ -56,7 +56,13 @@ enum Fault {
     EndlessArchive,
     /// This status and JSON body.
     Answer(u16, String),
+    /// Nothing until the flag is set (or [`HOLD_AT_MOST`] passed), then
+    /// [`Fault::WrongBytes`].
+    HeldWrongBytes(Arc<std::sync::atomic::AtomicBool>),
 }
+
+/// The longest [`Fault::HeldWrongBytes`] holds its answer back.
+const HOLD_AT_MOST: Duration = Duration::from_secs(40);
 
 /// How often a trickling fault sends its next byte.
 const TRICKLE_EVERY: Duration = Duration::from_millis(100);
@@ -164,6 +170,15 @@ async fn answer(
         Fault::Serve => {
             stream.write_all(ok(archive.len()).as_bytes()).await?;
             stream.write_all(archive).await?;
+        }
+        Fault::HeldWrongBytes(release) => {
+            let until = tokio::time::Instant::now() + HOLD_AT_MOST;
+            while !release.load(std::sync::atomic::Ordering::SeqCst) && tokio::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let wrong: Vec<u8> = archive.iter().map(|b| b ^ 0x5a).collect();
+            stream.write_all(ok(wrong.len()).as_bytes()).await?;
+            stream.write_all(&wrong).await?;
         }
         Fault::WrongBytes => {
             let wrong: Vec<u8> = archive.iter().map(|b| b ^ 0x5a).collect();
@@ -738,4 +753,114 @@ fn registry_text_is_printed_without_control_characters_or_escapes() {
       help: try again later; the registry may be overloaded or misconfigured
     "#);
     eprintln!("FIGURES registry text: 3 answers with escapes, {checked} outputs checked: 0 control characters printed");
+}
+
+/// Whether `packages` holds a staging folder of `name` with its unpacked
+/// `components/{name}.py`.
+fn staged_in(packages: &Path, name: &str) -> bool {
+    std::fs::read_dir(packages).into_iter().flatten().flatten().any(|e| {
+        e.file_name().to_string_lossy().starts_with(&format!(".fm-tmp-{name}-"))
+            && e.path().join(format!("components/{name}.py")).is_file()
+    })
+}
+
+// Unpacking while downloading: a verified archive is unpacked at once while
+// another download is still under way, and when that one then fails its
+// digest, the unpacked folder is removed and nothing enters the cache.
+#[test]
+fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_changes_nothing() {
+    let ctx = TestContext::new();
+    let main = ctx.dir_registry("main");
+    let fast = ["a", "c", "d"];
+    let shas: Vec<String> = fast.iter().map(|n| main.publish(n, "1.0.0", &[])).collect();
+    let src = ctx.dir_registry("src");
+    let sha_b = src.publish("b", "1.0.0", &[]);
+    let archive_b = std::fs::read(src.archive_path("b", "1.0.0")).unwrap();
+    let size_b = archive_b.len() as u64;
+    let slow = FaultServer::start(archive_b);
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\na = \"1.0.0\"\nb = \"1.0.0\"\nc = \"1.0.0\"\nd = \"1.0.0\"\n\n\
+         [[registries]]\nname = \"main\"\nurl = \"{}\"\n\n[[registries]]\nname = \"slow\"\nurl = \"{}\"\n",
+        main.url(),
+        slow.url
+    ));
+    let registry = |name: &str, url: String| fm::lock::LockedRegistry {
+        name: name.into(),
+        url,
+        priority: 100,
+        explicit: false,
+    };
+    let package = |name: &str, registry: &str, sha: &str, size: u64| fm::lock::LockedPackage {
+        name: name.into(),
+        version: semver::Version::new(1, 0, 0),
+        registry: registry.into(),
+        sha256: sha.into(),
+        size,
+        dependencies: vec![],
+    };
+    let mut packages: Vec<fm::lock::LockedPackage> = fast
+        .iter()
+        .zip(&shas)
+        .map(|(n, sha)| {
+            let size = std::fs::metadata(main.archive_path(n, "1.0.0")).unwrap().len();
+            package(n, "main", sha, size)
+        })
+        .collect();
+    packages.push(package("b", "slow", &sha_b, size_b));
+    packages.sort_by(|x, y| x.name.cmp(&y.name));
+    fm::lock::Lockfile {
+        root: packages.iter().map(|p| format!("{} =1.0.0", p.name)).collect(),
+        registries: vec![registry("main", main.url()), registry("slow", slow.url.clone())],
+        packages,
+        log: Default::default(),
+    }
+    .save(&ctx.project.join("fm.lock"))
+    .expect("write fm.lock");
+
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    slow.script(&[Fault::HeldWrongBytes(release.clone())]);
+    let mut child = ctx
+        .fm()
+        .args(["sync", "--frozen"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn fm sync");
+    // b's answer is held back until a, c and d are seen unpacked (a bound
+    // on a hang, not a timing assertion).
+    let packages = ctx.project.join(".fm/packages");
+    let started = std::time::Instant::now();
+    let mut unpacked_early = false;
+    while started.elapsed() < Duration::from_secs(30) && child.try_wait().expect("wait fm").is_none() {
+        if fast.iter().all(|n| staged_in(&packages, n)) {
+            unpacked_early = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    release.store(true, std::sync::atomic::Ordering::SeqCst);
+    let out = child.wait_with_output().expect("wait fm sync");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        unpacked_early,
+        "a, c, d were not unpacked while b was downloading: {err}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("sha256 mismatch for b 1.0.0 from registry slow"), "{err}");
+    assert!(!ctx.project.join(".fm").exists(), "a failed sync left .fm behind");
+    assert_eq!(
+        assert_cache_clean(&ctx.cache, "held mismatch"),
+        0,
+        "a is cached though b failed"
+    );
+    println!(
+        "FIGURES streaming-unpack: {n} of {n} verified archives unpacked while 1 download was held; it then failed its digest: exit 1, 0 staged folders left (no .fm), 0 archives cached",
+        n = fast.len()
+    );
+
+    // The same lock installs once b's registry sends the right bytes.
+    slow.script(&[]);
+    assert_code(&ctx.run(&["sync", "--frozen"]), 0);
+    assert_eq!(assert_cache_clean(&ctx.cache, "after the clean sync"), 4);
+    assert_code(&ctx.run(&["verify"]), 0);
 }
