@@ -11,7 +11,9 @@
 //!    all still have the stat data fm recorded is left untouched; leftovers
 //!    of an interrupted run are cleared; folders fm did not install are
 //!    reported and never touched; anything else is to install. A no-op sync
-//!    reads the state file and `lstat`s every installed file, nothing more.
+//!    reads the state file (without copying it: [`plan::quick_noop`]) and
+//!    `lstat`s every installed file relative to its folder, in parallel,
+//!    nothing more.
 //! 2. **Fetch** ([`fetch`]) — archives missing from the cache ([`cache`])
 //!    are downloaded concurrently (tokio, bounded), hashed as they stream,
 //!    and moved into the cache only once *all* of them match the lock.
@@ -180,6 +182,16 @@ pub fn install(
     // whatever must be fetched is, every digest checked, before fm creates
     // or changes anything in the project (or waits for another fm there).
     let opened = layout.open(false)?;
+    // A no-op is proven without the cache, and without parsing the state
+    // whole (the common case of `fm sync`).
+    if opts.reinstall.is_empty()
+        && let Some(o) = opened.as_ref()
+        && let Some(foreign) = plan::quick_noop(packages, layout, o)?
+    {
+        report.unchanged = packages.len();
+        report.foreign = foreign;
+        return Ok(report);
+    }
     let _cache_lock = opts.cache.lock_shared(|| progress.waiting(&opts.cache.lock_path()))?;
     let first = plan::plan(packages, layout, opened.as_ref(), opts.prune, &opts.reinstall)?;
     if first.noop {

@@ -257,7 +257,7 @@ impl State {
 /// recorded: no `.`, `..`, empty or absolute parts, no `\`, `:` or NUL
 /// (the path is only ever joined below a package folder). Cheap: a no-op
 /// sync checks every recorded path.
-fn is_plain_relative(path: &str) -> bool {
+pub(crate) fn is_plain_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.contains(['\\', ':', '\0'])
         && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
@@ -267,6 +267,19 @@ mod compat;
 mod fast;
 
 use compat::parse_toml;
+pub(crate) use fast::{FileView, PackageView};
+
+/// The packages of a state text that fm wrote, borrowed from it, for the
+/// no-op check; `None` for any other text, or one that records folders as
+/// `owned` (an install was under way: [`State::parse`] decides). Names,
+/// versions and digests are not validated here: the caller compares them
+/// with a validated lock, and checks each file's path and digest with
+/// [`is_plain_relative`] and [`crate::fsutil::is_sha256_hex`] as it uses
+/// them.
+pub(crate) fn view(text: &str) -> Option<Vec<PackageView<'_>>> {
+    let (owned, packages) = fast::split(text)?;
+    owned.is_empty().then_some(packages)
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,14 @@
-//! A parser for exactly what [`State::render`](super::State::render) writes; `None` on anything
-//! else (the caller then falls back to the `toml` crate).
+//! A parser for exactly what [`State::render`](super::State::render)
+//! writes; `None` on anything else (the caller then falls back to the
+//! `toml` crate).
+//!
+//! Two readings of one grammar: [`split`] borrows the text (a
+//! [`PackageView`] per package, its file lines parsed only when asked, for
+//! the no-op check, which needs no copy of anything), and [`parse`] builds
+//! a [`State`] from those views. So both accept exactly the same texts.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{FileStat, HEADER, InstalledFile, InstalledPackage, STATE_VERSION, State};
 
@@ -15,13 +22,19 @@ impl<'a> Cursor<'a> {
         Some(())
     }
 
-    fn string(&mut self) -> Option<String> {
+    /// A TOML basic string as `quote` writes it; borrowed unless it holds
+    /// an escape.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
         let rest = self.s.strip_prefix('"')?;
         // The common case: no escapes.
         let end = rest.find(['"', '\\'])?;
         if rest.as_bytes()[end] == b'"' {
+            let s = &rest[..end];
+            if s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+                return None;
+            }
             self.s = &rest[end + 1..];
-            return Some(rest[..end].to_owned());
+            return Some(Cow::Borrowed(s));
         }
         let mut out = String::new();
         let mut chars = rest.char_indices();
@@ -29,7 +42,7 @@ impl<'a> Cursor<'a> {
             match c {
                 '"' => {
                     self.s = &rest[i + 1..];
-                    return Some(out);
+                    return Some(Cow::Owned(out));
                 }
                 '\\' => match chars.next()?.1 {
                     '"' => out.push('"'),
@@ -43,25 +56,38 @@ impl<'a> Cursor<'a> {
                     }
                     _ => return None,
                 },
-                c if (c as u32) < 0x20 => return None,
+                c if (c as u32) < 0x20 || c == '\u{7f}' => return None,
                 c => out.push(c),
             }
         }
         None
     }
 
+    /// A string that must need no escape (names, versions, digests).
+    fn plain(&mut self) -> Option<&'a str> {
+        match self.string()? {
+            Cow::Borrowed(s) => Some(s),
+            Cow::Owned(_) => None,
+        }
+    }
+
+    /// A decimal integer: `0`, or digits not starting with `0`, optionally
+    /// after a `-` (what `write!` gives an `i64`).
     fn int(&mut self) -> Option<i64> {
-        let end = self
-            .s
-            .char_indices()
-            .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
-            .map_or(self.s.len(), |(i, _)| i);
+        let b = self.s.as_bytes();
+        let neg = b.first() == Some(&b'-');
+        let digits = &b[neg as usize..];
+        let n = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 || n > 19 || (n > 1 && digits[0] == b'0') {
+            return None;
+        }
+        let end = neg as usize + n;
         let v = self.s[..end].parse().ok()?;
         self.s = &self.s[end..];
         Some(v)
     }
 
-    fn list(&mut self) -> Option<Vec<String>> {
+    fn list(&mut self) -> Option<Vec<Cow<'a, str>>> {
         self.lit("[")?;
         let mut out = Vec::new();
         if self.lit("]").is_some() {
@@ -90,30 +116,104 @@ fn line_value<'a, T>(line: &'a str, key: &str, f: impl FnOnce(&mut Cursor<'a>) -
     Some(v)
 }
 
-pub(super) fn parse(text: &str) -> Option<State> {
-    let mut lines = text.split('\n').peekable();
+/// Lines of `text`, each without its `\n`; the last is what follows the
+/// last `\n` (empty for a text ending in one).
+struct Lines<'a> {
+    rest: Option<&'a str>,
+}
+
+impl<'a> Lines<'a> {
+    fn next(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        match s.find('\n') {
+            Some(i) => {
+                self.rest = Some(&s[i + 1..]);
+                Some(&s[..i])
+            }
+            None => {
+                self.rest = None;
+                Some(s)
+            }
+        }
+    }
+
+    fn peek(&self) -> Option<&'a str> {
+        let s = self.rest?;
+        Some(s.find('\n').map_or(s, |i| &s[..i]))
+    }
+
+    /// The remaining text up to (not including) the next empty line, and
+    /// the lines consumed; stops at the end of the text.
+    fn block(&mut self) -> Option<&'a str> {
+        let s = self.rest?;
+        let mut at = 0;
+        loop {
+            match s[at..].find('\n') {
+                // An empty line (or the text's last, empty one) ends it.
+                Some(0) => break,
+                Some(i) => at += i + 1,
+                None if at == s.len() => break,
+                None => return None,
+            }
+        }
+        self.rest = Some(&s[at..]);
+        Some(&s[..at])
+    }
+}
+
+/// One package of a state text, borrowed from it.
+#[derive(Debug, Clone)]
+pub(crate) struct PackageView<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub sha256: &'a str,
+    pub executable: Vec<Cow<'a, str>>,
+    /// The file lines, each ending in `\n`.
+    files: &'a str,
+}
+
+/// One file line of a [`PackageView`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileView<'a> {
+    pub path: Cow<'a, str>,
+    pub sha256: Cow<'a, str>,
+    pub stat: Option<FileStat>,
+}
+
+impl<'a> PackageView<'a> {
+    /// Its files, in the file's order; `None` for a line that is not what
+    /// fm writes.
+    pub fn files(&self) -> impl Iterator<Item = Option<FileView<'a>>> + 'a {
+        let files = self.files;
+        files.split_terminator('\n').map(file_line)
+    }
+}
+
+/// The `owned` names and the packages of a state text, in the file's
+/// order, without copying (file lines are not parsed).
+pub(crate) fn split(text: &str) -> Option<(Vec<Cow<'_, str>>, Vec<PackageView<'_>>)> {
+    let mut lines = Lines { rest: Some(text) };
     if lines.next()? != HEADER || lines.next()? != format!("version = {STATE_VERSION}") {
         return None;
     }
     line_value(lines.next()?, "set", Cursor::string)?;
-    let mut state = State::default();
-    if let Some(l) = lines.peek()
-        && l.starts_with("owned = ")
-    {
-        state.owned = line_value(lines.next()?, "owned", Cursor::list)?.into_iter().collect();
+    let mut owned = Vec::new();
+    if lines.peek()?.starts_with("owned = ") {
+        owned = line_value(lines.next()?, "owned", Cursor::list)?;
     }
+    let mut packages = Vec::new();
     loop {
         match lines.next()? {
-            "" if lines.peek().is_none() => return Some(state),
+            "" if lines.rest.is_none() => return Some((owned, packages)),
             "" => {}
             _ => return None,
         }
         if lines.next()? != "[[package]]" {
             return None;
         }
-        let name = line_value(lines.next()?, "name", Cursor::string)?;
-        let version = line_value(lines.next()?, "version", Cursor::string)?;
-        let sha256 = line_value(lines.next()?, "sha256", Cursor::string)?;
+        let name = line_value(lines.next()?, "name", Cursor::plain)?;
+        let version = line_value(lines.next()?, "version", Cursor::plain)?;
+        let sha256 = line_value(lines.next()?, "sha256", Cursor::plain)?;
         let mut executable = Vec::new();
         let mut next = lines.next()?;
         if next.starts_with("executable = ") {
@@ -123,27 +223,51 @@ pub(super) fn parse(text: &str) -> Option<State> {
         if !next.is_empty() || lines.next()? != "[package.files]" {
             return None;
         }
-        let mut files = BTreeMap::new();
-        while let Some(l) = lines.peek()
-            && !l.is_empty()
-        {
-            let (path, file) = file_line(lines.next()?)?;
-            files.insert(path, file);
-        }
-        let pkg = InstalledPackage {
-            name: name.clone(),
+        let files = lines.block()?;
+        packages.push(PackageView {
+            name,
             version,
             sha256,
             executable,
             files,
-        };
-        if state.packages.insert(name, pkg).is_some() {
-            return None;
-        }
+        });
     }
 }
 
-fn file_line(line: &str) -> Option<(String, InstalledFile)> {
+/// The whole state, owned.
+pub(super) fn parse(text: &str) -> Option<State> {
+    let (owned, views) = split(text)?;
+    let mut state = State {
+        packages: BTreeMap::new(),
+        owned: owned.into_iter().map(Cow::into_owned).collect::<BTreeSet<_>>(),
+    };
+    for v in views {
+        let mut files = BTreeMap::new();
+        for f in v.files() {
+            let f = f?;
+            files.insert(
+                f.path.into_owned(),
+                InstalledFile {
+                    sha256: f.sha256.into_owned(),
+                    stat: f.stat,
+                },
+            );
+        }
+        let pkg = InstalledPackage {
+            name: v.name.to_owned(),
+            version: v.version.to_owned(),
+            sha256: v.sha256.to_owned(),
+            executable: v.executable.into_iter().map(Cow::into_owned).collect(),
+            files,
+        };
+        if state.packages.insert(v.name.to_owned(), pkg).is_some() {
+            return None;
+        }
+    }
+    Some(state)
+}
+
+fn file_line(line: &str) -> Option<FileView<'_>> {
     let mut c = Cursor { s: line };
     let path = c.string()?;
     c.lit(" = { sha256 = ")?;
@@ -168,5 +292,5 @@ fn file_line(line: &str) -> Option<(String, InstalledFile)> {
         })
     };
     c.end()?;
-    Some((path, InstalledFile { sha256, stat }))
+    Some(FileView { path, sha256, stat })
 }
