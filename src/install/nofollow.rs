@@ -164,6 +164,58 @@ impl Dir {
     }
 }
 
+/// Handles on the folders leading to one place below a root [`Dir`],
+/// each opened (or created) relative to its parent's handle without
+/// following a link, and kept for the next lookup: paths that come sorted
+/// share most of them, and at most one descriptor per level is held.
+#[derive(Debug)]
+pub struct Chain<'a> {
+    root: &'a Dir,
+    open: Vec<(String, Dir)>,
+}
+
+impl<'a> Chain<'a> {
+    /// An empty chain below `root`.
+    pub fn new(root: &'a Dir) -> Chain<'a> {
+        Chain { root, open: Vec::new() }
+    }
+
+    /// The folder `folder` (`/`-separated, relative to the root; empty for
+    /// the root itself), opened, or with `create` created where missing;
+    /// `None` if it (or a folder above it) does not exist. A link on the
+    /// way is [`DirError::Link`].
+    pub fn folder(&mut self, folder: &str, create: bool) -> Result<Option<&Dir>, DirError> {
+        let mut depth = 0;
+        for part in folder.split('/').filter(|p| !p.is_empty()) {
+            if self.open.get(depth).is_some_and(|(c, _)| c == part) {
+                depth += 1;
+                continue;
+            }
+            self.open.truncate(depth);
+            let parent = self.open.last().map_or(self.root, |(_, d)| d);
+            let next = if create {
+                Some(parent.create_dir(part)?.0)
+            } else {
+                parent.open_dir(part)?
+            };
+            let Some(next) = next else {
+                return Ok(None);
+            };
+            self.open.push((part.to_owned(), next));
+            depth += 1;
+        }
+        self.open.truncate(depth);
+        Ok(Some(self.open.last().map_or(self.root, |(_, d)| d)))
+    }
+
+    /// The folder of the file `path` (as [`Chain::folder`]) and the file's
+    /// name in it.
+    pub fn parent_of<'p>(&mut self, path: &'p str, create: bool) -> Result<Option<(&Dir, &'p str)>, DirError> {
+        let (folder, name) = path.rsplit_once('/').unwrap_or(("", path));
+        Ok(self.folder(folder, create)?.map(|d| (d, name)))
+    }
+}
+
 /// Nanoseconds since the epoch of a (seconds, nanoseconds) pair.
 #[cfg(unix)]
 fn ns(secs: i64, nsecs: i64) -> i64 {

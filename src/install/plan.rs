@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rayon::prelude::*;
 
 use super::layout::{Layout, Opened};
-use super::nofollow::{Dir, Kind};
+use super::nofollow::{Chain, Dir, Kind};
 use super::state::{self, FileView, State};
 use super::{InstallError, TMP_PREFIX, TRASH_PREFIX};
 use crate::lock::LockedPackage;
@@ -263,9 +263,8 @@ pub(super) fn plan<'a>(
 /// digest that is not one, counts as changed.
 ///
 /// Each file is looked up relative to a handle on its own folder, opened
-/// without following links from the package folder down (so a folder
-/// swapped for a link is a change, not a detour); the files come sorted by
-/// path, so the chain of open folders is kept and reused.
+/// without following links from the package folder down ([`Chain`]), so a
+/// folder swapped for a link is a change, not a detour.
 fn files_unchanged<'f>(
     packages: &Dir,
     name: &str,
@@ -275,8 +274,7 @@ fn files_unchanged<'f>(
     let Ok(Some(root)) = packages.open_dir(name) else {
         return false;
     };
-    // The open folders below `root` leading to the current file's folder.
-    let mut chain: Vec<(String, Dir)> = Vec::new();
+    let mut chain = Chain::new(&root);
     for file in files {
         let Some(file) = file else {
             return false;
@@ -288,23 +286,9 @@ fn files_unchanged<'f>(
         if !state::is_plain_relative(path) || !crate::fsutil::is_sha256_hex(&file.sha256) {
             return false;
         }
-        let (folder, base) = path.rsplit_once('/').unwrap_or(("", path));
-        let mut depth = 0;
-        for part in folder.split('/').filter(|p| !p.is_empty()) {
-            if chain.get(depth).is_some_and(|(c, _)| c == part) {
-                depth += 1;
-                continue;
-            }
-            chain.truncate(depth);
-            let parent = chain.last().map_or(&root, |(_, d)| d);
-            let Ok(Some(d)) = parent.open_dir(part) else {
-                return false;
-            };
-            chain.push((part.to_owned(), d));
-            depth += 1;
-        }
-        chain.truncate(depth);
-        let dir = chain.last().map_or(&root, |(_, d)| d);
+        let Ok(Some((dir, base))) = chain.parent_of(path, false) else {
+            return false;
+        };
         let Ok(Some(m)) = dir.meta(base) else {
             return false;
         };

@@ -130,7 +130,7 @@ impl Dir {
         }
     }
 
-    pub(super) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
+    pub(crate) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
         let p = self.join(name);
         if lmeta(&p)?.is_some_and(|m| m.kind == Kind::Link) {
             return Err(DirError::Link(p));
@@ -161,7 +161,9 @@ impl Dir {
         }
     }
 
-    pub(super) fn make_writable(&self, _mode: u32) -> Result<(), DirError> {
+    /// Gives the owner full rights on this folder if it lacks any (to
+    /// empty a read-only folder); `mode` is its current mode.
+    pub(crate) fn make_writable(&self, _mode: u32) -> Result<(), DirError> {
         Ok(())
     }
 }

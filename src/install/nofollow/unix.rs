@@ -217,7 +217,7 @@ impl Dir {
 
     /// Creates (or, unless `new`, opens) the child file `name` for
     /// writing, never through a link.
-    pub(super) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
+    pub(crate) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
         let mut flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         if new {
             flags |= OFlags::EXCL;
@@ -248,7 +248,9 @@ impl Dir {
         }
     }
 
-    pub(super) fn make_writable(&self, mode: u32) -> Result<(), DirError> {
+    /// Gives the owner full rights on this folder if it lacks any (to
+    /// empty a read-only folder); `mode` is its current mode.
+    pub(crate) fn make_writable(&self, mode: u32) -> Result<(), DirError> {
         if mode & 0o700 != 0o700 {
             rustix::fs::fchmod(&self.fd, Mode::from_raw_mode((mode | 0o700) as _))
                 .map_err(|e| DirError::io(self.path.clone())(e.into()))?;
