@@ -262,19 +262,24 @@ pub(super) fn plan<'a>(
 /// `files` (a line that could not be read), a path that is not plain, or a
 /// digest that is not one, counts as changed.
 ///
-/// Each file is looked up relative to a handle on its own folder, opened
-/// without following links from the package folder down ([`Chain`]), so a
-/// folder swapped for a link is a change, not a detour.
+/// Each file is looked up relative to the packages folder's handle as
+/// `{name}/{path}`, its last component not followed; each folder on the
+/// way is looked up the same way once and must be a folder, so a folder
+/// swapped for a link is a change, not a detour. (One `fstatat` a file and
+/// one a folder: opening a handle per folder costs two more system calls
+/// each, and a no-op sync is made of these calls.)
 fn files_unchanged<'f>(
     packages: &Dir,
     name: &str,
     files: impl Iterator<Item = Option<FileView<'f>>>,
     racy_from: i64,
 ) -> bool {
-    let Ok(Some(root)) = packages.open_dir(name) else {
-        return false;
-    };
-    let mut chain = Chain::new(&root);
+    let mut rel = String::with_capacity(128);
+    rel.push_str(name);
+    rel.push('/');
+    let base_len = rel.len();
+    // Folders of this package already seen to be folders (not links).
+    let mut folders: Vec<String> = Vec::new();
     for file in files {
         let Some(file) = file else {
             return false;
@@ -286,10 +291,26 @@ fn files_unchanged<'f>(
         if !state::is_plain_relative(path) || !crate::fsutil::is_sha256_hex(&file.sha256) {
             return false;
         }
-        let Ok(Some((dir, base))) = chain.parent_of(path, false) else {
-            return false;
-        };
-        let Ok(Some(m)) = dir.meta(base) else {
+        rel.truncate(base_len);
+        if let Some((folder, _)) = path.rsplit_once('/')
+            && !folders.iter().any(|f| f == folder)
+        {
+            for (i, _) in folder.match_indices('/').chain(std::iter::once((folder.len(), ""))) {
+                let prefix = &folder[..i];
+                if folders.iter().any(|f| f == prefix) {
+                    continue;
+                }
+                rel.push_str(prefix);
+                let is_dir = matches!(packages.meta(&rel), Ok(Some(m)) if m.kind == Kind::Dir);
+                rel.truncate(base_len);
+                if !is_dir {
+                    return false;
+                }
+                folders.push(prefix.to_owned());
+            }
+        }
+        rel.push_str(path);
+        let Ok(Some(m)) = packages.meta(&rel) else {
             return false;
         };
         if m.kind != Kind::File
@@ -300,15 +321,24 @@ fn files_unchanged<'f>(
         {
             return false;
         }
-        if (want.mtime >= racy_from || want.ctime >= racy_from) && !hashes_to(dir, base, &file.sha256) {
+        if (want.mtime >= racy_from || want.ctime >= racy_from) && !hashes_to(packages, name, path, &file.sha256) {
             return false;
         }
     }
     true
 }
 
-fn hashes_to(dir: &Dir, name: &str, sha256: &str) -> bool {
-    match dir.open_file(name) {
+/// Whether the file `path` of the package `name` hashes to `sha256`; read
+/// through handles opened without following links.
+fn hashes_to(packages: &Dir, name: &str, path: &str, sha256: &str) -> bool {
+    let Ok(Some(root)) = packages.open_dir(name) else {
+        return false;
+    };
+    let mut chain = Chain::new(&root);
+    let Ok(Some((dir, file))) = chain.parent_of(path, false) else {
+        return false;
+    };
+    match dir.open_file(file) {
         Ok(Some(f)) => crate::fsutil::sha256_reader(std::io::BufReader::new(f)).is_ok_and(|(h, _)| h == sha256),
         _ => false,
     }

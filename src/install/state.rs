@@ -258,9 +258,14 @@ impl State {
 /// (the path is only ever joined below a package folder). Cheap: a no-op
 /// sync checks every recorded path.
 pub(crate) fn is_plain_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.contains(['\\', ':', '\0'])
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    let b = path.as_bytes();
+    let forbidden = b
+        .iter()
+        .fold(false, |acc, &c| acc | (c == b'\\') | (c == b':') | (c == 0));
+    !forbidden
+        && !b.is_empty()
+        && b.split(|&c| c == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
 
 mod compat;
@@ -363,6 +368,12 @@ mod tests {
             ("a", "../../etc/passwd"),
             ("a", "/etc/passwd"),
             ("a", "./f"),
+            ("a", "b//f"),
+            ("a", "b/../../f"),
+            ("a", "b\\f"),
+            ("a", "c:f"),
+            ("a", "f\0"),
+            ("a", "f/"),
         ] {
             let mut s = State::default();
             s.packages.insert(
