@@ -78,12 +78,15 @@ impl<'a> Cursor<'a> {
         let b = self.s.as_bytes();
         let neg = b.first() == Some(&b'-');
         let digits = &b[neg as usize..];
-        let n = digits.iter().take_while(|c| c.is_ascii_digit()).count();
+        let (mut n, mut magnitude) = (0, 0u64);
+        while n < digits.len() && digits[n].is_ascii_digit() {
+            // At most 19 digits (checked below): no overflow.
+            magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(digits[n] - b'0'));
+            n += 1;
+        }
         if n == 0 || n > 19 || (n > 1 && digits[0] == b'0') {
             return None;
         }
-        // At most 19 digits: fits in a u64 without overflow.
-        let magnitude = digits[..n].iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
         let v = if neg {
             0i64.checked_sub_unsigned(magnitude)?
         } else {
@@ -161,15 +164,13 @@ impl<'a> Lines<'a> {
     /// to the end of a text that ends in `\n`), each line with its `\n`.
     fn block(&mut self) -> Option<&'a str> {
         let s = self.rest?;
-        let at = if s.is_empty() || s.starts_with('\n') {
-            0
-        } else {
-            match s.find("\n\n") {
-                Some(i) => i + 1,
-                None if s.ends_with('\n') => s.len(),
-                None => return None,
-            }
-        };
+        // Line by line with memchr: a blank line is found where a `\n` is
+        // followed by another (a two-byte `find` is slower here).
+        let b = s.as_bytes();
+        let mut at = 0;
+        while at < b.len() && b[at] != b'\n' {
+            at += s[at..].find('\n')? + 1;
+        }
         self.rest = Some(&s[at..]);
         Some(&s[..at])
     }
