@@ -75,7 +75,7 @@ fn int(s: &str) -> Option<i64> {
 
 pub(super) fn parse(text: &str) -> Option<RawLock> {
     let mut lines = Lines { rest: text };
-    if lines.next()? != HEADER || lines.next()? != format!("version = {LOCK_VERSION}") || lines.next()? != "" {
+    if lines.next()? != HEADER || lines.next()? != format!("version = {LOCK_VERSION}") || !lines.next()?.is_empty() {
         return None;
     }
     if lines.next()? != "[root]" {
@@ -87,7 +87,7 @@ pub(super) fn parse(text: &str) -> Option<RawLock> {
     let mut registry = Vec::new();
     let mut package = Vec::new();
     while !lines.rest.is_empty() {
-        if lines.next()? != "" {
+        if !lines.next()?.is_empty() {
             return None;
         }
         match lines.next()? {
