@@ -94,32 +94,49 @@ pub(super) fn parse(text: &str) -> Option<RawLock> {
             "[[registry]]" if package.is_empty() => {
                 let name = lines.value("name", string)?;
                 let url = lines.value("url", string)?;
-                let mut priority = crate::manifest::DEFAULT_PRIORITY;
+                let mut priority = crate::location::DEFAULT_PRIORITY;
                 let mut explicit = false;
                 if let Some(p) = lines.rest.strip_prefix("priority = ") {
                     let end = p.find('\n')?;
-                    priority = int(&p[..end]).filter(|&p| p != crate::manifest::DEFAULT_PRIORITY)?;
+                    priority = int(&p[..end]).filter(|&p| p != crate::location::DEFAULT_PRIORITY)?;
                     lines.next()?;
                 }
                 if lines.rest.starts_with("explicit = true\n") {
                     explicit = true;
                     lines.next()?;
                 }
+                let mut log_key = None;
+                if lines.rest.starts_with("log-key = ") {
+                    log_key = Some(lines.value("log-key", string)?);
+                }
                 registry.push(RawRegistry {
                     name,
                     url,
                     priority,
                     explicit,
+                    log_key,
                 });
             }
-            "[[package]]" => package.push(RawPackage {
-                name: lines.value("name", string)?,
-                version: lines.value("version", string)?,
-                registry: lines.value("registry", string)?,
-                sha256: lines.value("sha256", string)?,
-                size: lines.value("size", |s| int(s).and_then(|n| u64::try_from(n).ok()))?,
-                dependencies: lines.value("dependencies", list)?,
-            }),
+            "[[package]]" => {
+                let name = lines.value("name", string)?;
+                let version = lines.value("version", string)?;
+                let registry = lines.value("registry", string)?;
+                let sha256 = lines.value("sha256", string)?;
+                let size = lines.value("size", |s| int(s).and_then(|n| u64::try_from(n).ok()))?;
+                let mut log_index = None;
+                if lines.rest.starts_with("log-index = ") {
+                    log_index = Some(lines.value("log-index", |s| int(s).and_then(|n| u64::try_from(n).ok()))?);
+                }
+                package.push(RawPackage {
+                    name,
+                    version,
+                    registry,
+                    sha256,
+                    size,
+                    log_index,
+                    dependencies: lines.value("dependencies", list)?,
+                });
+            }
             _ => return None,
         }
     }
@@ -138,18 +155,31 @@ mod tests {
     fn flat(r: &RawLock) -> String {
         let mut out = format!("{} {:?}\n", r.version, r.root.dependencies);
         for g in &r.registry {
-            out += &format!("{} {} {} {}\n", g.name, g.url, g.priority, g.explicit);
+            out += &format!("{} {} {} {} {:?}\n", g.name, g.url, g.priority, g.explicit, g.log_key);
         }
         for p in &r.package {
             out += &format!(
-                "{} {} {} {} {} {:?}\n",
-                p.name, p.version, p.registry, p.sha256, p.size, p.dependencies
+                "{} {} {} {} {} {:?} {:?}\n",
+                p.name, p.version, p.registry, p.sha256, p.size, p.log_index, p.dependencies
             );
         }
         out
     }
 
     fn lock(registries: Vec<LockedRegistry>, names: &[&str]) -> Lockfile {
+        let log = super::super::LockLog {
+            keys: registries
+                .iter()
+                .filter(|r| r.explicit)
+                .map(|r| (r.name.clone(), format!("{}+0a1b2c3d+AAAA/+=", r.name)))
+                .collect(),
+            indexes: names
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, n)| ((*n).to_owned(), i as u64 * 7))
+                .collect(),
+        };
         Lockfile {
             root: names.iter().map(|n| format!("{n} ^1")).collect(),
             registries,
@@ -165,6 +195,7 @@ mod tests {
                     dependencies: names[..i].iter().map(|d| format!("{d} >=1.0, <2")).collect(),
                 })
                 .collect(),
+            log,
         }
     }
 
@@ -179,7 +210,7 @@ mod tests {
 
     #[test]
     fn reads_what_render_writes_as_toml_does() {
-        let main = || registry("main", crate::manifest::DEFAULT_PRIORITY, false);
+        let main = || registry("main", crate::location::DEFAULT_PRIORITY, false);
         for l in [
             lock(Vec::new(), &[]),
             lock(vec![main()], &["a"]),

@@ -446,7 +446,7 @@ fn big_packed(ctx: &TestContext, name: &str, version: &str) -> PathBuf {
         })
         .collect();
     std::fs::write(src.join("components/blob.bin"), bytes).unwrap();
-    let p = archive::pack(&src).unwrap();
+    let p = pack_folder(&src);
     let out = ctx.root.join("archives").join(p.file_name());
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, &p.bytes).unwrap();
