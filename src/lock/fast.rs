@@ -251,4 +251,31 @@ mod tests {
         assert!(super::parse(&format!("{text}\n")).is_none());
         assert!(super::parse(&format!("{text}x")).is_none());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// A hostile fm.lock is read the same by both readers, or not by
+        /// this one at all: any edit of fm's own text (a byte replaced,
+        /// inserted or removed, anywhere) either falls through to `toml`
+        /// or yields exactly what `toml` yields for it.
+        #[test]
+        fn never_disagrees_with_toml(pos in 0usize..4096, byte in proptest::prelude::any::<u8>(), op in 0u8..3) {
+            let main = registry("main", crate::location::DEFAULT_PRIORITY, false);
+            let text = lock(vec![registry("co", -5, true), main], &["a", "b-c", "d_e"]).render();
+            let mut bytes = text.into_bytes();
+            let at = pos % bytes.len();
+            let b = [b'"', b'\\', b'\n', b' ', b'=', b'[', b']', b',', b'0', b'9', b'-', b'#', b'a', byte][usize::from(byte) % 14];
+            match op {
+                0 => bytes[at] = b,
+                1 => bytes.insert(at, b),
+                _ => { bytes.remove(at); }
+            }
+            let Ok(edited) = String::from_utf8(bytes) else { return Ok(()); };
+            if let Some(fast) = super::parse(&edited) {
+                let toml: Result<RawLock, _> = toml::from_str(&edited);
+                proptest::prop_assert!(toml.is_ok(), "fast read what toml refuses:\n{edited}");
+                proptest::prop_assert_eq!(flat(&fast), flat(&toml.unwrap()), "{}", edited);
+            }
+        }
+    }
 }
