@@ -39,7 +39,7 @@ pub use manifest::{
 };
 pub use pack::{PackInput, PackageMeta, Packed, pack};
 pub use portable::{MAX_COMPONENT_BYTES, MAX_PATH_BYTES};
-pub use unpack::{ExtractedFile, check_entries, extract, safe_entry_path};
+pub use unpack::{ExtractedFile, Target, check_entries, extract, extract_to, safe_entry_path};
 
 /// The archive entry holding the package manifest.
 pub const MANIFEST_ENTRY: &str = "manifest.json";

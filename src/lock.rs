@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub mod changes;
 pub mod conflict;
+mod fast;
 
 pub use changes::{Change, changes};
 pub use conflict::{has_conflict_markers, read_conflicted, salvage};
@@ -267,10 +268,11 @@ impl Lockfile {
             found,
         };
         // One parse on the common path (a no-op `fm sync` of a big lock
-        // spends most of its time here). Only when it fails is the format
+        // spent most of its time here): what fm wrote is read by `fast`,
+        // anything else by `toml`. Only when that fails is the format
         // version looked up, so a newer lock with fields this fm does not
         // know is reported as "too new" rather than invalid.
-        let raw: RawLock = match toml::from_str(text) {
+        let raw: RawLock = match fast::parse(text).map_or_else(|| toml::from_str(text), Ok) {
             Ok(raw) => raw,
             Err(e) => {
                 if let Ok(v) = toml::from_str::<toml::Table>(text)

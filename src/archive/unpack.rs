@@ -193,9 +193,40 @@ pub fn check_entries(bytes: &[u8], limits: &Limits) -> Result<(), ArchiveError> 
     walk(io::Cursor::new(bytes), limits, &mut Discard)
 }
 
+/// Where [`extract_to`] creates what it unpacks: folders and new files
+/// by `/`-separated relative path, each already checked (no `..`, no
+/// absolute part, parents created before children).
+pub trait Target {
+    /// Creates the folder `path` and its missing parents.
+    fn create_dir_all(&mut self, path: &str) -> io::Result<()>;
+    /// Creates the new file `path` (its folder exists) for writing, never
+    /// through a link; fails with [`io::ErrorKind::AlreadyExists`] if
+    /// anything is there.
+    fn create_new(&mut self, path: &str) -> io::Result<std::fs::File>;
+}
+
+/// A [`Target`] by path, below a folder fm just created.
+struct PathTarget<'a>(&'a Path);
+
+impl Target for PathTarget<'_> {
+    fn create_dir_all(&mut self, path: &str) -> io::Result<()> {
+        std::fs::create_dir_all(self.0.join(path))
+    }
+
+    fn create_new(&mut self, path: &str) -> io::Result<std::fs::File> {
+        // create_new: never follow or overwrite anything already there.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.0.join(path))
+    }
+}
+
 /// Writes into a fresh folder.
 struct ToDisk<'a> {
+    /// For messages.
     dest: &'a Path,
+    target: &'a mut dyn Target,
     file: Option<(std::fs::File, PathBuf, Sha256)>,
     out: Vec<ExtractedFile>,
 }
@@ -203,32 +234,32 @@ struct ToDisk<'a> {
 impl Sink for ToDisk<'_> {
     fn dir(&mut self, e: &Checked) -> Result<(), ArchiveError> {
         let target = self.dest.join(&e.rel);
-        std::fs::create_dir_all(&target).map_err(ArchiveError::io(format!("creating {}", target.display())))
+        self.target
+            .create_dir_all(&e.path)
+            .map_err(ArchiveError::io(format!("creating {}", target.display())))
     }
 
     fn open(&mut self, e: &Checked) -> Result<(), ArchiveError> {
         let target = self.dest.join(&e.rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(ArchiveError::io(format!("creating {}", parent.display())))?;
+        if let Some((parent, _)) = e.path.rsplit_once('/') {
+            self.target.create_dir_all(parent).map_err(ArchiveError::io(format!(
+                "creating {}",
+                target.parent().unwrap_or(self.dest).display()
+            )))?;
         }
-        // create_new: never follow or overwrite anything already there.
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&target)
-            .map_err(|err| {
-                if err.kind() == io::ErrorKind::AlreadyExists {
-                    ArchiveError::UnsafeEntry {
-                        name: e.name.clone(),
-                        reason: "duplicate entry".to_owned(),
-                    }
-                } else {
-                    ArchiveError::Io {
-                        what: format!("creating {}", target.display()),
-                        source: err,
-                    }
+        let file = self.target.create_new(&e.path).map_err(|err| {
+            if err.kind() == io::ErrorKind::AlreadyExists {
+                ArchiveError::UnsafeEntry {
+                    name: e.name.clone(),
+                    reason: "duplicate entry".to_owned(),
                 }
-            })?;
+            } else {
+                ArchiveError::Io {
+                    what: format!("creating {}", target.display()),
+                    source: err,
+                }
+            }
+        })?;
         self.file = Some((file, target, Sha256::new()));
         Ok(())
     }
@@ -271,8 +302,20 @@ impl Sink for ToDisk<'_> {
 /// [`check_entries`]; names and collisions are checked before anything is
 /// written, and the caps stop the write at the cap.
 pub fn extract<R: Read + Seek>(r: R, dest: &Path, limits: &Limits) -> Result<Vec<ExtractedFile>, ArchiveError> {
+    extract_to(r, &mut PathTarget(dest), dest, limits)
+}
+
+/// [`extract`] through a [`Target`] (the installer's writes no link can
+/// redirect); `dest` names the target in messages.
+pub fn extract_to<R: Read + Seek>(
+    r: R,
+    target: &mut dyn Target,
+    dest: &Path,
+    limits: &Limits,
+) -> Result<Vec<ExtractedFile>, ArchiveError> {
     let mut sink = ToDisk {
         dest,
+        target,
         file: None,
         out: Vec::new(),
     };

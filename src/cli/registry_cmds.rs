@@ -202,9 +202,9 @@ fn walk(dir: &Path, out: &mut Vec<(std::path::PathBuf, u64, SystemTime)>) {
 
 pub fn cache(ctx: &Context, clear: bool, older_than: Option<u64>) -> Result<(), Failure> {
     let dir = crate::config::cache_dir();
-    let mut files = Vec::new();
-    walk(&dir, &mut files);
     if !clear {
+        let mut files = Vec::new();
+        walk(&dir, &mut files);
         if older_than.is_some() {
             return Err(Failure::usage("--older-than needs --clear", None));
         }
@@ -226,18 +226,18 @@ pub fn cache(ctx: &Context, clear: bool, older_than: Option<u64>) -> Result<(), 
         }
         return Ok(());
     }
-    let cutoff = older_than.map(|days| SystemTime::now() - Duration::from_secs(days.saturating_mul(86_400)));
-    let (mut removed, mut freed) = (0usize, 0u64);
-    for (path, size, modified) in files {
-        // Lock files coordinate other fm processes: leave them.
-        if path.file_name().is_some_and(|n| n == ".lock") || cutoff.is_some_and(|c| modified > c) {
-            continue;
-        }
-        if std::fs::remove_file(&path).is_ok() {
-            removed += 1;
-            freed += size;
-        }
-    }
+    // No link is followed, and no sync fills the cache meanwhile.
+    let cache = crate::install::Cache::new(dir.clone());
+    let cleared = cache.clear(
+        older_than.map(|days| Duration::from_secs(days.saturating_mul(86_400))),
+        || {
+            ctx.shell.status(
+                "Waiting",
+                format!("for another fm process to release {}", cache.lock_path().display()),
+            )
+        },
+    )?;
+    let (removed, freed) = (cleared.files, cleared.bytes);
     ctx.shell.status(
         "Removed",
         format!(

@@ -24,9 +24,14 @@
 //!   and `.lock` are opened without following links, and a link there is
 //!   refused naming it (the root, `FM_CACHE_DIR`, is the user's path);
 //! - leftovers of interrupted runs in `tmp/` are swept once a day old,
-//!   without following links.
+//!   without following links;
+//! - [`Cache::clear`] (`fm registry cache --clear`) holds the lock
+//!   exclusively and removes relative to folder handles opened without
+//!   following links, so a link planted in the cache, or a folder swapped
+//!   for one while it runs, cannot lead it outside the cache.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::InstallError;
 use super::nofollow::{Dir, Kind};
@@ -177,6 +182,97 @@ impl Cache {
         }
         Ok(Some(bytes))
     }
+}
+
+/// What [`Cache::clear`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleared {
+    /// Regular files removed (links found in the cache are removed too,
+    /// as links, and not counted).
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Folders deeper than this below the cache root are left alone by
+/// [`Cache::clear`] (fm nests three deep; each level holds a descriptor).
+const CLEAR_MAX_DEPTH: usize = 16;
+
+impl Cache {
+    /// Empties the cache (`fm registry cache --clear`): every file but the
+    /// lock files, and the folders that leaves empty; with `older_than`,
+    /// only files last modified longer ago than that (folders stay). Holds
+    /// the cache lock exclusively, so no sync fills the cache meanwhile
+    /// (`on_wait` is called if one holds it). Never follows a link: every
+    /// folder is opened relative to its parent's handle without following
+    /// one, and a link is removed as itself, so neither a link planted in
+    /// the cache nor a folder swapped for a link while this runs leads it
+    /// outside. Read-only folders (older fm versions' `trees/`) are made
+    /// writable to be emptied. Best effort past the lock: what cannot be
+    /// removed is left. A missing cache is an empty one.
+    pub fn clear(&self, older_than: Option<Duration>, on_wait: impl FnOnce()) -> Result<Cleared, InstallError> {
+        let Some(root) = self.open_root(false)? else {
+            return Ok(Cleared::default());
+        };
+        let _lock = root.lock(".lock", on_wait, false)?;
+        let cutoff = older_than.map(|age| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64);
+            now.saturating_sub(age.as_nanos().min(i64::MAX as u128) as i64)
+        });
+        let mut out = Cleared::default();
+        clear_dir(&root, cutoff, &mut out, 0);
+        Ok(out)
+    }
+}
+
+/// Empties `dir` as [`Cache::clear`] says; whether it is left empty.
+fn clear_dir(dir: &Dir, cutoff: Option<i64>, out: &mut Cleared, depth: usize) -> bool {
+    let Ok(entries) = dir.entries() else {
+        return false;
+    };
+    let mut empty = true;
+    for (name, kind) in entries {
+        if kind == Kind::Dir {
+            let emptied = depth < CLEAR_MAX_DEPTH
+                && match dir.open_dir(&name) {
+                    Ok(Some(sub)) => {
+                        if let Ok(m) = sub.own_meta() {
+                            let _ = sub.make_writable(m.mode);
+                        }
+                        clear_dir(&sub, cutoff, out, depth + 1)
+                    }
+                    _ => false,
+                };
+            // `remove_dir` never follows a link: one swapped in meanwhile stays.
+            if !(emptied && cutoff.is_none() && dir.remove_dir(&name).is_ok()) {
+                empty = false;
+            }
+            continue;
+        }
+        // Lock files coordinate other fm processes: leave them.
+        if name == ".lock" {
+            empty = false;
+            continue;
+        }
+        let meta = dir.meta(&name).ok().flatten();
+        if let (Some(c), Some(m)) = (cutoff, meta)
+            && m.mtime_ns > c
+        {
+            empty = false;
+            continue;
+        }
+        if dir.remove_file(&name).is_ok() {
+            if let Some(m) = meta.filter(|m| m.kind == Kind::File) {
+                out.files += 1;
+                out.bytes += m.size;
+            }
+        } else {
+            empty = false;
+        }
+    }
+    empty
 }
 
 fn missing(path: &Path) -> InstallError {

@@ -11,17 +11,20 @@
 //!    all still have the stat data fm recorded is left untouched; leftovers
 //!    of an interrupted run are cleared; folders fm did not install are
 //!    reported and never touched; anything else is to install. A no-op sync
-//!    reads the state file and `lstat`s every installed file, nothing more.
+//!    reads the state file (without copying it: [`plan::quick_noop`]) and
+//!    `lstat`s every installed file relative to its folder, in parallel,
+//!    nothing more.
 //! 2. **Fetch** ([`fetch`]) — archives missing from the cache ([`cache`])
 //!    are downloaded concurrently (tokio, bounded), hashed as they stream,
 //!    and moved into the cache only once *all* of them match the lock.
-//! 3. **Stage** — on rayon, each archive is unpacked (safely, by
-//!    [`crate::archive::extract`]) into a new folder beside its
-//!    destination, `{packages}/.fm-tmp-*`, and the stat data of every file
-//!    written is recorded. A cached archive is read and re-hashed against
-//!    the lock first; a downloaded one is unpacked from the very bytes that
-//!    matched, as soon as they did, while other downloads are still under
-//!    way ([`fetch::download_and_unpack`]): steps 2 and 3 overlap.
+//! 3. **Stage** ([`stage`]) — on rayon, each archive is unpacked (safely,
+//!    by [`crate::archive::extract_to`], every write relative to a folder
+//!    handle) into a new folder beside its destination,
+//!    `{packages}/.fm-tmp-*`, and the stat data of every file written is
+//!    recorded. A cached archive is read and re-hashed against the lock
+//!    first; a downloaded one is unpacked from the very bytes that matched,
+//!    as soon as they did, while other downloads are still under way
+//!    ([`fetch::download_and_unpack`]): steps 2 and 3 overlap.
 //! 4. **Commit** — the state file is rewritten without the entries about to
 //!    change, naming their folders `owned`; each staged folder is renamed
 //!    into place (an old one is first renamed to `.fm-trash-*` and
@@ -72,19 +75,18 @@ pub mod fetch;
 pub mod layout;
 pub mod nofollow;
 mod plan;
+mod stage;
 pub mod state;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Mutex;
 
 pub use cache::Cache;
 pub use error::InstallError;
 pub use layout::Layout;
-use state::{FileStat, InstalledFile, InstalledPackage, State};
+use state::State;
 
-use crate::archive::{ExtractedFile, Limits};
 use crate::lock::{LockedPackage, LockedRegistry};
 
 const TMP_PREFIX: &str = crate::fsutil::TMP_PREFIX;
@@ -180,6 +182,16 @@ pub fn install(
     // whatever must be fetched is, every digest checked, before fm creates
     // or changes anything in the project (or waits for another fm there).
     let opened = layout.open(false)?;
+    // A no-op is proven without the cache, and without parsing the state
+    // whole (the common case of `fm sync`).
+    if opts.reinstall.is_empty()
+        && let Some(o) = opened.as_ref()
+        && let Some(foreign) = plan::quick_noop(packages, layout, o)?
+    {
+        report.unchanged = packages.len();
+        report.foreign = foreign;
+        return Ok(report);
+    }
     let _cache_lock = opts.cache.lock_shared(|| progress.waiting(&opts.cache.lock_path()))?;
     let first = plan::plan(packages, layout, opened.as_ref(), opts.prune, &opts.reinstall)?;
     if first.noop {
@@ -233,17 +245,14 @@ fn locked_install(
     // still download ([`fetch::download_and_unpack`]). Verified downloads
     // enter the cache only once all matched; every staged folder is
     // deleted if anything fails before it is renamed into place.
-    let staging = Staging {
-        dir: &opened.packages,
-        names: Mutex::new(Vec::new()),
-    };
-    let staged: Vec<Staged> = fetch_and_stage(
+    let staging = stage::Staging::new(&opened.packages);
+    let staged: Vec<stage::Staged> = fetch_and_stage(
         &plan.to_install,
         registries,
         opts,
         progress,
         &mut report,
-        &|p, bytes| stage(&staging, &opts.cache, p, bytes),
+        &|p, bytes| stage::stage(&staging, &opts.cache, p, bytes),
     )?;
 
     // 4. Commit. First the state without what is about to change, owning
@@ -285,7 +294,7 @@ fn locked_install(
         if let Some(old) = plan.old_state.packages.get(&p.name) {
             report.previous.insert(p.name.clone(), old.version.clone());
         }
-        new_state.packages.insert(p.name.clone(), record(p, s));
+        new_state.packages.insert(p.name.clone(), stage::record(p, s));
         report.installed.push((p.name.clone(), p.version.to_string()));
     }
     for name in &plan.extras {
@@ -308,122 +317,6 @@ fn locked_install(
         .write_atomic(layout.state_name(), new_state.render().as_bytes())?;
     progress.finish();
     Ok(report)
-}
-
-/// Staged folders not yet renamed into place; removed on drop.
-struct Staging<'a> {
-    dir: &'a nofollow::Dir,
-    names: Mutex<Vec<String>>,
-}
-
-impl Staging<'_> {
-    fn add(&self, name: &str) {
-        if let Ok(mut v) = self.names.lock() {
-            v.push(name.to_owned());
-        }
-    }
-
-    fn forget(&self, name: &str) {
-        if let Ok(mut v) = self.names.lock() {
-            v.retain(|n| n != name);
-        }
-    }
-}
-
-impl Drop for Staging<'_> {
-    fn drop(&mut self) {
-        if let Ok(v) = self.names.lock() {
-            for n in v.iter() {
-                let _ = self.dir.remove_tree(n);
-            }
-        }
-    }
-}
-
-/// A package unpacked into `{packages}/{tmp}`.
-struct Staged {
-    tmp: String,
-    files: Vec<(ExtractedFile, FileStat)>,
-}
-
-/// Step 3 for one package: the cached archive, re-hashed, unpacked into a
-/// new folder; the stat data of every file written.
-/// `downloaded`: the archive's verified bytes, when it was just downloaded.
-fn stage(
-    staging: &Staging<'_>,
-    cache: &Cache,
-    p: &LockedPackage,
-    downloaded: Option<&[u8]>,
-) -> Result<Staged, InstallError> {
-    let version = p.version.to_string();
-    let cached;
-    let bytes = match downloaded {
-        Some(b) => b,
-        None => {
-            cached = cache
-                .read_archive(&p.name, &version, &p.sha256)?
-                .ok_or_else(|| InstallError::Io {
-                    what: format!("reading {}", cache.archive_path(&p.sha256).display()),
-                    source: std::io::Error::other(
-                        "the archive left the cache while fm was installing it; run the command again",
-                    ),
-                })?;
-            &cached[..]
-        }
-    };
-    let tmp = nofollow::unique_name(&format!("{TMP_PREFIX}{}-", p.name), "");
-    let dir = staging.dir.create_new_dir(&tmp)?;
-    staging.add(&tmp);
-    let files =
-        crate::archive::extract(std::io::Cursor::new(bytes), dir.path(), &Limits::default()).map_err(|source| {
-            InstallError::Unpack {
-                package: p.name.clone(),
-                version: version.clone(),
-                source,
-            }
-        })?;
-    let mut out = Vec::with_capacity(files.len());
-    for f in files {
-        let m = dir.meta(&f.path)?.ok_or_else(|| InstallError::Io {
-            what: dir.join(&f.path).display().to_string(),
-            source: std::io::ErrorKind::NotFound.into(),
-        })?;
-        let stat = FileStat {
-            size: m.size,
-            mtime: m.mtime_ns,
-            ctime: m.ctime_ns,
-            ino: m.ino,
-        };
-        out.push((f, stat));
-    }
-    Ok(Staged { tmp, files: out })
-}
-
-fn record(p: &LockedPackage, s: Staged) -> InstalledPackage {
-    InstalledPackage {
-        name: p.name.clone(),
-        version: p.version.to_string(),
-        sha256: p.sha256.clone(),
-        executable: s
-            .files
-            .iter()
-            .filter(|(f, _)| f.executable)
-            .map(|(f, _)| f.path.clone())
-            .collect(),
-        files: s
-            .files
-            .into_iter()
-            .map(|(f, stat)| {
-                (
-                    f.path,
-                    InstalledFile {
-                        sha256: f.sha256,
-                        stat: Some(stat),
-                    },
-                )
-            })
-            .collect(),
-    }
 }
 
 /// The archives of `to_install` that are not cached, one per digest; an

@@ -12,12 +12,19 @@
 //!   locked digest and every recorded file still has the stat data fm saw
 //!   after writing it (size, mtime, ctime, inode); racy files (times not
 //!   older than the state file) are hashed instead.
+//!
+//! A no-op is proven first by [`quick_noop`], which reads the state file
+//! without copying it and checks the packages' files in parallel; only
+//! when it is not a no-op (or in doubt) does [`plan`] parse the state whole.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use rayon::prelude::*;
+
 use super::layout::{Layout, Opened};
-use super::nofollow::{Dir, Kind};
-use super::state::{InstalledPackage, State};
+use super::nofollow::{Chain, Dir, Kind};
+use super::state::{self, FileView, State};
 use super::{InstallError, TMP_PREFIX, TRASH_PREFIX};
 use crate::lock::LockedPackage;
 
@@ -55,6 +62,91 @@ pub(super) fn read_state(layout: &Layout, opened: &Opened) -> Result<(State, boo
     Ok((state, true, meta.mtime_ns))
 }
 
+/// The package folders and fm's leftovers in an opened packages folder; a
+/// link among them is refused.
+struct Scan {
+    present: BTreeMap<String, Kind>,
+    leftovers: Vec<String>,
+}
+
+fn scan(o: &Opened) -> Result<Scan, InstallError> {
+    let mut present = BTreeMap::new();
+    let mut leftovers = Vec::new();
+    for (name, kind) in o.packages.entries()? {
+        let ours = name.starts_with(TMP_PREFIX) || name.starts_with(TRASH_PREFIX);
+        if kind == Kind::Link && (ours || !Layout::is_own_entry(&name)) {
+            return Err(InstallError::Link {
+                path: o.packages.join(&name).display().to_string(),
+            });
+        }
+        if ours {
+            leftovers.push(name);
+        } else if !Layout::is_own_entry(&name) {
+            present.insert(name, kind);
+        }
+    }
+    Ok(Scan { present, leftovers })
+}
+
+/// Whether a run has nothing to do, proven cheaply: `Some(foreign)` (the
+/// folders fm did not install, to report) when the state file is fm's own
+/// format, owns nothing beyond its packages, records exactly `packages`
+/// (names, versions, digests), every one of them is a folder whose files
+/// all have their recorded stat data, and no leftover is there. `None`
+/// when anything differs or is in doubt: [`plan`] then decides (and
+/// reports what is wrong). Never more permissive than [`plan`]: whenever
+/// this says no-op, so would it.
+pub(super) fn quick_noop(
+    packages: &[LockedPackage],
+    layout: &Layout,
+    opened: &Opened,
+) -> Result<Option<Vec<String>>, InstallError> {
+    let scan = scan(opened)?;
+    if !scan.leftovers.is_empty() {
+        return Ok(None);
+    }
+    let Some((bytes, meta)) = opened.meta.read_file(layout.state_name())? else {
+        return Ok(None);
+    };
+    let Some(views) = std::str::from_utf8(&bytes).ok().and_then(state::view) else {
+        return Ok(None);
+    };
+    if views.len() != packages.len() {
+        return Ok(None);
+    }
+    let wanted: BTreeMap<&str, &LockedPackage> = packages.iter().map(|p| (p.name.as_str(), p)).collect();
+    let mut version = String::new();
+    let mut last: Option<&str> = None;
+    for v in &views {
+        // Strictly increasing names: each recorded once.
+        if last.is_some_and(|l| l >= v.name) {
+            return Ok(None);
+        }
+        last = Some(v.name);
+        let Some(p) = wanted.get(v.name) else {
+            return Ok(None);
+        };
+        version.clear();
+        std::fmt::Write::write_fmt(&mut version, format_args!("{}", p.version)).ok();
+        if v.version != version || v.sha256 != p.sha256 || scan.present.get(v.name) != Some(&Kind::Dir) {
+            return Ok(None);
+        }
+    }
+    let racy_from = meta.mtime_ns;
+    let unchanged = views
+        .par_iter()
+        .all(|v| files_unchanged(&opened.packages, v.name, v.files(), racy_from));
+    if !unchanged {
+        return Ok(None);
+    }
+    Ok(Some(
+        scan.present
+            .into_keys()
+            .filter(|n| !wanted.contains_key(n.as_str()))
+            .collect(),
+    ))
+}
+
 pub(super) fn plan<'a>(
     packages: &'a [LockedPackage],
     layout: &Layout,
@@ -62,26 +154,15 @@ pub(super) fn plan<'a>(
     prune: bool,
     reinstall: &BTreeSet<String>,
 ) -> Result<Plan<'a>, InstallError> {
-    let mut present: BTreeMap<String, Kind> = BTreeMap::new();
-    let mut leftovers = Vec::new();
-    let (old_state, state_exists, state_mtime) = match opened {
-        Some(o) => {
-            for (name, kind) in o.packages.entries()? {
-                let ours = name.starts_with(TMP_PREFIX) || name.starts_with(TRASH_PREFIX);
-                if kind == Kind::Link && (ours || !Layout::is_own_entry(&name)) {
-                    return Err(InstallError::Link {
-                        path: o.packages.join(&name).display().to_string(),
-                    });
-                }
-                if ours {
-                    leftovers.push(name);
-                } else if !Layout::is_own_entry(&name) {
-                    present.insert(name, kind);
-                }
-            }
-            read_state(layout, o)?
-        }
-        None => (State::default(), false, 0),
+    let (Scan { present, leftovers }, (old_state, state_exists, state_mtime)) = match opened {
+        Some(o) => (scan(o)?, read_state(layout, o)?),
+        None => (
+            Scan {
+                present: BTreeMap::new(),
+                leftovers: Vec::new(),
+            },
+            (State::default(), false, 0),
+        ),
     };
     if !layout.owned && !state_exists && !present.is_empty() {
         return Err(InstallError::NotOwned {
@@ -102,11 +183,8 @@ pub(super) fn plan<'a>(
         });
     }
 
-    // Candidates to leave in place, then their files' stat data checked:
-    // one `lstat` each, on this thread (a rayon pool costs more than it
-    // saves here when the machine is busy: the check is a few ms of system
-    // calls).
-    let candidates: Vec<(&LockedPackage, &InstalledPackage)> = packages
+    // Candidates to leave in place, then their files' stat data checked.
+    let candidates: Vec<(&LockedPackage, &state::InstalledPackage)> = packages
         .iter()
         .filter_map(|p| {
             let s = old_state.packages.get(&p.name)?;
@@ -119,8 +197,17 @@ pub(super) fn plan<'a>(
         .collect();
     let unchanged: Vec<bool> = match opened {
         Some(o) => candidates
-            .iter()
-            .map(|(_, s)| files_unchanged(&o.packages, s, state_mtime))
+            .par_iter()
+            .map(|(_, s)| {
+                let files = s.files.iter().map(|(path, f)| {
+                    Some(FileView {
+                        path: Cow::Borrowed(path.as_str()),
+                        sha256: Cow::Borrowed(f.sha256.as_str()),
+                        stat: f.stat,
+                    })
+                });
+                files_unchanged(&o.packages, &s.name, files, state_mtime)
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -169,18 +256,59 @@ pub(super) fn plan<'a>(
     })
 }
 
-/// Whether every recorded file of `pkg` still has the stat data fm
-/// recorded; racy ones (recorded times not older than the state file,
-/// `racy_from`) must also hash to their recorded digest.
-fn files_unchanged(packages: &Dir, pkg: &InstalledPackage, racy_from: i64) -> bool {
+/// Whether every recorded file of the package `name` still has the stat
+/// data fm recorded; racy ones (recorded times not older than the state
+/// file, `racy_from`) must also hash to their recorded digest. `None` among
+/// `files` (a line that could not be read), a path that is not plain, or a
+/// digest that is not one, counts as changed.
+///
+/// Each file is looked up relative to the packages folder's handle as
+/// `{name}/{path}`, its last component not followed; each folder on the
+/// way is looked up the same way once and must be a folder, so a folder
+/// swapped for a link is a change, not a detour. (One `fstatat` a file and
+/// one a folder: opening a handle per folder costs two more system calls
+/// each, and a no-op sync is made of these calls.)
+fn files_unchanged<'f>(
+    packages: &Dir,
+    name: &str,
+    files: impl Iterator<Item = Option<FileView<'f>>>,
+    racy_from: i64,
+) -> bool {
     let mut rel = String::with_capacity(128);
-    for (path, file) in &pkg.files {
+    rel.push_str(name);
+    rel.push('/');
+    let base_len = rel.len();
+    // Folders of this package already seen to be folders (not links).
+    let mut folders: Vec<String> = Vec::new();
+    for file in files {
+        let Some(file) = file else {
+            return false;
+        };
         let Some(want) = file.stat else {
             return false;
         };
-        rel.clear();
-        rel.push_str(&pkg.name);
-        rel.push('/');
+        let path: &str = &file.path;
+        if !state::is_plain_relative(path) || !crate::fsutil::is_sha256_hex(&file.sha256) {
+            return false;
+        }
+        rel.truncate(base_len);
+        if let Some((folder, _)) = path.rsplit_once('/')
+            && !folders.iter().any(|f| f == folder)
+        {
+            for (i, _) in folder.match_indices('/').chain(std::iter::once((folder.len(), ""))) {
+                let prefix = &folder[..i];
+                if folders.iter().any(|f| f == prefix) {
+                    continue;
+                }
+                rel.push_str(prefix);
+                let is_dir = matches!(packages.meta(&rel), Ok(Some(m)) if m.kind == Kind::Dir);
+                rel.truncate(base_len);
+                if !is_dir {
+                    return false;
+                }
+                folders.push(prefix.to_owned());
+            }
+        }
         rel.push_str(path);
         let Ok(Some(m)) = packages.meta(&rel) else {
             return false;
@@ -193,15 +321,24 @@ fn files_unchanged(packages: &Dir, pkg: &InstalledPackage, racy_from: i64) -> bo
         {
             return false;
         }
-        if (want.mtime >= racy_from || want.ctime >= racy_from) && !hashes_to(packages, &rel, &file.sha256) {
+        if (want.mtime >= racy_from || want.ctime >= racy_from) && !hashes_to(packages, name, path, &file.sha256) {
             return false;
         }
     }
     true
 }
 
-fn hashes_to(dir: &Dir, rel: &str, sha256: &str) -> bool {
-    match dir.open_file(rel) {
+/// Whether the file `path` of the package `name` hashes to `sha256`; read
+/// through handles opened without following links.
+fn hashes_to(packages: &Dir, name: &str, path: &str, sha256: &str) -> bool {
+    let Ok(Some(root)) = packages.open_dir(name) else {
+        return false;
+    };
+    let mut chain = Chain::new(&root);
+    let Ok(Some((dir, file))) = chain.parent_of(path, false) else {
+        return false;
+    };
+    match dir.open_file(file) {
         Ok(Some(f)) => crate::fsutil::sha256_reader(std::io::BufReader::new(f)).is_ok_and(|(h, _)| h == sha256),
         _ => false,
     }

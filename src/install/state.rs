@@ -28,7 +28,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 /// The state format version this fm writes (1, without stat data, is still
@@ -258,279 +257,33 @@ impl State {
 /// recorded: no `.`, `..`, empty or absolute parts, no `\`, `:` or NUL
 /// (the path is only ever joined below a package folder). Cheap: a no-op
 /// sync checks every recorded path.
-fn is_plain_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.contains(['\\', ':', '\0'])
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+pub(crate) fn is_plain_relative(path: &str) -> bool {
+    let b = path.as_bytes();
+    let forbidden = b
+        .iter()
+        .fold(false, |acc, &c| acc | (c == b'\\') | (c == b':') | (c == 0));
+    !forbidden
+        && !b.is_empty()
+        && b.split(|&c| c == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..")
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawState {
-    version: u32,
-    #[serde(default)]
-    #[allow(dead_code)] // derived from the packages
-    set: String,
-    #[serde(default)]
-    owned: Vec<String>,
-    #[serde(default)]
-    package: Vec<RawPackage>,
-}
+mod compat;
+mod fast;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPackage {
-    name: String,
-    version: String,
-    sha256: String,
-    #[serde(default)]
-    executable: Vec<String>,
-    #[serde(default)]
-    files: BTreeMap<String, RawFile>,
-}
+use compat::parse_toml;
+pub(crate) use fast::{FileView, PackageView};
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawFile {
-    /// Version 1: the digest alone.
-    Digest(String),
-    Full {
-        sha256: String,
-        size: Option<u64>,
-        mtime: Option<i64>,
-        ctime: Option<i64>,
-        ino: Option<i64>,
-    },
-}
-
-fn parse_toml(text: &str) -> Result<State, String> {
-    let raw: RawState = toml::from_str(text).map_err(|e| e.to_string())?;
-    if raw.version != 1 && raw.version != STATE_VERSION {
-        return Err(format!(
-            "format version {} (this fm reads 1 and {STATE_VERSION})",
-            raw.version
-        ));
-    }
-    let mut packages = BTreeMap::new();
-    for p in raw.package {
-        if packages.contains_key(&p.name) {
-            return Err(format!("package {} is listed twice", p.name));
-        }
-        let files = p
-            .files
-            .into_iter()
-            .map(|(path, f)| {
-                let f = match f {
-                    RawFile::Digest(sha256) => InstalledFile { sha256, stat: None },
-                    RawFile::Full {
-                        sha256,
-                        size,
-                        mtime,
-                        ctime,
-                        ino,
-                    } => InstalledFile {
-                        sha256,
-                        stat: match (size, mtime, ctime, ino) {
-                            (Some(size), Some(mtime), Some(ctime), Some(ino)) => Some(FileStat {
-                                size,
-                                mtime,
-                                ctime,
-                                ino: ino as u64,
-                            }),
-                            _ => None,
-                        },
-                    },
-                };
-                (path, f)
-            })
-            .collect();
-        packages.insert(
-            p.name.clone(),
-            InstalledPackage {
-                name: p.name,
-                version: p.version,
-                sha256: p.sha256,
-                executable: p.executable,
-                files,
-            },
-        );
-    }
-    Ok(State {
-        packages,
-        owned: raw.owned.into_iter().collect(),
-    })
-}
-
-/// A parser for exactly what [`State::render`] writes; `None` on anything
-/// else (the caller then falls back to the `toml` crate).
-mod fast {
-    use super::*;
-
-    struct Cursor<'a> {
-        s: &'a str,
-    }
-
-    impl<'a> Cursor<'a> {
-        fn lit(&mut self, l: &str) -> Option<()> {
-            self.s = self.s.strip_prefix(l)?;
-            Some(())
-        }
-
-        fn string(&mut self) -> Option<String> {
-            let rest = self.s.strip_prefix('"')?;
-            // The common case: no escapes.
-            let end = rest.find(['"', '\\'])?;
-            if rest.as_bytes()[end] == b'"' {
-                self.s = &rest[end + 1..];
-                return Some(rest[..end].to_owned());
-            }
-            let mut out = String::new();
-            let mut chars = rest.char_indices();
-            while let Some((i, c)) = chars.next() {
-                match c {
-                    '"' => {
-                        self.s = &rest[i + 1..];
-                        return Some(out);
-                    }
-                    '\\' => match chars.next()?.1 {
-                        '"' => out.push('"'),
-                        '\\' => out.push('\\'),
-                        'n' => out.push('\n'),
-                        't' => out.push('\t'),
-                        'r' => out.push('\r'),
-                        'u' => {
-                            let hex: String = (0..4).filter_map(|_| chars.next().map(|c| c.1)).collect();
-                            out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                        }
-                        _ => return None,
-                    },
-                    c if (c as u32) < 0x20 => return None,
-                    c => out.push(c),
-                }
-            }
-            None
-        }
-
-        fn int(&mut self) -> Option<i64> {
-            let end = self
-                .s
-                .char_indices()
-                .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && c == '-')))
-                .map_or(self.s.len(), |(i, _)| i);
-            let v = self.s[..end].parse().ok()?;
-            self.s = &self.s[end..];
-            Some(v)
-        }
-
-        fn list(&mut self) -> Option<Vec<String>> {
-            self.lit("[")?;
-            let mut out = Vec::new();
-            if self.lit("]").is_some() {
-                return Some(out);
-            }
-            loop {
-                out.push(self.string()?);
-                if self.lit("]").is_some() {
-                    return Some(out);
-                }
-                self.lit(", ")?;
-            }
-        }
-
-        fn end(&self) -> Option<()> {
-            self.s.is_empty().then_some(())
-        }
-    }
-
-    fn line_value<'a, T>(line: &'a str, key: &str, f: impl FnOnce(&mut Cursor<'a>) -> Option<T>) -> Option<T> {
-        let mut c = Cursor {
-            s: line.strip_prefix(key)?.strip_prefix(" = ")?,
-        };
-        let v = f(&mut c)?;
-        c.end()?;
-        Some(v)
-    }
-
-    pub(super) fn parse(text: &str) -> Option<State> {
-        let mut lines = text.split('\n').peekable();
-        if lines.next()? != HEADER || lines.next()? != format!("version = {STATE_VERSION}") {
-            return None;
-        }
-        line_value(lines.next()?, "set", Cursor::string)?;
-        let mut state = State::default();
-        if let Some(l) = lines.peek()
-            && l.starts_with("owned = ")
-        {
-            state.owned = line_value(lines.next()?, "owned", Cursor::list)?.into_iter().collect();
-        }
-        loop {
-            match lines.next()? {
-                "" if lines.peek().is_none() => return Some(state),
-                "" => {}
-                _ => return None,
-            }
-            if lines.next()? != "[[package]]" {
-                return None;
-            }
-            let name = line_value(lines.next()?, "name", Cursor::string)?;
-            let version = line_value(lines.next()?, "version", Cursor::string)?;
-            let sha256 = line_value(lines.next()?, "sha256", Cursor::string)?;
-            let mut executable = Vec::new();
-            let mut next = lines.next()?;
-            if next.starts_with("executable = ") {
-                executable = line_value(next, "executable", Cursor::list)?;
-                next = lines.next()?;
-            }
-            if !next.is_empty() || lines.next()? != "[package.files]" {
-                return None;
-            }
-            let mut files = BTreeMap::new();
-            while let Some(l) = lines.peek()
-                && !l.is_empty()
-            {
-                let (path, file) = file_line(lines.next()?)?;
-                files.insert(path, file);
-            }
-            let pkg = InstalledPackage {
-                name: name.clone(),
-                version,
-                sha256,
-                executable,
-                files,
-            };
-            if state.packages.insert(name, pkg).is_some() {
-                return None;
-            }
-        }
-    }
-
-    fn file_line(line: &str) -> Option<(String, InstalledFile)> {
-        let mut c = Cursor { s: line };
-        let path = c.string()?;
-        c.lit(" = { sha256 = ")?;
-        let sha256 = c.string()?;
-        let stat = if c.lit(" }").is_some() {
-            None
-        } else {
-            c.lit(", size = ")?;
-            let size = c.int()?;
-            c.lit(", mtime = ")?;
-            let mtime = c.int()?;
-            c.lit(", ctime = ")?;
-            let ctime = c.int()?;
-            c.lit(", ino = ")?;
-            let ino = c.int()?;
-            c.lit(" }")?;
-            Some(FileStat {
-                size: u64::try_from(size).ok()?,
-                mtime,
-                ctime,
-                ino: ino as u64,
-            })
-        };
-        c.end()?;
-        Some((path, InstalledFile { sha256, stat }))
-    }
+/// The packages of a state text that fm wrote, borrowed from it, for the
+/// no-op check; `None` for any other text, or one that records folders as
+/// `owned` (an install was under way: [`State::parse`] decides). Names,
+/// versions and digests are not validated here: the caller compares them
+/// with a validated lock, and checks each file's path and digest with
+/// [`is_plain_relative`] and [`crate::fsutil::is_sha256_hex`] as it uses
+/// them.
+pub(crate) fn view(text: &str) -> Option<Vec<PackageView<'_>>> {
+    let (owned, packages) = fast::split(text)?;
+    owned.is_empty().then_some(packages)
 }
 
 #[cfg(test)]
@@ -615,6 +368,12 @@ mod tests {
             ("a", "../../etc/passwd"),
             ("a", "/etc/passwd"),
             ("a", "./f"),
+            ("a", "b//f"),
+            ("a", "b/../../f"),
+            ("a", "b\\f"),
+            ("a", "c:f"),
+            ("a", "f\0"),
+            ("a", "f/"),
         ] {
             let mut s = State::default();
             s.packages.insert(

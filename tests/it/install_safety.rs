@@ -412,3 +412,98 @@ fn disk_full_while_filling_the_cache_names_the_cache_not_the_registry() {
     assert!(!err.contains("registry main"), "{err}");
     assert!(!w.packages_dir().join("a").exists());
 }
+
+/// `fm registry cache --clear` removes only what is in the cache: links
+/// planted there are removed as links, and a folder swapped for a link
+/// while the clear runs does not lead it outside. (It used to collect
+/// paths first and remove them by path later, following whatever link
+/// stood on the path by then.)
+#[test]
+fn cache_clear_never_follows_a_link_planted_or_swapped_in() {
+    let ctx = TestContext::new();
+    let outside = ctx.root.join("outside");
+    std::fs::create_dir_all(outside.join("big")).unwrap();
+    std::fs::write(outside.join("victim.txt"), "keep me").unwrap();
+    // Planted links: to a folder, to a file.
+    std::fs::create_dir_all(ctx.cache.join("archives/ab")).unwrap();
+    symlink(&outside, ctx.cache.join("archives/planted")).unwrap();
+    symlink(outside.join("victim.txt"), ctx.cache.join("archives/ab/planted.fmpkg")).unwrap();
+    // A big folder, swapped for a link to its twin outside once the
+    // removal has begun.
+    const N: usize = 10_000;
+    let big = ctx.cache.join("http/big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..N {
+        std::fs::write(big.join(format!("f{i:05}.json")), "{}").unwrap();
+        std::fs::write(outside.join(format!("big/f{i:05}.json")), "keep me").unwrap();
+    }
+    let swapper = {
+        let (cache, outside) = (ctx.cache.clone(), outside.clone());
+        std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while started.elapsed() < std::time::Duration::from_secs(60) {
+                let left = std::fs::read_dir(cache.join("http/big")).map_or(N, |d| d.count());
+                if left < N {
+                    std::fs::rename(cache.join("http"), cache.join("http-moved")).unwrap();
+                    symlink(&outside, cache.join("http")).unwrap();
+                    return left;
+                }
+            }
+            panic!("the clear never began removing http/big");
+        })
+    };
+    let out = ctx.run(&["registry", "cache", "--clear"]);
+    assert_code(&out, 0);
+    let left_at_swap = swapper.join().unwrap();
+    let kept = (0..N)
+        .filter(|i| outside.join(format!("big/f{i:05}.json")).exists())
+        .count();
+    assert_eq!(std::fs::read_to_string(outside.join("victim.txt")).unwrap(), "keep me");
+    assert_eq!(kept, N, "{} files outside the cache were removed", N - kept);
+    for link in ["archives/planted", "archives/ab/planted.fmpkg"] {
+        assert!(
+            std::fs::symlink_metadata(ctx.cache.join(link)).is_err(),
+            "{link} was not removed"
+        );
+    }
+    let inside_left = std::fs::read_dir(ctx.cache.join("http-moved/big")).map_or(0, |d| d.count());
+    assert_eq!(inside_left, 0, "the clear stopped in the moved folder");
+    eprintln!(
+        "FIGURES cache-clear: 2 planted links removed as links; http/ swapped for a link with {left_at_swap} of {N} files left: {kept} of {N} files outside kept, 0 left inside"
+    );
+}
+
+/// A plain sync's change check follows no link: a package's subfolder
+/// moved out of the project and linked back (the same files, inodes and
+/// times) is a change, and the package is installed again; the moved
+/// files are left alone. (The check used to `lstat` `a/components/a.py`
+/// by path, which follows a link at `components`: "up to date".)
+#[test]
+fn a_package_subfolder_moved_out_and_linked_back_is_noticed_by_a_plain_sync() {
+    let w = world(&[("a", "1.0.0"), ("b", "1.0.0")]);
+    w.lock(&["a@1.0.0", "b@1.0.0"]);
+    assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
+    let moved = w.ctx.root.join("moved");
+    let components = w.packages_dir().join("a/components");
+    std::fs::rename(&components, &moved).unwrap();
+    symlink(&moved, &components).unwrap();
+    let moved_before = snapshot_tree(&moved);
+    let out = w.ctx.run(&["sync", "--frozen"]);
+    assert_code(&out, 0);
+    assert!(
+        stderr(&out).contains("Reinstalled a (files changed since fm installed them)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(std::fs::symlink_metadata(&components).unwrap().is_dir());
+    assert_eq!(snapshot_tree(&moved), moved_before, "the moved files were touched");
+    // A removed file is noticed as well, and then all is in place.
+    std::fs::remove_file(w.packages_dir().join("b/components/b.py")).unwrap();
+    assert!(stderr(&w.ctx.run(&["sync", "--frozen"])).contains("Reinstalled b"));
+    let out = w.ctx.run(&["sync", "--frozen"]);
+    assert!(stderr(&out).contains("2 packages up to date"), "{}", stderr(&out));
+    assert_code(&w.ctx.run(&["verify"]), 0);
+    eprintln!(
+        "FIGURES noop-check-links: 1 subfolder swapped for a link to its own moved files and 1 removed file noticed by a plain sync and reinstalled; moved files untouched"
+    );
+}

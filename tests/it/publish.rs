@@ -432,6 +432,126 @@ fn a_version_differing_only_in_build_metadata_is_refused_by_publish_and_upload()
 /// disk full) left an unlisted archive and a temporary file: the version
 /// could never be published again with other bytes ("already published").
 /// The crash is reproduced by leaving exactly what it leaves.
+/// `name@version` packed with a 16 MiB incompressible file, so that
+/// writing it takes long enough to be killed in the middle.
+fn big_packed(ctx: &TestContext, name: &str, version: &str) -> PathBuf {
+    let src = package_source(&ctx.root.join("src"), name, version, &[]);
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ version.len() as u64;
+    let bytes: Vec<u8> = (0..16 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(src.join("components/blob.bin"), bytes).unwrap();
+    let p = pack_folder(&src);
+    let out = ctx.root.join("archives").join(p.file_name());
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, &p.bytes).unwrap();
+    out
+}
+
+/// The `.fm-tmp-*` files anywhere in a registry folder.
+fn temporary_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(rd) = std::fs::read_dir(dir) else { return out };
+    for entry in rd.flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(temporary_files(&path));
+        } else if entry.file_name().to_string_lossy().starts_with(fm::fsutil::TMP_PREFIX) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Real `fm publish` processes SIGKILLed mid-write: killed as soon as the
+/// 16 MiB archive's temporary file appears (while its bytes are being
+/// written), or as soon as the archive itself appears (before the document
+/// lists it). Whatever each left, the next `fm publish` of the same
+/// version succeeds with the right checksum, sweeps the dead writers'
+/// temporary files, and the version installs.
+#[cfg(unix)]
+#[test]
+fn a_publish_sigkilled_mid_write_never_blocks_its_version() {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Moment {
+        TemporaryFile,
+        Archive,
+    }
+    let ctx = TestContext::new();
+    let reg = ctx.root.join("reg");
+    assert_code(&publish(&ctx, &packed(&ctx, "a", "1.0.0"), &reg), 0);
+    let folder = reg.join("packages/a");
+    let moments = [Moment::TemporaryFile; 3].into_iter().chain([Moment::Archive; 5]);
+    let (mut mid_write, mut orphans, mut finished, mut left) = (0, 0, 0, 0);
+    let mut to_heal = Vec::new();
+    for (i, moment) in moments.enumerate() {
+        let version = format!("1.{}.0", i + 1);
+        let file = big_packed(&ctx, "a", &version);
+        let archive = folder.join(format!("a-{version}.fmpkg"));
+        // Dead writers' files may still be there: wait for a new one.
+        let before = temporary_files(&folder);
+        let new_temporary = || temporary_files(&folder).iter().any(|p| !before.contains(p));
+        let mut child = ctx
+            .fm()
+            .args(["publish", file.to_str().unwrap(), "--registry", reg.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        while child.try_wait().unwrap().is_none() {
+            let seen = match moment {
+                Moment::TemporaryFile => new_temporary(),
+                Moment::Archive => archive.exists(),
+            };
+            if seen {
+                break;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        if document(&reg, "a").version(&version).is_some() {
+            finished += 1;
+            continue;
+        }
+        left += temporary_files(&folder).iter().filter(|p| !before.contains(*p)).count();
+        match moment {
+            Moment::TemporaryFile if new_temporary() => mid_write += 1,
+            Moment::Archive if archive.exists() => orphans += 1,
+            _ => {}
+        }
+        to_heal.push((version, file));
+    }
+    assert!(mid_write > 0, "no publisher was killed while writing its archive");
+    for (version, file) in &to_heal {
+        let out = publish(&ctx, file, &reg);
+        assert_code(&out, 0);
+        let bytes = std::fs::read(file).unwrap();
+        let doc = document(&reg, "a");
+        assert_eq!(
+            doc.version(version).expect("listed").checksum,
+            fm::fsutil::sha256_hex(&bytes)
+        );
+        assert!(std::fs::read(folder.join(format!("a-{version}.fmpkg"))).unwrap() == bytes);
+    }
+    let swept = temporary_files(&reg);
+    assert!(swept.is_empty(), "temporary files left: {swept:?}");
+    let (version, _) = to_heal.last().expect("a version to heal");
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\na = \"={version}\"\n\n[[registries]]\nname = \"main\"\nurl = \"{}\"\n",
+        url::Url::from_directory_path(&reg).unwrap()
+    ));
+    assert_code(&ctx.run(&["sync"]), 0);
+    eprintln!(
+        "FIGURES killed-publish-sigkill: 8 real fm publish processes SIGKILLed ({mid_write} while writing the archive, {orphans} with the archive written but not listed, {finished} already done); {} versions published again (exit 0, right checksum), {left} temporary files left by the dead, 0 remain (swept by the publishers after them); installs",
+        to_heal.len()
+    );
+}
+
 #[test]
 fn a_killed_publish_never_blocks_its_version_and_its_temporary_files_are_swept() {
     let ctx = TestContext::new();

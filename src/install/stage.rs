@@ -1,0 +1,177 @@
+//! Step 3 of [`super::install`]: each archive (a cached one re-hashed
+//! against the lock, a downloaded one from the bytes that matched) unpacked into a new folder `{packages}/.fm-tmp-*` beside its
+//! destination, and the stat data of every file written recorded.
+//!
+//! Every write goes through handles: the staged folder is created
+//! relative to the packages folder's handle, and inside it each folder is
+//! created and each file created new (`O_EXCL`, `O_NOFOLLOW`) relative to
+//! its parent's handle ([`Chain`]), so a process that swaps a folder of the
+//! staged tree for a link cannot redirect a write; the stat data is read
+//! the same way.
+
+use std::sync::Mutex;
+
+use super::nofollow::{self, Chain, Dir, DirError};
+use super::state::{FileStat, InstalledFile, InstalledPackage};
+use super::{Cache, InstallError, TMP_PREFIX};
+use crate::archive::{ExtractedFile, Limits, Target};
+use crate::lock::LockedPackage;
+
+/// Staged folders not yet renamed into place; removed on drop.
+pub(super) struct Staging<'a> {
+    dir: &'a Dir,
+    names: Mutex<Vec<String>>,
+}
+
+impl<'a> Staging<'a> {
+    /// Staging in the packages folder `dir`.
+    pub fn new(dir: &'a Dir) -> Staging<'a> {
+        Staging {
+            dir,
+            names: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn add(&self, name: &str) {
+        if let Ok(mut v) = self.names.lock() {
+            v.push(name.to_owned());
+        }
+    }
+
+    /// `name` was renamed into place: no longer to remove.
+    pub fn forget(&self, name: &str) {
+        if let Ok(mut v) = self.names.lock() {
+            v.retain(|n| n != name);
+        }
+    }
+}
+
+impl Drop for Staging<'_> {
+    fn drop(&mut self) {
+        if let Ok(v) = self.names.lock() {
+            for n in v.iter() {
+                let _ = self.dir.remove_tree(n);
+            }
+        }
+    }
+}
+
+/// A package unpacked into `{packages}/{tmp}`.
+pub(super) struct Staged {
+    pub tmp: String,
+    files: Vec<(ExtractedFile, FileStat)>,
+}
+
+/// The archive's writes, through handles (see the module doc).
+struct Handles<'a>(Chain<'a>);
+
+fn io_error(e: DirError) -> std::io::Error {
+    match e {
+        DirError::Io { source, .. } => source,
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+impl Target for Handles<'_> {
+    fn create_dir_all(&mut self, path: &str) -> std::io::Result<()> {
+        self.0.folder(path, true).map_err(io_error)?;
+        Ok(())
+    }
+
+    fn create_new(&mut self, path: &str) -> std::io::Result<std::fs::File> {
+        match self.0.parent_of(path, true).map_err(io_error)? {
+            Some((dir, name)) => dir.create_file(name, true).map_err(io_error),
+            None => Err(std::io::ErrorKind::NotFound.into()),
+        }
+    }
+}
+
+/// Step 3 for one package: the archive unpacked into a new folder; the
+/// stat data of every file written. `downloaded`: the archive's verified
+/// bytes, when it was just downloaded; otherwise the cached archive is
+/// read and re-hashed against the lock.
+pub(super) fn stage(
+    staging: &Staging<'_>,
+    cache: &Cache,
+    p: &LockedPackage,
+    downloaded: Option<&[u8]>,
+) -> Result<Staged, InstallError> {
+    let version = p.version.to_string();
+    let cached;
+    let bytes = match downloaded {
+        Some(b) => b,
+        None => {
+            cached = cache
+                .read_archive(&p.name, &version, &p.sha256)?
+                .ok_or_else(|| InstallError::Io {
+                    what: format!("reading {}", cache.archive_path(&p.sha256).display()),
+                    source: std::io::Error::other(
+                        "the archive left the cache while fm was installing it; run the command again",
+                    ),
+                })?;
+            &cached[..]
+        }
+    };
+    let tmp = nofollow::unique_name(&format!("{TMP_PREFIX}{}-", p.name), "");
+    let dir = staging.dir.create_new_dir(&tmp)?;
+    staging.add(&tmp);
+    let files = crate::archive::extract_to(
+        std::io::Cursor::new(bytes),
+        &mut Handles(Chain::new(&dir)),
+        dir.path(),
+        &Limits::default(),
+    )
+    .map_err(|source| InstallError::Unpack {
+        package: p.name.clone(),
+        version: version.clone(),
+        source,
+    })?;
+    let mut out = Vec::with_capacity(files.len());
+    let mut chain = Chain::new(&dir);
+    for f in files {
+        let m = match chain.parent_of(&f.path, false)? {
+            Some((d, name)) => d.meta(name)?,
+            None => None,
+        };
+        let m = m.ok_or_else(|| InstallError::Io {
+            what: dir.join(&f.path).display().to_string(),
+            source: std::io::ErrorKind::NotFound.into(),
+        })?;
+        let stat = FileStat {
+            size: m.size,
+            mtime: m.mtime_ns,
+            ctime: m.ctime_ns,
+            ino: m.ino,
+        };
+        out.push((f, stat));
+    }
+    Ok(Staged { tmp, files: out })
+}
+
+/// What the state file records of a staged package.
+pub(super) fn record(p: &LockedPackage, s: Staged) -> InstalledPackage {
+    InstalledPackage {
+        name: p.name.clone(),
+        version: p.version.to_string(),
+        sha256: p.sha256.clone(),
+        executable: s
+            .files
+            .iter()
+            .filter(|(f, _)| f.executable)
+            .map(|(f, _)| f.path.clone())
+            .collect(),
+        files: s
+            .files
+            .into_iter()
+            .map(|(f, stat)| {
+                (
+                    f.path,
+                    InstalledFile {
+                        sha256: f.sha256,
+                        stat: Some(stat),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
