@@ -522,5 +522,20 @@ pub fn resolve_one(
         req: req.clone(),
         registry: registry.map(str::to_owned),
     };
-    Ok(crate::resolve::resolve(&[dep], &registries, &Preferences::default())?)
+    let mut lock = crate::resolve::resolve(&[dep], &registries, &Preferences::default())?;
+    // Every version is in its registry's transparency log (SPEC §9), as
+    // `fm lock` proves it: keys pinned by the user config or trusted on
+    // first use (there is no fm.lock to record them in).
+    let targets: Vec<crate::tlog::client::Target> = registries
+        .entries
+        .iter()
+        .map(|e| crate::tlog::client::Target {
+            name: e.decl.name.clone(),
+            client: e.client.clone(),
+            pin: e.decl.log.clone(),
+            locked_key: None,
+        })
+        .collect();
+    crate::tlog::client::prove_lock(&mut lock, &targets, offline)?;
+    Ok(lock)
 }

@@ -216,6 +216,33 @@ fn a_rewritten_archive_and_document_is_caught_with_an_empty_cache_and_no_lock() 
     assert!(!ctx.project.join(".fm/packages/a").exists());
 }
 
+/// `fm install` (no manifest, no lock) proves what it selects as `fm lock`
+/// does: a rewritten version is refused and nothing is installed.
+#[test]
+fn fm_install_refuses_a_version_its_log_does_not_record() {
+    let ctx = TestContext::new();
+    let (reg, key) = logged(&ctx, "main");
+    let honest = publish_logged(&ctx, &reg.root, &key, "a", "1.0.0", &[]);
+    let evil = rewrite_version(&ctx, &reg.root, "a", "1.0.0");
+    ok(&run(&ctx, &["registry", "add", "main", &reg.url()]));
+    let e = fails(&run(&ctx, &["install", "a"]));
+    assert!(
+        e.contains(&format!(
+            "serves a 1.0.0 (sha256 {evil}) but its transparency log does not record it"
+        )),
+        "{e}"
+    );
+    assert!(e.contains(&honest), "{e}");
+    assert!(!ctx.project.join(".fm/packages/a").exists(), "nothing is installed");
+    // An honest version of the same registry installs.
+    publish_logged(&ctx, &reg.root, &key, "b", "1.0.0", &[]);
+    ok(&run(&ctx, &["install", "b"]));
+    assert!(ctx.project.join(".fm/packages/b").is_dir());
+    eprintln!(
+        "FIGURES tlog-client install: a rewritten version refused by fm install, 0 files installed; an honest one installs"
+    );
+}
+
 #[test]
 fn a_version_outside_the_log_is_refused() {
     let ctx = TestContext::new();
