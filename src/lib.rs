@@ -50,6 +50,7 @@ pub mod runtime;
 pub mod server;
 pub mod text;
 pub mod tlog;
+pub mod values;
 
 pub use client::Client;
 pub use project::Project;

@@ -327,10 +327,10 @@ fn project_for(ctx: &TestContext, url: &str, sha: &str, size: u64) {
             explicit: false,
         }],
         packages: vec![fm::lock::LockedPackage {
-            name: "a".into(),
+            name: "a".parse().unwrap(),
             version: semver::Version::new(1, 0, 0),
             registry: "main".into(),
-            sha256: sha.into(),
+            sha256: sha.parse().unwrap(),
             size,
             dependencies: vec![],
         }],
