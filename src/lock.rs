@@ -246,7 +246,7 @@ impl Lockfile {
             let _ = writeln!(out, "registry = {}", quote(&p.registry));
             let _ = writeln!(out, "sha256 = {}", quote(&p.sha256));
             let _ = writeln!(out, "size = {}", p.size);
-            if let Some(index) = self.log.indexes.get(&p.name) {
+            if let Some(index) = self.log.indexes.get(p.name.as_str()) {
                 let _ = writeln!(out, "log-index = {index}");
             }
             let _ = writeln!(out, "dependencies = {}", array(&deps));
