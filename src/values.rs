@@ -263,11 +263,6 @@ impl LockedDep {
     pub fn req(&self) -> &str {
         &self.0[self.1 + 1..]
     }
-
-    /// The requirement, parsed (it parsed when this value was made).
-    pub fn requirement(&self) -> crate::req::Requirement {
-        crate::req::Requirement::parse(self.req()).unwrap_or_else(|_| crate::req::Requirement::any())
-    }
 }
 
 impl TryFrom<String> for LockedDep {
