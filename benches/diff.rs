@@ -24,7 +24,11 @@ fn lock(n: usize, bump: bool) -> Lockfile {
                 size: 10_000 + i as u64,
                 dependencies: (1..=2)
                     .filter(|d| i + d < n)
-                    .map(|d| format!("pkg-{:05} ^1.{}", i + d, if moved { 3 } else { 2 }).parse().unwrap())
+                    .map(|d| {
+                        format!("pkg-{:05} ^1.{}", i + d, if moved { 3 } else { 2 })
+                            .parse()
+                            .unwrap()
+                    })
                     .collect(),
             }
         })

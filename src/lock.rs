@@ -451,7 +451,9 @@ pub(crate) mod tests {
                 name: "summarizer".parse().unwrap(),
                 version: "1.4.2".parse().unwrap(),
                 registry: "company".into(),
-                sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".parse().unwrap(),
+                sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                    .parse()
+                    .unwrap(),
                 size: 48213,
                 dependencies: vec!["text-utils ^2.1".parse().unwrap()],
             }],

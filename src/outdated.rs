@@ -270,7 +270,9 @@ fn holders(
         if want.matches(&locked.version) {
             continue;
         }
-        let Some(Some(doc)) = docs.get(dep.as_str()) else { continue };
+        let Some(Some(doc)) = docs.get(dep.as_str()) else {
+            continue;
+        };
         let versions: Vec<semver::Version> = doc
             .versions
             .iter()

@@ -335,13 +335,19 @@ mod tests {
         assert_eq!(err.to_string(), "invalid package name \"../x\": it starts with '.'");
         let err = serde_json::from_str::<PackageName>("\"CON\"").unwrap_err();
         assert!(err.to_string().starts_with("invalid package name \"CON\""), "{err}");
-        assert_eq!(serde_json::to_string(&PackageName::try_from("a").unwrap()).unwrap(), "\"a\"");
+        assert_eq!(
+            serde_json::to_string(&PackageName::try_from("a").unwrap()).unwrap(),
+            "\"a\""
+        );
     }
 
     #[test]
     fn digests_are_lower_case_hex() {
         let sum = Sha256::of(b"abc");
-        assert_eq!(sum.as_str(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sum.as_str(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(Sha256::try_from(sum.to_string()).unwrap(), sum);
         assert!(Sha256::try_from(sum.to_uppercase()).is_err());
         assert!(Sha256::try_from("ab".to_owned()).is_err());
@@ -352,7 +358,10 @@ mod tests {
     #[test]
     fn locked_deps_have_one_parser() {
         let d: LockedDep = "text-utils >=0.3, <0.5".parse().unwrap();
-        assert_eq!((d.name(), d.req(), d.as_ref()), ("text-utils", ">=0.3, <0.5", "text-utils >=0.3, <0.5"));
+        assert_eq!(
+            (d.name(), d.req(), d.as_ref()),
+            ("text-utils", ">=0.3, <0.5", "text-utils >=0.3, <0.5")
+        );
         for bad in ["text-utils", "Text ^1", "x ^^1", " ^1", "x "] {
             assert!(bad.parse::<LockedDep>().is_err(), "{bad}");
         }

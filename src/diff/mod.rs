@@ -198,12 +198,10 @@ fn package_ref(p: &LockedPackage) -> PackageRef {
 fn edges(p: &LockedPackage) -> BTreeSet<Edge> {
     p.dependencies
         .iter()
-        .map(|d| {
-            Edge {
-                from: p.name.to_string(),
-                to: d.name().to_owned(),
-                req: d.req().trim().to_owned(),
-            }
+        .map(|d| Edge {
+            from: p.name.to_string(),
+            to: d.name().to_owned(),
+            req: d.req().trim().to_owned(),
         })
         .collect()
 }

@@ -162,7 +162,12 @@ impl VersionRecord {
             dependencies: m
                 .dependencies
                 .keys()
-                .map(|n| (n.clone(), m.raw.dependencies.get(n.as_str()).cloned().unwrap_or_default()))
+                .map(|n| {
+                    (
+                        n.clone(),
+                        m.raw.dependencies.get(n.as_str()).cloned().unwrap_or_default(),
+                    )
+                })
                 .collect(),
             yanked: false,
             published_at,
@@ -182,7 +187,11 @@ impl VersionRecord {
     /// The record of one version a legacy FlowMason Studio server describes
     /// only by its [`PackageInfo`] (whose `checksum` the caller checked);
     /// `dependencies` come from its archive.
-    pub fn from_info(info: &PackageInfo, checksum: Sha256, dependencies: BTreeMap<PackageName, String>) -> VersionRecord {
+    pub fn from_info(
+        info: &PackageInfo,
+        checksum: Sha256,
+        dependencies: BTreeMap<PackageName, String>,
+    ) -> VersionRecord {
         let About {
             description,
             author,
@@ -372,7 +381,12 @@ mod tests {
         let manifest = crate::archive::read_manifest(&packed.bytes).unwrap();
         assert_eq!(About::from(&manifest.raw), about());
 
-        let record = VersionRecord::from_manifest(&manifest, packed.sha256.parse().unwrap(), 7, "2026-01-01T00:00:00Z".to_owned());
+        let record = VersionRecord::from_manifest(
+            &manifest,
+            packed.sha256.parse().unwrap(),
+            7,
+            "2026-01-01T00:00:00Z".to_owned(),
+        );
         assert_eq!(About::from(&record), about());
         assert_eq!(
             (record.tags.as_slice(), record.components.as_slice()),

@@ -67,8 +67,7 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
             log.indexes.insert(name.to_string(), index);
         }
         packages.push(LockedPackage {
-            name: crate::values::PackageName::try_from(name.to_string())
-                .map_err(|e| corrupt(e.to_string()))?,
+            name: crate::values::PackageName::try_from(name.to_string()).map_err(|e| corrupt(e.to_string()))?,
             version,
             registry,
             sha256,

@@ -78,7 +78,8 @@ fn a_document_with_a_bad_digest_or_dependency_name_is_refused_when_read() {
     let bad_name = |doc: &mut serde_json::Value| {
         doc["versions"][0]["dependencies"] = serde_json::json!({"../b": "^1"});
     };
-    let cases: [(&str, &dyn Fn(&mut serde_json::Value)); 2] = [("digest", &bad_digest), ("dependency name", &bad_name)];
+    type Corrupt<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let cases: [(&str, Corrupt<'_>); 2] = [("digest", &bad_digest), ("dependency name", &bad_name)];
     for (case, corrupt) in cases {
         let mut doc = good.clone();
         corrupt(&mut doc);
@@ -86,7 +87,10 @@ fn a_document_with_a_bad_digest_or_dependency_name_is_refused_when_read() {
         let out = ctx.run(&["lock"]);
         let (_, err) = text(&out);
         assert_eq!(out.status.code(), Some(1), "{case}: {err}");
-        assert!(!ctx.project.join("fm.lock").exists(), "{case}: locked from a bad document");
+        assert!(
+            !ctx.project.join("fm.lock").exists(),
+            "{case}: locked from a bad document"
+        );
         shown.push(format!("{case}: {}", trim(&ctx.filter(&err))));
     }
     insta::assert_snapshot!(shown.join("\n\n"), @"");

@@ -68,12 +68,11 @@ impl HttpRegistry {
     ) -> Result<VersionRecord, RegistryError> {
         // A version without a valid checksum could not be verified when
         // installed: refused here, naming it.
-        let checksum =
-            crate::values::Sha256::try_from(info.checksum.as_str()).map_err(|e| RegistryError::Corrupt {
-                registry: self.name.clone(),
-                package: package.to_owned(),
-                reason: format!("version {} has no valid sha256 checksum: {e}", info.version),
-            })?;
+        let checksum = crate::values::Sha256::try_from(info.checksum.as_str()).map_err(|e| RegistryError::Corrupt {
+            registry: self.name.clone(),
+            package: package.to_owned(),
+            reason: format!("version {} has no valid sha256 checksum: {e}", info.version),
+        })?;
         let deps_path = Some(self.cache_root.join("manifests").join(format!("{checksum}.json")));
         let cached = deps_path
             .as_ref()
@@ -117,7 +116,12 @@ impl HttpRegistry {
                 let deps: std::collections::BTreeMap<crate::values::PackageName, String> = manifest
                     .dependencies
                     .keys()
-                    .map(|n| (n.clone(), manifest.raw.dependencies.get(n.as_str()).cloned().unwrap_or_default()))
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            manifest.raw.dependencies.get(n.as_str()).cloned().unwrap_or_default(),
+                        )
+                    })
                     .collect();
                 if let (Some(p), Ok(json)) = (&deps_path, serde_json::to_vec(&deps)) {
                     let _ = crate::fsutil::write_atomic(p, &json);
