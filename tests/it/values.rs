@@ -51,7 +51,38 @@ fn a_lock_with_a_bad_name_digest_or_dependency_is_refused_when_read() {
         );
         shown.push(format!("{case}: {}", trim(&ctx.filter(&err))));
     }
-    insta::assert_snapshot!(shown.join("\n\n"), @"");
+    insta::assert_snapshot!(shown.join("\n\n"), @r#"
+    name: fm::lock::invalid
+
+      x [ROOT]/project/fm.lock is not a valid lock file: line 12, column 8: invalid
+      | package name "A/../x": it contains the upper-case letter 'A' (names are lower case)
+      help: fm.lock is written by fm only; run `fm lock` to write it again (it keeps the locked
+            versions it can still read)
+
+
+    digest: fm::lock::invalid
+
+      x [ROOT]/project/fm.lock is not a valid lock file: line 15, column 10: "ZZ" is not
+      | a hex SHA-256 (64 lower-case hex digits)
+      help: fm.lock is written by fm only; run `fm lock` to write it again (it keeps the locked
+            versions it can still read)
+
+
+    dependency: fm::lock::invalid
+
+      x [ROOT]/project/fm.lock is not a valid lock file: line 17, column 16: dependency
+      | "b" is not `name requirement`
+      help: fm.lock is written by fm only; run `fm lock` to write it again (it keeps the locked
+            versions it can still read)
+
+
+    requirement: fm::lock::invalid
+
+      x [ROOT]/project/fm.lock is not a valid lock file: line 17, column 16: dependency
+      | "b ^^1": invalid requirement: unexpected character '^' while parsing major version number
+      help: fm.lock is written by fm only; run `fm lock` to write it again (it keeps the locked
+            versions it can still read)
+    "#);
     eprintln!(
         "FIGURES lock-values: {} corrupted fm.lock fields (name, digest, dependency shape, requirement): {} refused at parse, 0 installs",
         shown.len(),
@@ -93,7 +124,18 @@ fn a_document_with_a_bad_digest_or_dependency_name_is_refused_when_read() {
         );
         shown.push(format!("{case}: {}", trim(&ctx.filter(&err))));
     }
-    insta::assert_snapshot!(shown.join("\n\n"), @"");
+    insta::assert_snapshot!(shown.join("\n\n"), @r#"
+    digest: fm::registry::corrupt
+
+      x registry main served an invalid document for a: [ROOT]/registries/main/index/
+      | a.json: "not-a-digest" is not a hex SHA-256 (64 lower-case hex digits) at line 1 column 521
+
+
+    dependency name: fm::registry::corrupt
+
+      x registry main served an invalid document for a: [ROOT]/registries/main/index/
+      | a.json: invalid package name "../b": it starts with '.' at line 1 column 613
+    "#);
     eprintln!(
         "FIGURES document-values: {} corrupted version-record fields (checksum, dependency name): {} refused when the document is read, 0 locks",
         shown.len(),
