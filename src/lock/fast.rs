@@ -197,7 +197,10 @@ mod tests {
                     registry: "main".to_owned(),
                     sha256: format!("{i:064x}").parse().unwrap(),
                     size: if i == 0 { 0 } else { i as u64 * 1_000_000_007 },
-                    dependencies: names[..i].iter().map(|d| format!("{d} >=1.0, <2").parse().unwrap()).collect(),
+                    dependencies: names[..i]
+                        .iter()
+                        .map(|d| format!("{d} >=1.0, <2").parse().unwrap())
+                        .collect(),
                 })
                 .collect(),
             log,
