@@ -17,14 +17,18 @@ fn lock(n: usize, bump: bool) -> Lockfile {
         .map(|i| {
             let moved = bump && i % 10 == 0;
             LockedPackage {
-                name: format!("pkg-{i:05}"),
+                name: format!("pkg-{i:05}").parse().unwrap(),
                 version: semver::Version::new(1, if moved { 3 } else { 2 }, (i % 7) as u64),
                 registry: "main".into(),
-                sha256: format!("{:064x}", i * 2 + usize::from(moved)),
+                sha256: format!("{:064x}", i * 2 + usize::from(moved)).parse().unwrap(),
                 size: 10_000 + i as u64,
                 dependencies: (1..=2)
                     .filter(|d| i + d < n)
-                    .map(|d| format!("pkg-{:05} ^1.{}", i + d, if moved { 3 } else { 2 }))
+                    .map(|d| {
+                        format!("pkg-{:05} ^1.{}", i + d, if moved { 3 } else { 2 })
+                            .parse()
+                            .unwrap()
+                    })
                     .collect(),
             }
         })

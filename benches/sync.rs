@@ -68,10 +68,10 @@ fn fixture(count: usize, files: usize, file_size: usize, random: bool) -> Fixtur
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, &bytes).expect("write");
         packages.push(LockedPackage {
-            name,
+            name: name.parse().unwrap(),
             version: semver::Version::new(1, 0, 0),
             registry: "main".to_owned(),
-            sha256: fm::fsutil::sha256_hex(&bytes),
+            sha256: fm::fsutil::sha256_hex(&bytes).parse().unwrap(),
             size: bytes.len() as u64,
             dependencies: Vec::new(),
         });

@@ -13,6 +13,8 @@
 //! Beside the pipeline: [`archive`] packs and safely unpacks `.fmpkg` files,
 //! [`server`] is the registry server, and [`cli`] parses arguments and prints.
 //! [`text`] makes what a registry sends safe to print.
+//! [`values`] holds the checked names, digests and locked dependencies the
+//! steps pass along, each validated once where it is read.
 //! Every registry keeps a transparency log of what it published
 //! ([`registry::tlog`]); [`tlog`] is what a client proves with it.
 //! For review and CI, [`diff`] compares two locks and [`outdated`] compares a
@@ -50,6 +52,7 @@ pub mod runtime;
 pub mod server;
 pub mod text;
 pub mod tlog;
+pub mod values;
 
 pub use client::Client;
 pub use project::Project;

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::values::{LockedDep, PackageName, Sha256};
+
 pub mod changes;
 pub mod conflict;
 mod fast;
@@ -72,24 +74,22 @@ pub struct LockedRegistry {
 /// A `[[package]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockedPackage {
-    pub name: String,
+    pub name: PackageName,
     pub version: semver::Version,
     /// Name of the registry it came from (a `[[registry]]` entry).
     pub registry: String,
     /// Hex SHA-256 of the archive.
-    pub sha256: String,
+    pub sha256: Sha256,
     /// Archive size in bytes.
     pub size: u64,
     /// `name req` of each dependency, sorted.
-    pub dependencies: Vec<String>,
+    pub dependencies: Vec<LockedDep>,
 }
 
 impl LockedPackage {
     /// Names of the packages this one depends on.
     pub fn dependency_names(&self) -> impl Iterator<Item = &str> {
-        self.dependencies
-            .iter()
-            .map(|d| d.split_once(' ').map_or(d.as_str(), |(n, _)| n))
+        self.dependencies.iter().map(LockedDep::name)
     }
 }
 
@@ -180,15 +180,15 @@ fn default_priority() -> i64 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPackage {
-    name: String,
+    name: PackageName,
     version: String,
     registry: String,
-    sha256: String,
+    sha256: Sha256,
     size: u64,
     #[serde(default, rename = "log-index")]
     log_index: Option<u64>,
     #[serde(default)]
-    dependencies: Vec<String>,
+    dependencies: Vec<LockedDep>,
 }
 
 fn quote(s: &str) -> String {
@@ -203,8 +203,8 @@ fn quote(s: &str) -> String {
     toml::Value::String(s.to_owned()).to_string()
 }
 
-fn array(items: &[String]) -> String {
-    let inner: Vec<String> = items.iter().map(|s| quote(s)).collect();
+fn array<T: AsRef<str>>(items: &[T]) -> String {
+    let inner: Vec<String> = items.iter().map(|s| quote(s.as_ref())).collect();
     format!("[{}]", inner.join(", "))
 }
 
@@ -246,7 +246,7 @@ impl Lockfile {
             let _ = writeln!(out, "registry = {}", quote(&p.registry));
             let _ = writeln!(out, "sha256 = {}", quote(&p.sha256));
             let _ = writeln!(out, "size = {}", p.size);
-            if let Some(index) = self.log.indexes.get(&p.name) {
+            if let Some(index) = self.log.indexes.get(p.name.as_str()) {
                 let _ = writeln!(out, "log-index = {index}");
             }
             let _ = writeln!(out, "dependencies = {}", array(&deps));
@@ -311,14 +311,10 @@ impl Lockfile {
         }
         for p in raw.package {
             if let Some(index) = p.log_index {
-                log.indexes.insert(p.name.clone(), index);
+                log.indexes.insert(p.name.to_string(), index);
             }
-            crate::names::validate(&p.name).map_err(|why| invalid(format!("package name {:?}: {why}", p.name)))?;
             let version = semver::Version::parse(&p.version)
                 .map_err(|e| invalid(format!("version {:?} of {}: {e}", p.version, p.name)))?;
-            if !crate::fsutil::is_sha256_hex(&p.sha256) {
-                return Err(invalid(format!("sha256 of {} is not a hex SHA-256", p.name)));
-            }
             if !raw.registry.iter().any(|r| r.name == p.registry) {
                 return Err(invalid(format!(
                     "{} names registry {:?}, which has no [[registry]] entry",
@@ -452,12 +448,14 @@ pub(crate) mod tests {
                 explicit: false,
             }],
             packages: vec![LockedPackage {
-                name: "summarizer".into(),
+                name: "summarizer".parse().unwrap(),
                 version: "1.4.2".parse().unwrap(),
                 registry: "company".into(),
-                sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                    .parse()
+                    .unwrap(),
                 size: 48213,
-                dependencies: vec!["text-utils ^2.1".into()],
+                dependencies: vec!["text-utils ^2.1".parse().unwrap()],
             }],
         }
     }

@@ -159,10 +159,9 @@ pub fn report(
     }
     for p in &lock.packages {
         for d in &p.dependencies {
-            let (to, req) = d.split_once(' ').unwrap_or((d.as_str(), "*"));
-            reqs.entry(to).or_default().push(Requirer {
-                by: Some(p.name.clone()),
-                req: req.trim().to_owned(),
+            reqs.entry(d.name()).or_default().push(Requirer {
+                by: Some(p.name.to_string()),
+                req: d.req().trim().to_owned(),
             });
         }
     }
@@ -178,7 +177,7 @@ pub fn report(
                 .collect();
             let mut held_back_by = Vec::new();
             let mut reachable = None;
-            let (allowed, newest) = match docs.get(&p.name) {
+            let (allowed, newest) = match docs.get(p.name.as_str()) {
                 Some(Some(doc)) => {
                     let candidates: Vec<semver::Version> = doc
                         .versions
@@ -228,7 +227,7 @@ pub fn report(
                 }
                 _ => (None, None),
             };
-            let yanked = match docs.get(&p.name) {
+            let yanked = match docs.get(p.name.as_str()) {
                 Some(Some(doc)) => doc
                     .versions
                     .iter()
@@ -237,7 +236,7 @@ pub fn report(
                 _ => false,
             };
             Row {
-                name: p.name.clone(),
+                name: p.name.to_string(),
                 locked: p.version.to_string(),
                 allowed,
                 newest,
@@ -259,7 +258,7 @@ pub fn report(
 fn holders(
     lock: &Lockfile,
     package: &str,
-    dependencies: &BTreeMap<String, String>,
+    dependencies: &BTreeMap<crate::values::PackageName, String>,
     reqs: &BTreeMap<&str, Vec<Requirer>>,
     docs: &BTreeMap<String, Option<Arc<PackageDocument>>>,
 ) -> Vec<Holder> {
@@ -271,7 +270,9 @@ fn holders(
         if want.matches(&locked.version) {
             continue;
         }
-        let Some(Some(doc)) = docs.get(dep) else { continue };
+        let Some(Some(doc)) = docs.get(dep.as_str()) else {
+            continue;
+        };
         let versions: Vec<semver::Version> = doc
             .versions
             .iter()
@@ -340,12 +341,12 @@ mod tests {
 
     fn pkg(name: &str, version: &str, deps: &[&str]) -> LockedPackage {
         LockedPackage {
-            name: name.into(),
+            name: name.parse().unwrap(),
             version: version.parse().unwrap(),
             registry: "main".into(),
-            sha256: "0".repeat(64),
+            sha256: "0".repeat(64).parse().unwrap(),
             size: 1,
-            dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            dependencies: deps.iter().map(|d| d.parse().unwrap()).collect(),
         }
     }
 
@@ -435,7 +436,7 @@ mod tests {
                 .iter()
                 .map(|(v, deps)| VersionRecord {
                     version: (*v).into(),
-                    dependencies: deps.iter().map(|(n, r)| ((*n).into(), (*r).into())).collect(),
+                    dependencies: deps.iter().map(|(n, r)| (n.parse().unwrap(), (*r).into())).collect(),
                     ..Default::default()
                 })
                 .collect(),

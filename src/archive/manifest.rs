@@ -112,7 +112,7 @@ impl From<&PackageManifest> for About {
 pub struct ValidManifest {
     pub raw: PackageManifest,
     pub version: semver::Version,
-    pub dependencies: BTreeMap<String, Requirement>,
+    pub dependencies: BTreeMap<crate::values::PackageName, Requirement>,
 }
 
 impl ValidManifest {
@@ -183,8 +183,8 @@ pub fn validate_manifest(raw: PackageManifest) -> Result<ValidManifest, ArchiveE
     }
     let mut dependencies = BTreeMap::new();
     for (dep, req) in &raw.dependencies {
-        names::validate(dep).map_err(|why| {
-            ArchiveError::InvalidManifest(format!("dependency name {dep:?} of {} is invalid: {why}", raw.name))
+        let name = crate::values::PackageName::try_from(dep.as_str()).map_err(|e| {
+            ArchiveError::InvalidManifest(format!("dependency name {dep:?} of {} is invalid: {}", raw.name, e.why))
         })?;
         if dep == &raw.name {
             return Err(ArchiveError::InvalidManifest(format!("{} depends on itself", raw.name)));
@@ -195,7 +195,7 @@ pub fn validate_manifest(raw: PackageManifest) -> Result<ValidManifest, ArchiveE
                 raw.name, raw.version
             ))
         })?;
-        dependencies.insert(dep.clone(), req);
+        dependencies.insert(name, req);
     }
     Ok(ValidManifest {
         raw,

@@ -45,7 +45,7 @@ pub fn outdated(ctx: &Context, a: OutdatedArgs) -> Result<(), Failure> {
     let mut jobs = Vec::new();
     for p in &lock.packages {
         match set.entries.iter().find(|e| e.decl.name == p.registry) {
-            Some(e) => jobs.push((p.name.clone(), e.client.clone())),
+            Some(e) => jobs.push((p.name.to_string(), e.client.clone())),
             None => ctx.shell.warn(format!(
                 "fm.lock takes {} from registry {}, which this project no longer uses; run `fm lock`",
                 p.name, p.registry

@@ -45,15 +45,16 @@ impl<'a> Graph<'a> {
     fn new(root: String, lock: &'a Lockfile) -> Graph<'a> {
         let packages = lock.by_name();
         let mut deps: BTreeMap<Option<&str>, Vec<(&str, String)>> = BTreeMap::new();
-        let edges = |list: &'a [String]| -> Vec<(&'a str, String)> {
-            list.iter()
-                .map(|e| split(e))
-                .filter_map(|(n, r)| packages.get(n).map(|p| (p.name.as_str(), r.to_owned())))
+        let edges = |list: &mut dyn Iterator<Item = (&'a str, &'a str)>| -> Vec<(&'a str, String)> {
+            list.filter_map(|(n, r)| packages.get(n).map(|p| (p.name.as_str(), r.to_owned())))
                 .collect()
         };
-        deps.insert(None, edges(&lock.root));
+        deps.insert(None, edges(&mut lock.root.iter().map(|e| split(e))));
         for p in &lock.packages {
-            deps.insert(Some(p.name.as_str()), edges(&p.dependencies));
+            deps.insert(
+                Some(p.name.as_str()),
+                edges(&mut p.dependencies.iter().map(|d| (d.name(), d.req()))),
+            );
         }
         Graph { root, packages, deps }
     }

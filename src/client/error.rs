@@ -60,25 +60,6 @@ pub enum ClientError {
         /// Every version the registry lists, newest first.
         available: Vec<String>,
     },
-    /// The registry publishes no usable SHA-256 for the version, so its
-    /// bytes could not be verified; nothing was downloaded.
-    #[error("registry {registry} publishes no valid sha256 for {package} {version} (checksum {checksum:?})")]
-    #[diagnostic(
-        code(fm::client::unverifiable),
-        help(
-            "fm installs nothing it cannot verify: ask the registry's operator to republish it, or use another registry"
-        )
-    )]
-    Unverifiable {
-        /// The client's registry name.
-        registry: String,
-        /// The package.
-        package: String,
-        /// The version.
-        version: String,
-        /// What the registry gave as its checksum (printable, shortened).
-        checksum: String,
-    },
     /// A download did not match the registry's own checksum
     /// ([`InstallError::RegistryDigestMismatch`], as `fm install` says it),
     /// or could not be written.

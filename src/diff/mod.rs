@@ -188,23 +188,20 @@ fn source(lock: &Lockfile, p: &LockedPackage) -> Source {
 
 fn package_ref(p: &LockedPackage) -> PackageRef {
     PackageRef {
-        name: p.name.clone(),
+        name: p.name.to_string(),
         version: p.version.to_string(),
         registry: p.registry.clone(),
-        sha256: p.sha256.clone(),
+        sha256: p.sha256.to_string(),
     }
 }
 
 fn edges(p: &LockedPackage) -> BTreeSet<Edge> {
     p.dependencies
         .iter()
-        .map(|d| {
-            let (to, req) = d.split_once(' ').unwrap_or((d.as_str(), ""));
-            Edge {
-                from: p.name.clone(),
-                to: to.to_owned(),
-                req: req.trim().to_owned(),
-            }
+        .map(|d| Edge {
+            from: p.name.to_string(),
+            to: d.name().to_owned(),
+            req: d.req().trim().to_owned(),
         })
         .collect()
 }
@@ -233,8 +230,8 @@ pub fn diff(old: &Lockfile, new: &Lockfile) -> LockDiff {
                 name: name.to_owned(),
                 version: b.version.to_string(),
                 registry: b.registry.clone(),
-                old_sha256: a.sha256.clone(),
-                new_sha256: b.sha256.clone(),
+                old_sha256: a.sha256.to_string(),
+                new_sha256: b.sha256.to_string(),
                 old_size: a.size,
                 new_size: b.size,
             });
@@ -363,12 +360,12 @@ mod tests {
 
     fn pkg(name: &str, version: &str, registry: &str, digit: char, deps: &[&str]) -> LockedPackage {
         LockedPackage {
-            name: name.into(),
+            name: name.parse().unwrap(),
             version: version.parse().unwrap(),
             registry: registry.into(),
-            sha256: std::iter::repeat_n(digit, 64).collect(),
+            sha256: std::iter::repeat_n(digit, 64).collect::<String>().parse().unwrap(),
             size: 100,
-            dependencies: deps.iter().map(|d| d.to_string()).collect(),
+            dependencies: deps.iter().map(|d| d.parse().unwrap()).collect(),
         }
     }
 

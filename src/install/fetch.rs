@@ -150,7 +150,7 @@ pub fn open_registries(
         }
         let Some(decl) = registries.iter().find(|r| r.name == p.registry) else {
             return Err(InstallError::UnknownRegistry {
-                package: p.name.clone(),
+                package: p.name.to_string(),
                 registry: p.registry.clone(),
             });
         };
@@ -364,7 +364,7 @@ fn write_temp(p: &LockedPackage, bytes: &[u8], dir: &Path) -> Result<Staged, Ins
         .map_err(InstallError::io(format!("creating a file in {}", dir.display())))?;
     file.write_all(bytes).map_err(cache_write)?;
     Ok(Staged {
-        sha256: p.sha256.clone(),
+        sha256: p.sha256.to_string(),
         file,
     })
 }
@@ -379,7 +379,7 @@ async fn download_one(
     progress: &dyn Progress,
 ) -> Result<Vec<u8>, InstallError> {
     let client = clients.get(&p.registry).ok_or_else(|| InstallError::UnknownRegistry {
-        package: p.name.clone(),
+        package: p.name.to_string(),
         registry: p.registry.clone(),
     })?;
     let version = p.version.to_string();
@@ -406,10 +406,10 @@ async fn download_one(
         // after: the bytes cannot match, and it might never stop.
         Err(_) if overflowed => {
             return Err(InstallError::DigestMismatch {
-                package: p.name.clone(),
+                package: p.name.to_string(),
                 version,
                 registry: p.registry.clone(),
-                expected: p.sha256.clone(),
+                expected: p.sha256.to_string(),
                 actual: format!(
                     "unknown: it sent over {limit} bytes, fm.lock records {}; cut off there",
                     p.size
@@ -420,10 +420,10 @@ async fn download_one(
     }
     if actual != p.sha256 {
         return Err(InstallError::DigestMismatch {
-            package: p.name.clone(),
+            package: p.name.to_string(),
             version,
             registry: p.registry.clone(),
-            expected: p.sha256.clone(),
+            expected: p.sha256.to_string(),
             actual,
         });
     }

@@ -160,18 +160,15 @@ pub fn install(
     opts: &Options,
     progress: &dyn Progress,
 ) -> Result<Report, InstallError> {
-    // Names become folder names and digests file names: check them here
-    // too, whoever built the list, so none can point outside its folder.
+    // Names become folder names and digests file names: their types
+    // (`fm::values`) hold only valid ones, so none can point outside its
+    // folder, whoever built the list.
     let mut names = BTreeSet::new();
     for p in packages {
         let invalid = |reason: String| InstallError::InvalidPackage {
-            package: p.name.clone(),
+            package: p.name.to_string(),
             reason,
         };
-        crate::names::validate(&p.name).map_err(|why| invalid(format!("invalid name: {why}")))?;
-        if !crate::fsutil::is_sha256_hex(&p.sha256) {
-            return Err(invalid("its sha256 is not a hex SHA-256 digest".to_owned()));
-        }
         if !names.insert(p.name.as_str()) {
             return Err(invalid("listed twice".to_owned()));
         }
@@ -271,7 +268,7 @@ fn locked_install(
             .collect(),
         owned: plan.old_state.owned.clone(),
     };
-    interim.owned.extend(plan.to_install.iter().map(|p| p.name.clone()));
+    interim.owned.extend(plan.to_install.iter().map(|p| p.name.to_string()));
     interim.owned.extend(plan.extras.iter().cloned());
     let installing: BTreeSet<&str> = plan.to_install.iter().map(|p| p.name.as_str()).collect();
     interim
@@ -291,11 +288,11 @@ fn locked_install(
         }
         pkgs.rename(&s.tmp, &p.name)?;
         staging.forget(&s.tmp);
-        if let Some(old) = plan.old_state.packages.get(&p.name) {
-            report.previous.insert(p.name.clone(), old.version.clone());
+        if let Some(old) = plan.old_state.packages.get(p.name.as_str()) {
+            report.previous.insert(p.name.to_string(), old.version.clone());
         }
-        new_state.packages.insert(p.name.clone(), stage::record(p, s));
-        report.installed.push((p.name.clone(), p.version.to_string()));
+        new_state.packages.insert(p.name.to_string(), stage::record(p, s));
+        report.installed.push((p.name.to_string(), p.version.to_string()));
     }
     for name in &plan.extras {
         if pkgs.remove_tree(name).is_ok() {

@@ -173,7 +173,7 @@ pub(super) fn plan<'a>(
 
     let blocked: Vec<String> = packages
         .iter()
-        .filter(|p| present.contains_key(&p.name) && !old_state.owns(&p.name))
+        .filter(|p| present.contains_key(p.name.as_str()) && !old_state.owns(p.name.as_str()))
         .map(|p| layout.packages.join(&p.name).display().to_string())
         .collect();
     if !blocked.is_empty() {
@@ -187,11 +187,11 @@ pub(super) fn plan<'a>(
     let candidates: Vec<(&LockedPackage, &state::InstalledPackage)> = packages
         .iter()
         .filter_map(|p| {
-            let s = old_state.packages.get(&p.name)?;
+            let s = old_state.packages.get(p.name.as_str())?;
             (s.sha256 == p.sha256
                 && s.version == p.version.to_string()
-                && present.get(&p.name) == Some(&Kind::Dir)
-                && !reinstall.contains(&p.name))
+                && present.get(p.name.as_str()) == Some(&Kind::Dir)
+                && !reinstall.contains(p.name.as_str()))
             .then_some((p, s))
         })
         .collect();
@@ -215,12 +215,12 @@ pub(super) fn plan<'a>(
     let mut changed = Vec::new();
     for ((p, _), ok) in candidates.iter().zip(unchanged) {
         if ok {
-            keep.insert(p.name.clone());
+            keep.insert(p.name.to_string());
         } else {
-            changed.push(p.name.clone());
+            changed.push(p.name.to_string());
         }
     }
-    let to_install: Vec<&LockedPackage> = packages.iter().filter(|p| !keep.contains(&p.name)).collect();
+    let to_install: Vec<&LockedPackage> = packages.iter().filter(|p| !keep.contains(p.name.as_str())).collect();
 
     let mut extras = Vec::new();
     let mut foreign = Vec::new();

@@ -122,7 +122,7 @@ pub(super) fn stage(
         &Limits::default(),
     )
     .map_err(|source| InstallError::Unpack {
-        package: p.name.clone(),
+        package: p.name.to_string(),
         version: version.clone(),
         source,
     })?;
@@ -151,9 +151,9 @@ pub(super) fn stage(
 /// What the state file records of a staged package.
 pub(super) fn record(p: &LockedPackage, s: Staged) -> InstalledPackage {
     InstalledPackage {
-        name: p.name.clone(),
+        name: p.name.to_string(),
         version: p.version.to_string(),
-        sha256: p.sha256.clone(),
+        sha256: p.sha256.to_string(),
         executable: s
             .files
             .iter()

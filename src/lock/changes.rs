@@ -130,10 +130,7 @@ fn forced_by(new: &Lockfile, name: &str, old_version: &semver::Version) -> Optio
     }
     for p in &new.packages {
         for d in &p.dependencies {
-            if let Some((n, req)) = d.split_once(' ')
-                && n == name
-                && excludes(req)
-            {
+            if d.name() == name && excludes(d.req()) {
                 return Some(format!("required by {} {}: {d}", p.name, p.version));
             }
         }

@@ -9,6 +9,7 @@
 //! priority), within `i64`.
 
 use super::{HEADER, LOCK_VERSION, RawLock, RawPackage, RawRegistry, RawRoot};
+use crate::values::{LockedDep, PackageName, Sha256};
 
 /// One line at a time; `None` past the end.
 struct Lines<'a> {
@@ -118,10 +119,12 @@ pub(super) fn parse(text: &str) -> Option<RawLock> {
                 });
             }
             "[[package]]" => {
-                let name = lines.value("name", string)?;
+                // A value its type refuses goes to `toml` too, which names
+                // its line and column.
+                let name = lines.value("name", |s| string(s).and_then(|t| PackageName::try_from(t).ok()))?;
                 let version = lines.value("version", string)?;
                 let registry = lines.value("registry", string)?;
-                let sha256 = lines.value("sha256", string)?;
+                let sha256 = lines.value("sha256", |s| string(s).and_then(|t| Sha256::try_from(t).ok()))?;
                 let size = lines.value("size", |s| int(s).and_then(|n| u64::try_from(n).ok()))?;
                 let mut log_index = None;
                 if lines.rest.starts_with("log-index = ") {
@@ -134,7 +137,9 @@ pub(super) fn parse(text: &str) -> Option<RawLock> {
                     sha256,
                     size,
                     log_index,
-                    dependencies: lines.value("dependencies", list)?,
+                    dependencies: lines.value("dependencies", |s| {
+                        list(s)?.into_iter().map(|d| LockedDep::try_from(d).ok()).collect()
+                    })?,
                 });
             }
             _ => return None,
@@ -187,12 +192,15 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, n)| LockedPackage {
-                    name: (*n).to_owned(),
+                    name: n.parse().unwrap(),
                     version: semver::Version::parse(if i % 2 == 0 { "1.0.0" } else { "1.2.3-rc.1+b" }).unwrap(),
                     registry: "main".to_owned(),
-                    sha256: format!("{i:064x}"),
+                    sha256: format!("{i:064x}").parse().unwrap(),
                     size: if i == 0 { 0 } else { i as u64 * 1_000_000_007 },
-                    dependencies: names[..i].iter().map(|d| format!("{d} >=1.0, <2")).collect(),
+                    dependencies: names[..i]
+                        .iter()
+                        .map(|d| format!("{d} >=1.0, <2").parse().unwrap())
+                        .collect(),
                 })
                 .collect(),
             log,

@@ -188,7 +188,7 @@ fn shown(lock: &Lockfile, registry: &str, base: &Path) -> String {
 pub fn check_moves(old: &[Lockfile], new: &Lockfile, accepted: &[String], base: &Path) -> Result<(), BindingError> {
     let mut moves = Vec::new();
     for p in &new.packages {
-        if accepted.contains(&p.name) {
+        if accepted.iter().any(|a| *a == p.name) {
             continue;
         }
         let to = registry_url(new, &p.registry, base);
@@ -209,7 +209,7 @@ pub fn check_moves(old: &[Lockfile], new: &Lockfile, accepted: &[String], base: 
         }
         if let (false, Some(from)) = (kept, from) {
             moves.push(Move {
-                package: p.name.clone(),
+                package: p.name.to_string(),
                 from,
                 to: (p.registry.clone(), shown(new, &p.registry, base)),
             });

@@ -50,7 +50,7 @@ pub fn in_documents<'a>(lock: &Lockfile, docs: impl Fn(&str) -> Option<&'a Packa
             })
         })
         .map(|p| Yanked {
-            name: p.name.clone(),
+            name: p.name.to_string(),
             version: p.version.to_string(),
             registry: p.registry.clone(),
         })

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::archive::{About, ValidManifest};
+use crate::values::{PackageName, Sha256};
 
 /// FlowMason's package document, field for field.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -62,15 +63,17 @@ pub struct PackageInfo {
 }
 
 /// One published version, with what resolution needs and what
-/// `packages/{name}/{version}` reports.
+/// `packages/{name}/{version}` reports. Its checksum and dependency names
+/// are checked when the document is read: a document with a bad one is
+/// refused whole, naming the value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct VersionRecord {
     pub version: String,
-    pub checksum: String,
+    pub checksum: Sha256,
     pub size_bytes: u64,
     /// name → requirement, as written in the archive's manifest.
     #[serde(default)]
-    pub dependencies: BTreeMap<String, String>,
+    pub dependencies: BTreeMap<PackageName, String>,
     #[serde(default)]
     pub yanked: bool,
     #[serde(default)]
@@ -141,7 +144,7 @@ impl From<&PackageInfo> for About {
 
 impl VersionRecord {
     /// The record for a freshly published archive.
-    pub fn from_manifest(m: &ValidManifest, checksum: String, size_bytes: u64, published_at: String) -> VersionRecord {
+    pub fn from_manifest(m: &ValidManifest, checksum: Sha256, size_bytes: u64, published_at: String) -> VersionRecord {
         let About {
             description,
             author,
@@ -155,7 +158,17 @@ impl VersionRecord {
             version: m.version.to_string(),
             checksum,
             size_bytes,
-            dependencies: m.raw.dependencies.clone(),
+            // The names `m.dependencies` checked, with their requirements as written.
+            dependencies: m
+                .dependencies
+                .keys()
+                .map(|n| {
+                    (
+                        n.clone(),
+                        m.raw.dependencies.get(n.as_str()).cloned().unwrap_or_default(),
+                    )
+                })
+                .collect(),
             yanked: false,
             published_at,
             description,
@@ -172,8 +185,13 @@ impl VersionRecord {
     }
 
     /// The record of one version a legacy FlowMason Studio server describes
-    /// only by its [`PackageInfo`]; `dependencies` come from its archive.
-    pub fn from_info(info: &PackageInfo, dependencies: BTreeMap<String, String>) -> VersionRecord {
+    /// only by its [`PackageInfo`] (whose `checksum` the caller checked);
+    /// `dependencies` come from its archive.
+    pub fn from_info(
+        info: &PackageInfo,
+        checksum: Sha256,
+        dependencies: BTreeMap<PackageName, String>,
+    ) -> VersionRecord {
         let About {
             description,
             author,
@@ -185,7 +203,7 @@ impl VersionRecord {
         } = About::from(info);
         VersionRecord {
             version: info.version.clone(),
-            checksum: info.checksum.clone(),
+            checksum,
             size_bytes: info.size_bytes,
             dependencies,
             yanked: false,
@@ -252,7 +270,7 @@ impl PackageDocument {
             author,
             author_email,
             download_url: archive_key(&self.info.name, &record.version),
-            checksum: record.checksum.clone(),
+            checksum: record.checksum.to_string(),
             size_bytes: record.size_bytes,
             component_count: record.components.len(),
             components: record.components.clone(),
@@ -363,7 +381,12 @@ mod tests {
         let manifest = crate::archive::read_manifest(&packed.bytes).unwrap();
         assert_eq!(About::from(&manifest.raw), about());
 
-        let record = VersionRecord::from_manifest(&manifest, packed.sha256, 7, "2026-01-01T00:00:00Z".to_owned());
+        let record = VersionRecord::from_manifest(
+            &manifest,
+            packed.sha256.parse().unwrap(),
+            7,
+            "2026-01-01T00:00:00Z".to_owned(),
+        );
         assert_eq!(About::from(&record), about());
         assert_eq!(
             (record.tags.as_slice(), record.components.as_slice()),
@@ -374,7 +397,10 @@ mod tests {
         let doc = PackageDocument::new("p", record.clone());
         let info = doc.info_for(&record);
         assert_eq!(About::from(&info), about());
-        assert_eq!(VersionRecord::from_info(&info, record.dependencies.clone()), record);
+        assert_eq!(
+            VersionRecord::from_info(&info, record.checksum.clone(), record.dependencies.clone()),
+            record
+        );
         eprintln!(
             "FIGURES metadata: 7 descriptive fields through 5 forms ([package], manifest.json, version record, package info, legacy record); 0 lost or swapped"
         );

@@ -145,7 +145,7 @@ pub fn publish(
     archive::check_entries(bytes, limits)?;
     let name = manifest.raw.name.clone();
     let version = manifest.version.to_string();
-    let sha = crate::fsutil::sha256_hex(bytes);
+    let sha = crate::values::Sha256::of(bytes);
     if let Some(expected) = checksum
         && !expected.trim().eq_ignore_ascii_case(&sha)
     {
@@ -153,7 +153,7 @@ pub fn publish(
             name,
             version,
             expected: expected.trim().to_owned(),
-            actual: sha,
+            actual: sha.into_string(),
         });
     }
     let exists = || PublishError::Exists {

@@ -278,7 +278,7 @@ fn prefetch_likely(shared: &Arc<Shared>, name: &str, entry: &PackageEntry) {
     };
     let mut seen = HashSet::new();
     for dep in record.dependencies.keys() {
-        if seen.insert(dep.as_str()) && crate::names::validate(dep).is_ok() {
+        if seen.insert(dep.as_str()) {
             request(shared, dep);
         }
     }

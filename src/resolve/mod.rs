@@ -160,10 +160,10 @@ pub fn resolve(
     if !prefs.upgrade_all {
         for lock in &prefs.locks {
             for p in &lock.packages {
-                if prefs.upgrade.contains(&p.name) {
+                if prefs.upgrade.iter().any(|u| *u == p.name) {
                     continue;
                 }
-                let v = preferred.entry(p.name.clone()).or_default();
+                let v = preferred.entry(p.name.to_string()).or_default();
                 if !v.contains(&p.version) {
                     v.push(p.version.clone());
                 }

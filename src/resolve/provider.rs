@@ -255,11 +255,6 @@ impl DependencyProvider for FmProvider {
         // for the first of them.
         let mut deps = Vec::with_capacity(record.dependencies.len());
         for (dep, text) in &record.dependencies {
-            if crate::names::validate(dep).is_err() {
-                return Ok(Dependencies::Unavailable(format!(
-                    "depends on {dep:?}, which is not a valid package name"
-                )));
-            }
             if **dep == **name {
                 return Ok(Dependencies::Unavailable("depends on itself".to_owned()));
             }

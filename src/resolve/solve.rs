@@ -43,31 +43,34 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
             .and_then(|c| entry.record(c))
             .ok_or_else(|| ResolveError::Runtime(format!("{name} {version} vanished from the index")))?;
         let registry = registries.entries[entry.registry].decl.name.clone();
-        if !crate::fsutil::is_sha256_hex(&record.checksum) {
-            return Err(RegistryError::Corrupt {
-                registry,
-                package: name.to_string(),
-                reason: format!("version {version} has no valid sha256 checksum"),
-            }
-            .into());
-        }
-        let mut dependencies: Vec<String> = record
+        let corrupt = |reason: String| RegistryError::Corrupt {
+            registry: registry.clone(),
+            package: name.to_string(),
+            reason,
+        };
+        let sha256 = record.checksum.clone();
+        // The provider made every version with an invalid dependency name or
+        // requirement unavailable, so these parse.
+        let mut dependencies = record
             .dependencies
             .iter()
-            .map(|(d, r)| match Requirement::parse(r) {
-                Ok(r) => format!("{d} {r}"),
-                Err(_) => format!("{d} {r}"),
+            .map(|(d, r)| {
+                let text = match Requirement::parse(r) {
+                    Ok(r) => format!("{d} {r}"),
+                    Err(_) => format!("{d} {r}"),
+                };
+                crate::values::LockedDep::try_from(text).map_err(|e| corrupt(format!("version {version}: {e}")))
             })
-            .collect();
+            .collect::<Result<Vec<_>, _>>()?;
         dependencies.sort();
         if let Some(index) = record.log_index {
             log.indexes.insert(name.to_string(), index);
         }
         packages.push(LockedPackage {
-            name: name.to_string(),
+            name: crate::values::PackageName::try_from(name.to_string()).map_err(|e| corrupt(e.to_string()))?,
             version,
             registry,
-            sha256: record.checksum.to_ascii_lowercase(),
+            sha256,
             size: record.size_bytes,
             dependencies,
         });

@@ -223,7 +223,7 @@ pub fn prove_lock(lock: &mut Lockfile, targets: &[Target], offline: bool) -> Res
         .packages
         .iter()
         .filter(|p| !report.keys.contains_key(&p.registry))
-        .map(|p| p.name.clone())
+        .map(|p| p.name.to_string())
         .collect();
     for name in logged {
         lock.log.indexes.remove(&name);
@@ -273,11 +273,11 @@ fn check(lock: &Lockfile, targets: &[Target], mode: Mode, offline: bool) -> Resu
             .iter()
             .filter(|p| p.registry == t.name)
             .map(|p| Claim {
-                name: p.name.clone(),
+                name: p.name.to_string(),
                 version: p.version.to_string(),
                 sha256: p.sha256.to_ascii_lowercase(),
                 size: p.size,
-                index: lock.log.indexes.get(&p.name).copied(),
+                index: lock.log.indexes.get(p.name.as_str()).copied(),
             })
             .collect();
         if claims.is_empty() && mode != Mode::Lock {

@@ -249,12 +249,12 @@ pub fn publish_yank_search_and_sync(ctx: &TestContext, bucket: &Bucket) {
                     (fm::fsutil::sha256_hex(&bytes), bytes.len() as u64)
                 };
                 fm::lock::LockedPackage {
-                    name: name.to_owned(),
+                    name: name.parse().unwrap(),
                     version: semver::Version::parse(version).expect("version"),
                     registry: "bucket".to_owned(),
-                    sha256: sha,
+                    sha256: sha.parse().unwrap(),
                     size,
-                    dependencies: dep.into_iter().map(str::to_owned).collect(),
+                    dependencies: dep.into_iter().map(|d| d.parse().unwrap()).collect(),
                 }
             })
             .collect(),

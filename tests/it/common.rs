@@ -356,14 +356,14 @@ pub fn write_lock(
         packages: packages
             .iter()
             .map(|p| fm::lock::LockedPackage {
-                name: p.name.to_owned(),
+                name: p.name.parse().unwrap(),
                 version: semver::Version::parse(p.version).expect("version"),
                 registry: registry_name.to_owned(),
-                sha256: p.sha256.to_owned(),
+                sha256: p.sha256.parse().unwrap(),
                 size: std::fs::metadata(reg.archive_path(p.name, p.version))
                     .map(|m| m.len())
                     .unwrap_or(0),
-                dependencies: p.deps.iter().map(|d| d.to_string()).collect(),
+                dependencies: p.deps.iter().map(|d| d.parse().unwrap()).collect(),
             })
             .collect(),
     };

@@ -43,10 +43,10 @@ fn lock_project(project: &Path, url: &str, packages: &[(String, String, u64)]) {
         packages: packages
             .iter()
             .map(|(n, sha, size)| fm::lock::LockedPackage {
-                name: n.clone(),
+                name: n.parse().unwrap(),
                 version: semver::Version::new(1, 0, 0),
                 registry: "main".into(),
-                sha256: sha.clone(),
+                sha256: sha.parse().unwrap(),
                 size: *size,
                 dependencies: vec![],
             })

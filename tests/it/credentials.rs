@@ -429,10 +429,10 @@ fn url_change_pair(ctx: &TestContext) {
         root: vec!["a ^1".into()],
         registries: vec![reg("https://registry.company.com/")],
         packages: vec![fm::lock::LockedPackage {
-            name: "a".into(),
+            name: "a".parse().unwrap(),
             version: semver::Version::new(1, 0, 0),
             registry: "company".into(),
-            sha256: "a".repeat(64),
+            sha256: "a".repeat(64).parse().unwrap(),
             size: 1000,
             dependencies: vec![],
         }],

@@ -19,12 +19,12 @@ fn registry(name: &str, url: &str) -> LockedRegistry {
 
 fn package(name: &str, version: &str, registry: &str, digest: char, deps: &[&str]) -> LockedPackage {
     LockedPackage {
-        name: name.into(),
+        name: name.parse().unwrap(),
         version: version.parse().expect("version"),
         registry: registry.into(),
-        sha256: std::iter::repeat_n(digest, 64).collect(),
+        sha256: std::iter::repeat_n(digest, 64).collect::<String>().parse().unwrap(),
         size: 1000,
-        dependencies: deps.iter().map(|d| d.to_string()).collect(),
+        dependencies: deps.iter().map(|d| d.parse().unwrap()).collect(),
     }
 }
 
@@ -163,7 +163,7 @@ fn only_a_changed_digest_still_fails_the_exit_code() {
     let ctx = TestContext::new();
     let old = old_lock();
     let mut new = old.clone();
-    new.packages[0].sha256 = "0".repeat(64);
+    new.packages[0].sha256 = "0".repeat(64).parse().unwrap();
     std::fs::write(ctx.project.join("a.lock"), old.render()).expect("write");
     std::fs::write(ctx.project.join("b.lock"), new.render()).expect("write");
     let out = ctx.run(&["diff", "a.lock", "b.lock", "--exit-code"]);

@@ -327,10 +327,10 @@ fn project_for(ctx: &TestContext, url: &str, sha: &str, size: u64) {
             explicit: false,
         }],
         packages: vec![fm::lock::LockedPackage {
-            name: "a".into(),
+            name: "a".parse().unwrap(),
             version: semver::Version::new(1, 0, 0),
             registry: "main".into(),
-            sha256: sha.into(),
+            sha256: sha.parse().unwrap(),
             size,
             dependencies: vec![],
         }],
@@ -791,10 +791,10 @@ fn an_archive_is_unpacked_while_others_download_and_a_later_mismatch_still_chang
         explicit: false,
     };
     let package = |name: &str, registry: &str, sha: &str, size: u64| fm::lock::LockedPackage {
-        name: name.into(),
+        name: name.parse().unwrap(),
         version: semver::Version::new(1, 0, 0),
         registry: registry.into(),
-        sha256: sha.into(),
+        sha256: sha.parse().unwrap(),
         size,
         dependencies: vec![],
     };

@@ -418,10 +418,10 @@ fn hostile_archives_are_refused_by_sync_and_nothing_is_installed() {
                 explicit: false,
             }],
             packages: vec![fm::lock::LockedPackage {
-                name: "evil".into(),
+                name: "evil".parse().unwrap(),
                 version: semver::Version::new(1, 0, 0),
                 registry: "main".into(),
-                sha256: fm::fsutil::sha256_hex(bytes),
+                sha256: fm::fsutil::sha256_hex(bytes).parse().unwrap(),
                 size: bytes.len() as u64,
                 dependencies: vec![],
             }],
@@ -480,10 +480,10 @@ fn a_zip_inside_a_package_is_stored_opaque_and_never_unpacked() {
             explicit: false,
         }],
         packages: vec![fm::lock::LockedPackage {
-            name: "nest".into(),
+            name: "nest".parse().unwrap(),
             version: semver::Version::new(1, 0, 0),
             registry: "main".into(),
-            sha256: sha,
+            sha256: sha.parse().unwrap(),
             size: outer.len() as u64,
             dependencies: vec![],
         }],
@@ -578,15 +578,17 @@ fn hostile_manifests_and_locks_are_refused_with_a_short_precise_error() {
                     explicit: false,
                 }],
                 packages: vec![fm::lock::LockedPackage {
-                    name: "../x".into(),
+                    name: "x".parse().unwrap(),
                     version: semver::Version::new(1, 0, 0),
                     registry: "main".into(),
-                    sha256: "0".repeat(64),
+                    sha256: "0".repeat(64).parse().unwrap(),
                     size: 1,
                     dependencies: vec![],
                 }],
             }
             .render()
+            // fm cannot hold an invalid name: the hostile lock is text.
+            .replace("name = \"x\"", "name = \"../x\"")
             .into_bytes(),
             "../x",
         ),

@@ -41,3 +41,4 @@ pub mod synthetic;
 mod tlog;
 mod tlog_client;
 mod tlog_concurrency;
+mod values;

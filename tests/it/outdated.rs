@@ -6,12 +6,12 @@ use fm::lock::{LockedPackage, LockedRegistry, Lockfile};
 
 fn locked(name: &str, version: &str, sha256: &str, deps: &[&str]) -> LockedPackage {
     LockedPackage {
-        name: name.into(),
+        name: name.parse().unwrap(),
         version: version.parse().expect("version"),
         registry: "main".into(),
-        sha256: sha256.into(),
+        sha256: sha256.parse().unwrap(),
         size: 1,
-        dependencies: deps.iter().map(|d| d.to_string()).collect(),
+        dependencies: deps.iter().map(|d| d.parse().unwrap()).collect(),
     }
 }
 

@@ -156,7 +156,7 @@ fn check(u: &Universe, lock: &Lockfile) -> Result<(), String> {
         need(n, r, "root")?;
     }
     for p in &lock.packages {
-        let known = u.packages[&p.name]
+        let known = u.packages[p.name.as_str()]
             .iter()
             .find(|v| v.version == p.version)
             .ok_or("unknown version")?;

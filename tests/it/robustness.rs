@@ -34,12 +34,12 @@ fn lock_text() -> String {
             explicit: false,
         }],
         packages: vec![fm::lock::LockedPackage {
-            name: "a".into(),
+            name: "a".parse().unwrap(),
             version: semver::Version::new(1, 2, 3),
             registry: "main".into(),
-            sha256: "ab".repeat(32),
+            sha256: "ab".repeat(32).parse().unwrap(),
             size: 1234,
-            dependencies: vec!["b ^0.3".into()],
+            dependencies: vec!["b ^0.3".parse().unwrap()],
         }],
     }
     .render()

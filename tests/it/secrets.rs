@@ -52,10 +52,10 @@ fn no_token_appears_in_anything_fm_writes() {
             explicit: false,
         }],
         packages: vec![fm::lock::LockedPackage {
-            name: "a".into(),
+            name: "a".parse().unwrap(),
             version: semver::Version::new(1, 0, 0),
             registry: "main".into(),
-            sha256: fm::fsutil::sha256_hex(&archive),
+            sha256: fm::fsutil::sha256_hex(&archive).parse().unwrap(),
             size: archive.len() as u64,
             dependencies: vec![],
         }],

@@ -120,7 +120,7 @@ pub(crate) fn documented(registry: &Path) -> BTreeMap<(String, String), (Option<
         let name = name.to_owned();
         let (doc, _) = publish::read_document(&storage, &name).unwrap().unwrap();
         for v in doc.versions.unwrap() {
-            out.insert((name.clone(), v.version.clone()), (v.log_index, v.checksum.clone()));
+            out.insert((name.clone(), v.version.clone()), (v.log_index, v.checksum.to_string()));
         }
     }
     out

@@ -76,9 +76,13 @@ impl MemoryRegistry {
                 .map(|v| {
                     let version = v.version.to_string();
                     VersionRecord {
-                        checksum: fake_digest(pkg, &version),
+                        checksum: fake_digest(pkg, &version).parse().expect("a digest"),
                         size_bytes: 1000,
-                        dependencies: v.dependencies.iter().cloned().collect(),
+                        dependencies: v
+                            .dependencies
+                            .iter()
+                            .map(|(n, r)| (n.parse().expect("a name"), r.clone()))
+                            .collect(),
                         yanked: v.yanked,
                         version,
                         ..VersionRecord::default()

@@ -66,11 +66,14 @@ impl HttpRegistry {
         package: &str,
         info: &PackageInfo,
     ) -> Result<VersionRecord, RegistryError> {
-        let deps_path = crate::fsutil::is_sha256_hex(&info.checksum).then(|| {
-            self.cache_root
-                .join("manifests")
-                .join(format!("{}.json", info.checksum))
-        });
+        // A version without a valid checksum could not be verified when
+        // installed: refused here, naming it.
+        let checksum = crate::values::Sha256::try_from(info.checksum.as_str()).map_err(|e| RegistryError::Corrupt {
+            registry: self.name.clone(),
+            package: package.to_owned(),
+            reason: format!("version {} has no valid sha256 checksum: {e}", info.version),
+        })?;
+        let deps_path = Some(self.cache_root.join("manifests").join(format!("{checksum}.json")));
         let cached = deps_path
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
@@ -95,7 +98,7 @@ impl HttpRegistry {
                     })?;
                 let bytes = sink.bytes;
                 let actual = crate::fsutil::sha256_hex(&bytes);
-                if !info.checksum.is_empty() && !info.checksum.eq_ignore_ascii_case(&actual) {
+                if checksum != actual {
                     return Err(RegistryError::Corrupt {
                         registry: self.name.clone(),
                         package: package.to_owned(),
@@ -110,13 +113,22 @@ impl HttpRegistry {
                     package: package.to_owned(),
                     reason: format!("the archive of {}@{}: {e}", package, info.version),
                 })?;
-                let deps = manifest.raw.dependencies.clone();
+                let deps: std::collections::BTreeMap<crate::values::PackageName, String> = manifest
+                    .dependencies
+                    .keys()
+                    .map(|n| {
+                        (
+                            n.clone(),
+                            manifest.raw.dependencies.get(n.as_str()).cloned().unwrap_or_default(),
+                        )
+                    })
+                    .collect();
                 if let (Some(p), Ok(json)) = (&deps_path, serde_json::to_vec(&deps)) {
                     let _ = crate::fsutil::write_atomic(p, &json);
                 }
                 deps
             }
         };
-        Ok(VersionRecord::from_info(info, dependencies))
+        Ok(VersionRecord::from_info(info, checksum, dependencies))
     }
 }
