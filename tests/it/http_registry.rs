@@ -394,6 +394,13 @@ fn flowmason_studio() -> (Recorder, Arc<Mutex<usize>>) {
         });
         infos.push((info, bytes));
     }
+    // Studio skips the digest check when `checksum` is empty; fm cannot
+    // lock such a version, and leaves it out without losing the others.
+    let (mut unverifiable, bytes) = infos[0].clone();
+    unverifiable["version"] = "0.9.0".into();
+    unverifiable["latest_version"] = "0.9.0".into();
+    unverifiable["checksum"] = "".into();
+    infos.push((unverifiable, bytes));
     let downloads = Arc::new(Mutex::new(0));
     let counter = downloads.clone();
     let rec = Recorder::start("127.0.0.1:0", move |req, _| {

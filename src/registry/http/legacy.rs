@@ -43,7 +43,13 @@ impl HttpRegistry {
         }
         infos.sort_by(|a, b| a.version.cmp(&b.version));
         infos.dedup_by(|a, b| a.version == b.version);
-        infos.retain(|i| semver::Version::parse(&i.version).is_ok());
+        // A version fm cannot lock: not semver, or no valid checksum (Studio
+        // skips the check when `checksum` is empty; fm never installs what
+        // it cannot verify). Left out, so the package's other versions stay
+        // usable, as a version that does not exist.
+        infos.retain(|i| {
+            semver::Version::parse(&i.version).is_ok() && crate::values::Sha256::try_from(i.checksum.as_str()).is_ok()
+        });
         // Each archive is held in memory while its manifest is read: a few
         // at a time.
         let mut records = Vec::with_capacity(infos.len());
