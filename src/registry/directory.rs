@@ -212,17 +212,30 @@ mod tests {
         std::fs::copy(fixture, &path).unwrap();
         let url = url::Url::from_directory_path(tmp.path()).unwrap();
         let reg = DirectoryRegistry::new("company", url, tmp.path().to_owned());
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        let first = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        let first = crate::runtime::block_on(reg.document("classifier"))
+            .unwrap()
+            .unwrap()
+            .unwrap();
         // The same file: the kept copy, the same one.
-        let second = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        let second = crate::runtime::block_on(reg.document("classifier"))
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert!(Arc::ptr_eq(&first, &second));
         // A changed file is read again; a removed one is gone.
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(&path, format!("{text}\n\n")).unwrap();
-        let third = rt.block_on(reg.document("classifier")).unwrap().unwrap();
+        let third = crate::runtime::block_on(reg.document("classifier"))
+            .unwrap()
+            .unwrap()
+            .unwrap();
         assert!(!Arc::ptr_eq(&first, &third));
         std::fs::remove_file(&path).unwrap();
-        assert!(rt.block_on(reg.document("classifier")).unwrap().is_none());
+        assert!(
+            crate::runtime::block_on(reg.document("classifier"))
+                .unwrap()
+                .unwrap()
+                .is_none()
+        );
     }
 }
