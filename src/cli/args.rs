@@ -393,7 +393,7 @@ pub enum LogCommand {
         /// A registry name, URL or folder.
         #[arg(value_name = "NAME|URL")]
         registry: String,
-        /// The verifier key to trust (`name+id+base64`, or a file holding it); default: the registry's log/key.
+        /// The verifier key to trust (`name+id+base64`, or a file holding it); default: the key fm.toml, the user config or fm.lock pins for that registry, else the registry's own log/key.
         #[arg(long, value_name = "VKEY|FILE")]
         key: Option<String>,
     },
@@ -402,7 +402,7 @@ pub enum LogCommand {
         /// A registry name, URL or folder.
         #[arg(value_name = "NAME|URL")]
         registry: String,
-        /// The verifier key to trust (`name+id+base64`, or a file holding it); default: the registry's log/key.
+        /// The verifier key to trust (`name+id+base64`, or a file holding it); default: the key fm.toml, the user config or fm.lock pins for that registry, else the registry's own log/key.
         #[arg(long, value_name = "VKEY|FILE")]
         key: Option<String>,
         /// A checkpoint seen earlier (a file): prove the log extends it.

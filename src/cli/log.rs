@@ -240,8 +240,36 @@ fn pinned(ctx: &Context, key: Option<&str>) -> Result<Option<LogVerifier>, Failu
     ))
 }
 
+/// Without `--key`: the key this project or the user pins for `registry`
+/// (fm.toml's `log-key`, the user config's `log_key`, else the one fm.lock
+/// trusted on first use), so that a registry which swapped its key and
+/// re-signed another history is not verified against the key it serves.
+fn project_pin(ctx: &Context, registry: &str) -> Option<LogVerifier> {
+    let manifest = ctx.manifest_path().ok();
+    let decl = manifest
+        .as_ref()
+        .and_then(|p| crate::manifest::Manifest::load(p).ok())
+        .and_then(|m| m.registries.into_iter().find(|d| d.name == registry));
+    let config = crate::config::UserConfig::load().ok();
+    let from_config = config
+        .as_ref()
+        .and_then(|c| c.get(registry))
+        .and_then(|e| crate::tlog::client::config_pin(e).key);
+    let from_lock = || {
+        let lock_path = manifest.as_ref()?.with_file_name("fm.lock");
+        crate::lock::Lockfile::load(&lock_path)
+            .ok()??
+            .log
+            .keys
+            .get(registry)
+            .cloned()
+    };
+    let key = decl.and_then(|d| d.log.key).or(from_config).or_else(from_lock)?;
+    LogVerifier::parse(&key).ok()
+}
+
 fn checkpoint(ctx: &Context, registry: &str, key: Option<&str>) -> Result<(), Failure> {
-    let pinned = pinned(ctx, key)?;
+    let pinned = pinned(ctx, key)?.or_else(|| project_pin(ctx, registry));
     let opened = open_registry(ctx, registry)?;
     let src: &dyn LogSource = &opened;
     let verifier = match pinned {
@@ -265,7 +293,7 @@ fn checkpoint(ctx: &Context, registry: &str, key: Option<&str>) -> Result<(), Fa
 }
 
 fn verify(ctx: &Context, registry: &str, key: Option<&str>, against: Option<&Path>) -> Result<(), Failure> {
-    let pinned = pinned(ctx, key)?;
+    let pinned = pinned(ctx, key)?.or_else(|| project_pin(ctx, registry));
     let opened = open_registry(ctx, registry)?;
     let src: &dyn LogSource = &opened;
     let verified = tlog::verify_log(src, pinned.as_ref())?;

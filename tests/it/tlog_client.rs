@@ -409,6 +409,15 @@ fn a_swapped_key_is_refused_and_a_pinned_key_wins() {
     // anything new, meets the new key and is refused.
     let e = fails(&run(&ctx, &["verify", "--log"]));
     assert!(e.contains(&refused), "{e}");
+    // `fm registry log verify` and `checkpoint` in the project check
+    // against the key fm.lock pins, not the one the registry now serves.
+    for cmd in ["verify", "checkpoint"] {
+        let e = fails(&run(&ctx, &["registry", "log", cmd, "main"]));
+        assert!(
+            e.contains(&format!("bad checkpoint: not signed by {old_vkey}")),
+            "{cmd}: {e}"
+        );
+    }
     manifest(&ctx, &reg.url(), "a = \"^1\"\nb = \"^1\"\n", "");
     let e = fails(&run(&ctx, &["lock"]));
     assert!(e.contains(&refused), "{e}");
