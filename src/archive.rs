@@ -30,6 +30,8 @@ mod portable;
 mod unpack;
 mod zipread;
 
+pub(crate) use manifest::about_from;
+
 use std::io;
 use std::path::PathBuf;
 

@@ -93,19 +93,29 @@ fn default_version() -> String {
     "1.0.0".to_owned()
 }
 
-impl From<&PackageManifest> for About {
-    fn from(m: &PackageManifest) -> About {
-        About {
-            description: m.description.clone(),
-            author: m.author.clone(),
-            author_email: m.author_email.clone(),
-            license: m.license.clone(),
-            repository: m.repository.clone(),
-            homepage: m.homepage.clone(),
-            category: m.category.clone(),
+/// `From<&Form> for About` for each form that carries the seven
+/// descriptive fields under their own names: one list of fields, so a field
+/// added to [`About`] is added to every form's conversion or none compiles.
+macro_rules! about_from {
+    ($($form:ty),+ $(,)?) => {$(
+        impl From<&$form> for $crate::archive::About {
+            fn from(m: &$form) -> $crate::archive::About {
+                $crate::archive::About {
+                    description: m.description.clone(),
+                    author: m.author.clone(),
+                    author_email: m.author_email.clone(),
+                    license: m.license.clone(),
+                    repository: m.repository.clone(),
+                    homepage: m.homepage.clone(),
+                    category: m.category.clone(),
+                }
+            }
         }
-    }
+    )+};
 }
+pub(crate) use about_from;
+
+about_from!(PackageManifest);
 
 /// A `manifest.json` that passed validation, with its parsed parts.
 #[derive(Debug, Clone)]

@@ -50,19 +50,7 @@ pub struct PackageMeta {
     pub exclude: Vec<String>,
 }
 
-impl From<&PackageMeta> for About {
-    fn from(m: &PackageMeta) -> About {
-        About {
-            description: m.description.clone(),
-            author: m.author.clone(),
-            author_email: m.author_email.clone(),
-            license: m.license.clone(),
-            repository: m.repository.clone(),
-            homepage: m.homepage.clone(),
-            category: m.category.clone(),
-        }
-    }
-}
+super::manifest::about_from!(PackageMeta);
 
 /// What [`pack`] builds an archive from besides the folder's files: the
 /// package's `[package]` table and its dependencies (name → requirement).

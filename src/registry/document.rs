@@ -114,33 +114,7 @@ pub struct PackageDocument {
     pub versions: Option<Vec<VersionRecord>>,
 }
 
-impl From<&VersionRecord> for About {
-    fn from(r: &VersionRecord) -> About {
-        About {
-            description: r.description.clone(),
-            author: r.author.clone(),
-            author_email: r.author_email.clone(),
-            license: r.license.clone(),
-            repository: r.repository.clone(),
-            homepage: r.homepage.clone(),
-            category: r.category.clone(),
-        }
-    }
-}
-
-impl From<&PackageInfo> for About {
-    fn from(i: &PackageInfo) -> About {
-        About {
-            description: i.description.clone(),
-            author: i.author.clone(),
-            author_email: i.author_email.clone(),
-            license: i.license.clone(),
-            repository: i.repository.clone(),
-            homepage: i.homepage.clone(),
-            category: i.category.clone(),
-        }
-    }
-}
+crate::archive::about_from!(VersionRecord, PackageInfo);
 
 impl VersionRecord {
     /// The record for a freshly published archive.
