@@ -96,6 +96,7 @@ fn fixture(count: usize, files: usize, file_size: usize, random: bool) -> Fixtur
 fn opts(cache: &Path) -> install::Options {
     install::Options {
         reinstall: Default::default(),
+        precheck: Default::default(),
         offline: false,
         prune: true,
         cache: Cache::new(cache),

@@ -46,6 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prune: true,
         cache: Cache::new(work.path().join("cache")),
         reinstall: Default::default(),
+        precheck: Default::default(),
     };
     let (_plan, report) = project.sync(LockMode::Locked, &options, &NoProgress)?;
     for (name, version) in &report.installed {

@@ -43,6 +43,7 @@
 //!     prune: true,
 //!     cache: Cache::from_env(),
 //!     reinstall: Default::default(),
+//!     precheck: Default::default(),
 //! };
 //! let (_plan, report) = project.sync(LockMode::Locked, &options, &NoProgress)?;
 //! println!("{} installed, {} up to date", report.installed.len(), report.unchanged);

@@ -33,8 +33,8 @@ pub fn install(ctx: &Context, a: InstallArgs) -> Result<(), Failure> {
         &lock,
         &ctx.cwd,
         &layout,
-        false,
-        Default::default(),
+        // `fm install` adds to what is installed.
+        super::sync::Install::default(),
         // No fm.lock here: the digests are the registry's own.
         super::sync::Digests::FromRegistry,
     )?;

@@ -30,6 +30,16 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let project = Project::load(&ctx.manifest_path()?)?;
     let mode = LockMode::from_flags(a.locked, a.frozen);
+    let layout = match &a.dir {
+        Some(d) => Layout::dir_in(&ctx.cwd, d),
+        None => Layout::project(project.root()),
+    };
+    // The install folder's no-op proof runs while fm.lock is read.
+    let precheck = if a.repair {
+        install::Precheck::default()
+    } else {
+        install::Precheck::start(&layout)
+    };
     let plan = project.prepare_sync(mode, ctx.global.offline)?;
     if plan.relocked {
         super::requests_done();
@@ -44,10 +54,6 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
         ctx.shell.warn(n);
     }
     super::verify::log_figures(ctx, &plan.log);
-    let layout = match &a.dir {
-        Some(d) => Layout::dir_in(&ctx.cwd, d),
-        None => Layout::project(project.root()),
-    };
     // Nothing is installed that its registry's log does not prove (SPEC §9).
     super::verify::prove_log(ctx, &project, &plan.lock, crate::tlog::client::Mode::Sync)?;
     let reinstall = if a.repair {
@@ -60,8 +66,11 @@ pub fn sync(ctx: &Context, a: SyncArgs) -> Result<(), Failure> {
         &plan.lock,
         project.root(),
         &layout,
-        true,
-        reinstall,
+        Install {
+            prune: true,
+            reinstall,
+            precheck,
+        },
         plan.digests(),
     )?;
     summarize(ctx, &report, start.elapsed(), &plan.changes);
@@ -96,6 +105,18 @@ fn drifted(ctx: &Context, layout: &Layout, lock: &Lockfile) -> Result<std::colle
     Ok(names)
 }
 
+/// How [`run_install`] installs (the rest of [`install::Options`] comes
+/// from the command line and the environment).
+#[derive(Default)]
+pub(super) struct Install {
+    /// Remove what the lock does not name (`fm sync`; not `fm install`).
+    pub prune: bool,
+    /// Packages to install again (`--repair`).
+    pub reinstall: std::collections::BTreeSet<String>,
+    /// The install folder's no-op proof, started early.
+    pub precheck: install::Precheck,
+}
+
 /// Installs `lock`'s packages into `layout`, with bars when stderr is a
 /// terminal. Relative registry paths in the lock are relative to `base`
 /// (the folder of fm.toml and fm.lock).
@@ -104,15 +125,15 @@ pub(super) fn run_install(
     lock: &Lockfile,
     base: &Path,
     layout: &Layout,
-    prune: bool,
-    reinstall: std::collections::BTreeSet<String>,
+    how: Install,
     digests: Digests<'_>,
 ) -> Result<install::Report, Failure> {
     let opts = install::Options {
         offline: ctx.global.offline,
-        prune,
+        prune: how.prune,
         cache: Cache::from_env(),
-        reinstall,
+        reinstall: how.reinstall,
+        precheck: how.precheck,
     };
     let bars = Bars {
         enabled: ctx.shell.progress_enabled(),

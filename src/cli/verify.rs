@@ -46,6 +46,7 @@ pub fn verify(ctx: &Context, a: VerifyArgs) -> Result<(), Failure> {
                 prune: false,
                 cache: cache.clone(),
                 reinstall: Default::default(),
+                precheck: Default::default(),
             };
             install::fetch_archives(&fetch, &registries, &opts, &install::NoProgress)?;
             drift = verify::verify(&layout, &cache, locked)?;

@@ -13,7 +13,8 @@
 //!    reported and never touched; anything else is to install. A no-op sync
 //!    reads the state file (without copying it: [`plan::quick_noop`]) and
 //!    `lstat`s every installed file relative to its folder, in parallel,
-//!    nothing more.
+//!    nothing more; `fm sync` starts that proof before it reads the lock
+//!    ([`Precheck`]), so the two overlap.
 //! 2. **Fetch** ([`fetch`]) — archives missing from the cache ([`cache`])
 //!    are downloaded concurrently (tokio, bounded), hashed as they stream,
 //!    and moved into the cache only once *all* of them match the lock.
@@ -75,6 +76,7 @@ pub mod fetch;
 pub mod layout;
 pub mod nofollow;
 mod plan;
+mod precheck;
 mod stage;
 pub mod state;
 pub mod verify;
@@ -85,6 +87,7 @@ use std::path::Path;
 pub use cache::Cache;
 pub use error::InstallError;
 pub use layout::Layout;
+pub use precheck::Precheck;
 use state::State;
 
 use crate::lock::{LockedPackage, LockedRegistry};
@@ -125,6 +128,9 @@ pub struct Options {
     /// Packages to install again even if the state says they are in place
     /// (`fm sync --repair`: `fm verify` found them changed).
     pub reinstall: BTreeSet<String>,
+    /// A no-op proof of the install folder started before the lock was
+    /// read ([`Precheck::start`]); `Precheck::default()` for none.
+    pub precheck: Precheck,
 }
 
 /// What [`install`] did.
@@ -183,7 +189,10 @@ pub fn install(
     // whole (the common case of `fm sync`).
     if opts.reinstall.is_empty()
         && let Some(o) = opened.as_ref()
-        && let Some(foreign) = plan::quick_noop(packages, layout, o)?
+        && let Some(foreign) = match opts.precheck.take(layout) {
+            Some(proven) if proven.still_current(layout, o) => proven.covers(packages),
+            _ => plan::quick_noop(packages, layout, o)?,
+        }
     {
         report.unchanged = packages.len();
         report.foreign = foreign;

@@ -13,7 +13,8 @@
 //!   after writing it (size, mtime, ctime, inode); racy files (times not
 //!   older than the state file) are hashed instead.
 //!
-//! A no-op is proven first by [`quick_noop`], which reads the state file
+//! A no-op is proven first by [`quick_noop`] (or, started before the lock
+//! was read, by a [`super::Precheck`]): [`prove`] reads the state file
 //! without copying it and checks the packages' files in parallel; only
 //! when it is not a no-op (or in doubt) does [`plan`] parse the state whole.
 
@@ -101,6 +102,70 @@ pub(super) fn quick_noop(
     layout: &Layout,
     opened: &Opened,
 ) -> Result<Option<Vec<String>>, InstallError> {
+    Ok(prove(layout, opened, Some(packages))?.and_then(|p| p.covers(packages)))
+}
+
+/// What [`prove`] found in place: the packages the state file records
+/// (name, version, digest; in name order), every one a folder whose files
+/// all have their recorded stat data, no leftover beside them.
+#[derive(Debug)]
+pub(super) struct Proven {
+    packages: Vec<(String, String, String)>,
+    present: BTreeMap<String, Kind>,
+    /// The state file's identity when it was read (size, times, inode).
+    state: (u64, i64, i64, u64),
+}
+
+impl Proven {
+    /// Whether the state file of `opened` is still the one this proof
+    /// read: every fm run that changes the folder rewrites it.
+    pub(super) fn still_current(&self, layout: &Layout, opened: &Opened) -> bool {
+        matches!(opened.meta.meta(layout.state_name()), Ok(Some(m)) if identity(&m) == self.state)
+    }
+
+    /// `Some(foreign)` when `packages` is exactly the set proven in place
+    /// (names, versions, digests); the folders fm did not install, to
+    /// report.
+    pub(super) fn covers(&self, packages: &[LockedPackage]) -> Option<Vec<String>> {
+        if self.packages.len() != packages.len() {
+            return None;
+        }
+        let wanted: BTreeMap<&str, &LockedPackage> = packages.iter().map(|p| (p.name.as_str(), p)).collect();
+        let mut version = String::new();
+        for (name, v, sha256) in &self.packages {
+            let p = wanted.get(name.as_str())?;
+            version.clear();
+            std::fmt::Write::write_fmt(&mut version, format_args!("{}", p.version)).ok();
+            if *v != version || *sha256 != p.sha256 {
+                return None;
+            }
+        }
+        Some(
+            self.present
+                .keys()
+                .filter(|n| !wanted.contains_key(n.as_str()))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+fn identity(m: &super::nofollow::Meta) -> (u64, i64, i64, u64) {
+    (m.size, m.mtime_ns, m.ctime_ns, m.ino)
+}
+
+/// Reads the state file without copying it and checks, in parallel, that
+/// every package it records is a folder whose files all have their
+/// recorded stat data ([`files_unchanged`]). With `wanted`, gives up
+/// before any file is looked at when the state does not record exactly
+/// those packages; without, proves whatever the state records (a
+/// [`super::Precheck`] started before the lock is read). `None` when
+/// anything differs or is in doubt.
+pub(super) fn prove(
+    layout: &Layout,
+    opened: &Opened,
+    wanted: Option<&[LockedPackage]>,
+) -> Result<Option<Proven>, InstallError> {
     let scan = scan(opened)?;
     if !scan.leftovers.is_empty() {
         return Ok(None);
@@ -111,40 +176,32 @@ pub(super) fn quick_noop(
     let Some(views) = std::str::from_utf8(&bytes).ok().and_then(state::view) else {
         return Ok(None);
     };
-    if views.len() != packages.len() {
-        return Ok(None);
-    }
-    let wanted: BTreeMap<&str, &LockedPackage> = packages.iter().map(|p| (p.name.as_str(), p)).collect();
-    let mut version = String::new();
     let mut last: Option<&str> = None;
     for v in &views {
         // Strictly increasing names: each recorded once.
-        if last.is_some_and(|l| l >= v.name) {
+        if last.is_some_and(|l| l >= v.name) || scan.present.get(v.name) != Some(&Kind::Dir) {
             return Ok(None);
         }
         last = Some(v.name);
-        let Some(p) = wanted.get(v.name) else {
-            return Ok(None);
-        };
-        version.clear();
-        std::fmt::Write::write_fmt(&mut version, format_args!("{}", p.version)).ok();
-        if v.version != version || v.sha256 != p.sha256 || scan.present.get(v.name) != Some(&Kind::Dir) {
-            return Ok(None);
-        }
+    }
+    let proven = Proven {
+        packages: views
+            .iter()
+            .map(|v| (v.name.to_owned(), v.version.to_owned(), v.sha256.to_owned()))
+            .collect(),
+        present: scan.present,
+        state: identity(&meta),
+    };
+    if let Some(packages) = wanted
+        && proven.covers(packages).is_none()
+    {
+        return Ok(None);
     }
     let racy_from = meta.mtime_ns;
     let unchanged = views
         .par_iter()
         .all(|v| files_unchanged(&opened.packages, v.name, v.files(), racy_from));
-    if !unchanged {
-        return Ok(None);
-    }
-    Ok(Some(
-        scan.present
-            .into_keys()
-            .filter(|n| !wanted.contains_key(n.as_str()))
-            .collect(),
-    ))
+    Ok(unchanged.then_some(proven))
 }
 
 pub(super) fn plan<'a>(

@@ -214,8 +214,14 @@ impl Project {
         opts: &install::Options,
         progress: &dyn Progress,
     ) -> Result<(SyncPlan, install::Report), ProjectError> {
+        let layout = Layout::project(self.root());
+        // The install folder's no-op proof runs while fm.lock is read.
+        let opts = install::Options {
+            precheck: install::Precheck::start(&layout),
+            ..opts.clone()
+        };
         let plan = self.prepare_sync(mode, opts.offline)?;
-        let report = self.install(&plan, &Layout::project(self.root()), opts, progress)?;
+        let report = self.install(&plan, &layout, &opts, progress)?;
         Ok((plan, report))
     }
 }

@@ -559,3 +559,45 @@ fn two_syncs_at_once_on_one_project_and_cache_both_succeed() {
         assert_eq!(w.installed().len(), 16);
     }
 }
+
+/// `fm sync` proves the install folder unchanged while it reads fm.lock
+/// (`fm::install::Precheck`). A proof made before another run changed the
+/// folder must not stand: here it saw `a` and `b` installed, then a sync
+/// of another lock removed `b`; installing `a` and `b` with that proof
+/// must install `b` again, not report everything up to date.
+#[test]
+fn a_noop_proof_made_before_another_sync_changed_the_folder_is_not_used() {
+    use fm::install::{Cache, Layout, NoProgress, Options, Precheck};
+    let w = world(&[("a", "1.0.0"), ("b", "1.0.0")]);
+    w.lock(&["a@1.0.0", "b@1.0.0"]);
+    assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
+    let both = fm::lock::Lockfile::load(&w.ctx.project.join("fm.lock"))
+        .expect("lock")
+        .expect("lock exists");
+
+    let layout = Layout::project(&w.ctx.project);
+    let precheck = Precheck::start(&layout);
+    precheck.finish();
+    w.lock(&["a@1.0.0"]);
+    assert_code(&w.ctx.run(&["sync", "--frozen"]), 0);
+    assert_eq!(w.installed(), ["a"]);
+
+    let opts = Options {
+        offline: false,
+        prune: true,
+        cache: Cache::new(w.ctx.cache.clone()),
+        reinstall: Default::default(),
+        precheck,
+    };
+    let report = fm::project::install_lock(
+        &both,
+        &w.ctx.project,
+        &layout,
+        &opts,
+        &NoProgress,
+        fm::project::Digests::FromRegistry,
+    )
+    .expect("install");
+    assert_eq!(report.installed, [("b".to_owned(), "1.0.0".to_owned())]);
+    assert_eq!(w.installed(), ["a", "b"]);
+}
