@@ -31,6 +31,7 @@ pub(super) struct Rendered {
     pub(super) base: String,
     pub(super) count: u64,
     pub(super) etag: String,
+    pub(super) etag_header: axum::http::HeaderValue,
     pub(super) body: Bytes,
 }
 
@@ -41,8 +42,11 @@ pub(super) struct Rendered {
 ///
 /// - for storages with local files, the file's (inode, size, modification
 ///   time): every write replaces the file by rename, so a publish by this
-///   server, by another server on the same folder, or by `fm publish` to the
-///   folder is seen on the next request;
+///   server is seen on the next request (the write drops the entry), and
+///   a publish by another server on the same folder or by `fm publish` to
+///   the folder within [`STAT_EVERY`]: a document is `stat`ed at most once
+///   per [`STAT_EVERY`] (the `stat` was a tenth of a cached answer's CPU
+///   under load), and never skipped before a write;
 /// - for other storages (buckets), the storage's [`Tag`] of the document,
 ///   which the storage revalidates with the store on every read (a
 ///   conditional GET). With a freshness window (`--storage-cache-ttl`), an
@@ -58,11 +62,14 @@ pub(super) struct DocCache {
     /// before a write does not store what it read.
     generation: AtomicU64,
     ttl: Duration,
+    /// [`STAT_EVERY`] (tests stretch it).
+    stat_every: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub(super) enum Stamp {
-    File(FileStamp),
+    /// The file's identity, and when it was last `stat`ed.
+    File(FileStamp, Instant),
     /// The storage's tag, and when the store was last asked about it.
     Tag(Tag, Instant),
 }
@@ -72,6 +79,7 @@ impl DocCache {
     pub(super) fn with_ttl(ttl: Duration) -> DocCache {
         DocCache {
             ttl,
+            stat_every: STAT_EVERY,
             ..DocCache::default()
         }
     }
@@ -146,6 +154,11 @@ impl ArchiveCache {
     }
 }
 
+/// How long a `stat` of a local document vouches for it (see [`DocCache`]):
+/// a change made behind the server's back is seen by every request that
+/// starts this long after it.
+pub const STAT_EVERY: Duration = Duration::from_millis(1);
+
 pub(super) type FileStamp = (u64, u64, Option<std::time::SystemTime>);
 
 pub(super) fn file_stamp(meta: &std::fs::Metadata) -> FileStamp {
@@ -175,15 +188,24 @@ pub(super) fn load_doc(
     if crate::names::validate(name).is_err() {
         return Ok(None);
     }
-    let key = crate::registry::document::index_key(name);
     let generation = state.docs.generation.load(Ordering::SeqCst);
     let cached = state.docs.get(name);
+    if may_be_stale
+        && let Some((Stamp::File(_, checked), doc)) = &cached
+        && checked.elapsed() < state.docs.stat_every
+    {
+        return Ok(Some(doc.clone()));
+    }
+    let key = crate::registry::document::index_key(name);
+    // Taken before the `stat`: the window counts from here.
+    let statted = Instant::now();
     let stamp = match state.storage.local_path(&key).map(std::fs::metadata) {
         Some(Ok(meta)) => {
             let stamp = file_stamp(&meta);
-            if let Some((Stamp::File(s), doc)) = &cached
+            if let Some((Stamp::File(s, _), doc)) = &cached
                 && *s == stamp
             {
+                state.docs.put(name, generation, Stamp::File(stamp, statted), doc);
                 return Ok(Some(doc.clone()));
             }
             Some(stamp)
@@ -222,7 +244,7 @@ pub(super) fn load_doc(
     }
     // A file stamp was taken before the read: if the file changed in
     // between, the next request sees a different stamp and re-reads.
-    let stamp = stamp.map_or(Stamp::Tag(tag, asked), Stamp::File);
+    let stamp = stamp.map_or(Stamp::Tag(tag, asked), |s| Stamp::File(s, statted));
     state.docs.put(name, generation, stamp, &doc);
     Ok(Some(doc))
 }
@@ -271,6 +293,78 @@ pub(super) fn all_documents(state: &AppState) -> ApiResult<Vec<Arc<PackageDocume
 
 /// Documents read from an object store at once by [`all_documents`].
 pub(super) const REMOTE_READS: usize = 16;
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use crate::registry::document::{PackageInfo, index_key};
+    use crate::registry::storage::{DirStorage, Storage};
+    use crate::server::ServerConfig;
+
+    fn document(description: &str) -> Vec<u8> {
+        let doc = PackageDocument {
+            info: PackageInfo {
+                name: "a".to_owned(),
+                version: "1.0.0".to_owned(),
+                description: description.to_owned(),
+                ..PackageInfo::default()
+            },
+            versions: Some(Vec::new()),
+        };
+        serde_json::to_vec(&doc).expect("json")
+    }
+
+    fn state(storage: &Arc<DirStorage>, stat_every: Duration) -> AppState {
+        let config = ServerConfig::new(storage.clone(), "127.0.0.1:0");
+        let mut state = AppState::new(&config, "127.0.0.1:0".parse().expect("addr"));
+        state.docs = Arc::new(DocCache {
+            stat_every,
+            ..DocCache::default()
+        });
+        state
+    }
+
+    /// Replaces `index/a.json` as every writer does (by rename).
+    fn replace(storage: &DirStorage, description: &str) {
+        let (_, tag) = storage.read(&index_key("a")).expect("read").expect("present");
+        assert!(
+            storage
+                .swap(&index_key("a"), Some(&tag), &document(description))
+                .expect("swap")
+        );
+    }
+
+    #[test]
+    fn a_local_document_is_statted_at_most_once_a_window_and_always_before_a_write() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let storage = Arc::new(DirStorage::new(dir.path()));
+        assert!(storage.create(&index_key("a"), &document("first")).expect("create"));
+
+        // A window far longer than the test: the document is not statted
+        // again within it, so a change behind the server's back waits.
+        let state = state(&storage, Duration::from_secs(3600));
+        let first = load(&state, "a").expect("load").expect("present");
+        replace(&storage, "second");
+        let again = load(&state, "a").expect("load").expect("present");
+        assert!(Arc::ptr_eq(&first, &again), "served within the window without a stat");
+        // A write asks the storage whatever the window says.
+        let fresh = load_doc(&state, "a", false, None).expect("load").expect("present");
+        assert_eq!(fresh.info.description, "second");
+
+        // Past the window (here: none), the change shows on the next request.
+        let state = self::state(&storage, Duration::ZERO);
+        assert_eq!(
+            load(&state, "a").expect("load").expect("present").info.description,
+            "second"
+        );
+        replace(&storage, "third");
+        assert_eq!(
+            load(&state, "a").expect("load").expect("present").info.description,
+            "third"
+        );
+        assert!(STAT_EVERY <= Duration::from_millis(1), "the documented window");
+    }
+}
 
 #[cfg(all(test, feature = "cloud"))]
 mod tests {

@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -102,9 +103,20 @@ pub fn default_max_connections() -> usize {
     fd_budget().map_or(DEFAULT_MAX_CONNECTIONS, |b| b.min(DEFAULT_MAX_CONNECTIONS))
 }
 
-/// Serves `app` on `listener` under `limits` until `shutdown` completes,
-/// then drains the connections (see the module doc).
-pub async fn serve(listener: TcpListener, app: Router, limits: ConnLimits, shutdown: impl Future<Output = ()>) {
+/// Answers a request before the router, or `None` to let the router answer
+/// it ([`super::fast`]).
+pub type Shortcut = Arc<dyn Fn(&hyper::Request<Incoming>, SocketAddr) -> Option<hyper::Response<Body>> + Send + Sync>;
+
+/// Serves `app` (after `shortcut`, if any) on `listener` under `limits`
+/// until `shutdown` completes, then drains the connections (see the module
+/// doc).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shortcut: Option<Shortcut>,
+    limits: ConnLimits,
+    shutdown: impl Future<Output = ()>,
+) {
     let max = limits
         .max_connections
         .clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
@@ -131,7 +143,15 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ConnLimits, shutd
             Ok((stream, peer)) => {
                 backoff = BACKOFF_MIN;
                 warned = false;
-                tokio::spawn(connection(stream, peer, app.clone(), limits, permit, close_rx.clone()));
+                tokio::spawn(connection(
+                    stream,
+                    peer,
+                    app.clone(),
+                    shortcut.clone(),
+                    limits,
+                    permit,
+                    close_rx.clone(),
+                ));
             }
             // The client gave up before we took it: nothing to do.
             Err(e) if is_peer_error(&e) => {}
@@ -177,6 +197,7 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     app: Router,
+    shortcut: Option<Shortcut>,
     limits: ConnLimits,
     _permit: tokio::sync::OwnedSemaphorePermit,
     mut closing: watch::Receiver<bool>,
@@ -190,15 +211,19 @@ async fn connection(
     let on_request = activity.clone();
     let body_timeout = limits.idle_timeout;
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
         let busy = on_request.begin();
+        if let Some(resp) = shortcut.as_ref().and_then(|s| s(&req, peer)) {
+            drop(busy);
+            return Either::Left(std::future::ready(Ok(resp)));
+        }
+        req.extensions_mut().insert(ConnectInfo(peer));
         let mut app = app.clone();
         let req = req.map(|b| Body::new(tower_http::timeout::TimeoutBody::new(body_timeout, b)));
-        async move {
+        Either::Right(async move {
             let resp = tower_service::Service::call(&mut app, req).await;
             drop(busy);
             resp
-        }
+        })
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     // hyper's own timer runs from when it waits for a head (idle or not):

@@ -12,6 +12,8 @@
 //! - [`auth`]: publish tokens (hashes only).
 //! - [`downloads`]: download counts, flushed in batches.
 //! - [`counts`]: the totals `health` and `stats` answer from in O(1).
+//! - [`fast`]: `GET packages/{name}` answered from the kept answer before
+//!   the router (same auth, same answer, same log line).
 //! - [`listen`]: the accept loop: a connection limit, header-read and idle
 //!   timeouts, back-off at the file-descriptor limit, graceful drain.
 //!
@@ -31,6 +33,7 @@ mod cache;
 pub mod counts;
 pub mod downloads;
 mod error;
+pub mod fast;
 pub mod listen;
 pub mod log;
 mod reads;
@@ -46,6 +49,7 @@ use crate::archive::Limits;
 use crate::registry::storage::Storage;
 
 pub use auth::Tokens;
+pub use cache::STAT_EVERY;
 pub use listen::ConnLimits;
 
 /// How the server runs.
@@ -186,8 +190,10 @@ pub async fn serve(config: ServerConfig, on_bound: impl FnOnce(SocketAddr)) -> R
     });
     let flusher = downloads::spawn_flusher(state.downloads.clone(), config.storage.clone(), config.flush_every);
     let app = routes::router(state.clone(), &config);
+    let shortcut = Arc::new(fast::PackageShortcut::new(state.clone(), config.log_requests));
     on_bound(addr);
-    listen::serve(listener, app, config.conn_limits, shutdown_signal()).await;
+    let answer: listen::Shortcut = Arc::new(move |req, peer| shortcut.answer(req, peer));
+    listen::serve(listener, app, Some(answer), config.conn_limits, shutdown_signal()).await;
     refresher.abort();
     flusher.abort();
     let (d, s) = (state.downloads.clone(), config.storage.clone());

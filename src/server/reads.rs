@@ -20,17 +20,28 @@ use crate::registry::document::{PackageInfo, archive_key};
 /// `http://host` as the client addressed us (Host header), for absolute
 /// download URLs.
 pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
-    let host = headers
+    let scheme = scheme_of(headers);
+    match host_of(headers) {
+        Some(host) => format!("{scheme}://{host}"),
+        None => format!("{scheme}://{}", state.addr),
+    }
+}
+
+/// The Host header, when it is a plain host name or address (else the
+/// server's own address is used).
+pub(super) fn host_of(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c)))
-        .map_or_else(|| state.addr.to_string(), str::to_owned);
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .filter(|p| *p == "https" || *p == "http")
-        .unwrap_or("http");
-    format!("{scheme}://{host}")
+}
+
+/// `https` when a proxy in front says so, else `http`.
+pub(super) fn scheme_of(headers: &HeaderMap) -> &'static str {
+    match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        Some("https") => "https",
+        _ => "http",
+    }
 }
 
 pub(super) fn download_url(base: &str, name: &str, version: &str) -> String {
@@ -67,16 +78,28 @@ pub(super) fn render<T: serde::Serialize>(
 
 /// A JSON answer with its ETag, or `304` when the client has it.
 pub(super) fn respond(headers: &HeaderMap, etag: &str, body: Bytes) -> Response {
+    respond_with(headers, etag, HeaderValue::from_str(etag).ok(), body)
+}
+
+/// [`respond`] for a kept answer: its ETag header is built already.
+pub(super) fn respond_rendered(headers: &HeaderMap, r: &Rendered) -> Response {
+    respond_with(headers, &r.etag, Some(r.etag_header.clone()), r.body.clone())
+}
+
+fn respond_with(headers: &HeaderMap, etag: &str, etag_header: Option<HeaderValue>, body: Bytes) -> Response {
     let mut r = if if_none_match(headers, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut r = Body::from(body).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
     };
-    if let Ok(v) = HeaderValue::from_str(etag) {
-        r.headers_mut().insert(header::ETAG, v);
+    let h = r.headers_mut();
+    if let Some(v) = etag_header {
+        h.insert(header::ETAG, v);
     }
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
 
@@ -190,25 +213,25 @@ pub(super) async fn package(State(state): State<AppState>, headers: HeaderMap, P
         && r.base == base
         && r.count == count
     {
-        return Ok(respond(&headers, &r.etag, r.body.clone()));
+        return Ok(respond_rendered(&headers, r));
     }
     let mut served = Served {
         info: served_info(&state, &base, doc.info.clone()),
         versions: doc.versions.as_ref(),
     };
     let (etag, body) = render(&mut served, |s| &mut s.info.downloads, count)?;
-    let resp = respond(&headers, &etag, body.clone());
+    let etag_header = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    let rendered = Rendered {
+        doc,
+        base,
+        count,
+        etag,
+        etag_header,
+        body,
+    };
+    let resp = respond_rendered(&headers, &rendered);
     if let Ok(mut map) = state.rendered.map.write() {
-        map.insert(
-            name,
-            Arc::new(Rendered {
-                doc,
-                base,
-                count,
-                etag,
-                body,
-            }),
-        );
+        map.insert(name, Arc::new(rendered));
     }
     Ok(resp)
 }

@@ -108,12 +108,15 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
     for r in ROUTES {
         api = api.route(r.path, handlers(r.path, config));
     }
-    // `layer`, not `route_layer`: the auth check also guards the nested
-    // fallback, so an unknown path says nothing without a token.
-    let api = api
+    let mut api = api
         .fallback(not_found_route)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn_with_state(state.clone(), read_auth));
+        .method_not_allowed_fallback(method_not_allowed);
+    // `layer`, not `route_layer`: the auth check also guards the nested
+    // fallback, so an unknown path says nothing without a token. Without
+    // `--require-auth` it would let everything through: not installed.
+    if state.require_auth {
+        api = api.layer(middleware::from_fn_with_state(state.clone(), read_auth));
+    }
     let mut app = Router::new()
         .nest(API_PREFIX, api)
         .fallback(not_found_route)
@@ -131,23 +134,28 @@ pub fn router(state: AppState, config: &ServerConfig) -> Router {
 async fn log_request(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
-    // The path and query only: tokens travel in headers, never logged.
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let uri = req.uri().clone();
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
+        .map(|c| c.0);
     let resp = next.run(req).await;
-    eprintln!(
-        "{peer} {method} {target} {} {:.1}ms",
-        resp.status().as_u16(),
-        start.elapsed().as_secs_f64() * 1000.0
-    );
+    log_line(peer, &method, &uri, resp.status().as_u16(), start.elapsed());
     resp
+}
+
+/// One request's log line: peer, method, path and query (tokens travel in
+/// headers, never logged), status, time.
+pub(super) fn log_line(
+    peer: impl Into<Option<SocketAddr>>,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    status: u16,
+    took: std::time::Duration,
+) {
+    let peer = peer.into().map(|p| p.ip().to_string()).unwrap_or_default();
+    let target = uri.path_and_query().map_or_else(|| uri.path(), |p| p.as_str());
+    eprintln!("{peer} {method} {target} {status} {:.1}ms", took.as_secs_f64() * 1000.0);
 }
 
 /// `--require-auth`: every read needs a token too, but for the routes

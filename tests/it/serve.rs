@@ -386,8 +386,10 @@ fn etag_revalidation_answers_304() {
         );
     });
     // A version published behind the server's back (`fm publish` to the
-    // same folder) is seen at once: new document, new ETag.
+    // same folder) is seen within `STAT_EVERY` (a document is statted at
+    // most once a window): new document, new ETag.
     reg.publish("a", "1.1.0", &[]);
+    std::thread::sleep(fm::server::STAT_EVERY * 2);
     runtime().block_on(async {
         let r = c
             .get(server.api("packages/a"))
@@ -577,4 +579,74 @@ fn temporary_files_of_killed_writes_are_removed_at_start() {
         .block_on(async { client().get(server.api("packages/alpha")).send().await?.text().await })
         .expect("get");
     assert!(body.contains("\"1.0.0\""), "{body}");
+}
+
+// `GET packages/{name}` is answered before the router from the kept answer
+// (src/server/fast.rs): it must answer exactly what the router would, for
+// the same token, host and scheme, and log the same line.
+#[test]
+fn the_kept_package_answer_keeps_auth_hosts_etags_and_the_log() {
+    let ctx = TestContext::new();
+    let reg = ctx.dir_registry("st");
+    reg.publish("a", "1.0.0", &[]);
+    let server = ctx.serve(&reg.root, &["--require-auth", "--token", TOKEN], &[]);
+    let c = client();
+    let url = server.api("packages/a");
+    runtime().block_on(async {
+        let first = c.get(&url).bearer_auth(TOKEN).send().await.expect("get");
+        assert_eq!(first.status().as_u16(), 200);
+        let etag = first.headers()["etag"].to_str().expect("etag").to_owned();
+        let first = first.text().await.expect("body");
+        for _ in 0..3 {
+            let again = c.get(&url).bearer_auth(TOKEN).send().await.expect("get");
+            assert_eq!(again.headers()["etag"].to_str().expect("etag"), etag);
+            assert_eq!(again.headers()["content-type"], "application/json");
+            assert_eq!(again.text().await.expect("body"), first, "the same answer");
+        }
+        // Kept or not, a missing or refused token is refused.
+        assert_eq!(status_of(c.get(&url)).await, 401);
+        assert_eq!(status_of(c.get(&url).bearer_auth("wrong")).await, 403);
+        assert_eq!(status_of(c.get(&url).header("authorization", "Basic YTpi")).await, 403);
+        // Another host or scheme: its own URLs, not the kept ones.
+        let other: Value = c
+            .get(&url)
+            .bearer_auth(TOKEN)
+            .header("host", "mirror.example:8443")
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            other["download_url"],
+            "https://mirror.example:8443/api/v1/registry/packages/a/1.0.0/download"
+        );
+        let head = c.head(&url).bearer_auth(TOKEN).send().await.expect("head");
+        assert_eq!(head.status().as_u16(), 200);
+        assert_eq!(head.text().await.expect("body"), "");
+        assert_eq!(
+            status_of(c.get(&url).bearer_auth(TOKEN).header("if-none-match", &etag)).await,
+            304
+        );
+        // The literal route next to `{name}` is still the search.
+        let (status, search) = {
+            let r = c
+                .get(server.api("packages/search"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("search");
+            (r.status().as_u16(), r.json::<Value>().await.expect("json"))
+        };
+        assert_eq!(status, 200);
+        assert_eq!(search["total_count"], 1);
+    });
+    let log = server.log_when(|l| l.matches("GET /api/v1/registry/packages/a 200").count() >= 5);
+    let lines = log.matches("GET /api/v1/registry/packages/a 200").count();
+    assert!(lines >= 5, "every answer logged:\n{log}");
+    assert!(log.contains("GET /api/v1/registry/packages/a 401"), "{log}");
+    assert!(!log.contains(TOKEN), "no token in the log");
+    println!("FIGURES serve: {lines} logged 200s for packages/a, kept answer refused without a token (401/403)");
 }
