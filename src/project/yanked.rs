@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 
+use super::yank_memo::Memo;
 use crate::lock::Lockfile;
 use crate::registry::PackageDocument;
 use crate::resolve::RegistrySet;
@@ -59,14 +60,61 @@ pub fn in_documents<'a>(lock: &Lockfile, docs: impl Fn(&str) -> Option<&'a Packa
 
 /// Reads each locked package's document from the registry the lock names
 /// (those of `registries` only) and returns the yanked locked versions.
+///
+/// For a directory registry, what an earlier check found is memoized in
+/// the cache ([`super::yank_memo`]): a document whose file's stat data has
+/// not changed since is not read again.
 pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
-    let wanted: Vec<(&str, &str)> = lock
-        .packages
-        .iter()
-        .map(|p| (p.name.as_str(), p.registry.as_str()))
-        .collect();
+    let cache = crate::config::cache_dir();
+    let mut memos: HashMap<&str, Memo> = HashMap::new();
+    for e in &registries.entries {
+        if let Some(root) = e.client.local_root()
+            && let Some(memo) = Memo::load(&cache, root)
+        {
+            memos.insert(e.decl.name.as_str(), memo);
+        }
+    }
+    // What the memo answers; the rest is read, with the stat data taken
+    // before the read (a change in between is seen next time).
+    let mut known: HashMap<&str, bool> = HashMap::new();
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    let mut stats = Vec::new();
+    for p in &lock.packages {
+        let memo = memos.get(p.registry.as_str());
+        let stat = memo.and_then(|m| m.stat(&p.name));
+        if let (Some(m), Some(s)) = (memo, &stat)
+            && let Some(yanked) = m.yanked(&p.name, s)
+        {
+            known.insert(p.name.as_str(), yanked.contains(&p.version));
+            continue;
+        }
+        wanted.push((p.name.as_str(), p.registry.as_str()));
+        stats.push(stat);
+    }
     let docs = documents(registries, &wanted);
-    in_documents(lock, |n| docs.get(n).map(|d| d.as_ref()))
+    for ((name, registry), stat) in wanted.iter().zip(stats) {
+        if let (Some(memo), Some(stat), Some(doc)) = (memos.get_mut(registry), stat, docs.get(*name)) {
+            memo.record(name, stat, doc);
+        }
+    }
+    for memo in memos.values() {
+        memo.save(&cache);
+    }
+    let mut from_docs = in_documents(lock, |n| docs.get(n).map(|d| d.as_ref())).into_iter().peekable();
+    // In the lock's order, whichever answered.
+    let mut out = Vec::new();
+    for p in &lock.packages {
+        if known.get(p.name.as_str()) == Some(&true) {
+            out.push(Yanked {
+                name: p.name.to_string(),
+                version: p.version.to_string(),
+                registry: p.registry.clone(),
+            });
+        } else if let Some(y) = from_docs.next_if(|y| y.name == p.name.as_str()) {
+            out.push(y);
+        }
+    }
+    out
 }
 
 /// The checksum `registry` publishes now for `package` `version`, if it
