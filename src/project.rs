@@ -56,6 +56,7 @@
 pub mod binding;
 mod fresh;
 mod sync;
+mod yank_log;
 mod yank_memo;
 pub mod yanked;
 

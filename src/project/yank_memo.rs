@@ -49,7 +49,7 @@ const MAX_BYTES: u64 = 32 << 20;
 const RACY: i64 = 100_000_000;
 
 /// The stat data of one document file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Stat {
     dev: u64,
     ino: u64,
@@ -68,7 +68,14 @@ struct Entry {
 /// learned.
 #[derive(Debug)]
 pub(crate) struct Memo {
-    root: PathBuf,
+    /// The registry folder (a directory registry), else `None`: entries
+    /// are then vouched for by [`Memo::checkpoint`].
+    root: Option<PathBuf>,
+    /// What the memo is of: the folder's path, or the registry's URL.
+    subject: String,
+    /// The log checkpoint (size, root hash) the entries are true at (an
+    /// HTTP registry with a transparency log).
+    checkpoint: Option<(u64, String)>,
     file: String,
     entries: HashMap<String, Entry>,
     changed: bool,
@@ -81,25 +88,96 @@ impl Memo {
     /// empty when there is none or it is not to be trusted. `None` when
     /// the registry cannot have one (a path that does not fit a line).
     pub(crate) fn load(cache: &Path, root: &Path) -> Option<Memo> {
-        let shown = root.to_str().filter(|s| !s.contains(['\n', '\r']))?;
-        let key = hex(&sha2::Sha256::digest(shown.as_bytes()));
+        let shown = root.to_str()?;
+        let mut memo = Memo::load_of(cache, shown)?;
+        memo.root = Some(root.to_owned());
+        Some(memo)
+    }
+
+    /// The memo of the logged registry at `url` (its canonical URL without
+    /// credentials), valid at the log checkpoint `now` (size, root hash):
+    /// entries of packages that the log's records from the memo's
+    /// checkpoint up to `now` name are dropped by [`Memo::advance`].
+    pub(crate) fn load_logged(cache: &Path, url: &str) -> Option<Memo> {
+        Memo::load_of(cache, url)
+    }
+
+    fn load_of(cache: &Path, subject: &str) -> Option<Memo> {
+        if subject.contains(['\n', '\r']) {
+            return None;
+        }
+        let key = hex(&sha2::Sha256::digest(subject.as_bytes()));
         let mut memo = Memo {
-            root: root.to_owned(),
+            root: None,
+            subject: subject.to_owned(),
+            checkpoint: None,
             file: format!("{}.txt", &key[..32]),
             entries: HashMap::new(),
             changed: false,
             started_ns: now_ns(),
         };
-        if let Some(text) = read(cache, &memo.file) {
-            memo.entries = parse(&text, shown).unwrap_or_default();
+        if let Some(text) = read(cache, &memo.file)
+            && let Some((checkpoint, entries)) = parse(&text, subject)
+        {
+            memo.checkpoint = checkpoint;
+            memo.entries = entries;
         }
         Some(memo)
+    }
+
+    /// Whether this is a logged registry's memo, at a checkpoint.
+    pub(crate) fn is_logged(&self) -> bool {
+        self.root.is_none() && self.checkpoint.is_some()
+    }
+
+    /// The log checkpoint this memo's entries are true at.
+    pub(crate) fn checkpoint(&self) -> Option<&(u64, String)> {
+        self.checkpoint.as_ref()
+    }
+
+    /// Moves a logged registry's memo to checkpoint `now`: `changed` names
+    /// the packages the log recorded since the memo's checkpoint (their
+    /// entries are dropped); `None` (unknown, or the log is not an
+    /// extension of the memo's) drops every entry.
+    pub(crate) fn advance(&mut self, now: (u64, String), changed: Option<&std::collections::HashSet<String>>) {
+        if self.checkpoint.as_ref() == Some(&now) {
+            return;
+        }
+        match changed {
+            Some(names) => self.entries.retain(|n, _| !names.contains(n)),
+            None => self.entries.clear(),
+        }
+        self.checkpoint = Some(now);
+        self.changed = true;
+    }
+
+    /// A logged registry's memoized yanked versions of `name` (true at
+    /// [`Memo::checkpoint`]).
+    pub(crate) fn logged_yanked(&self, name: &str) -> Option<&[semver::Version]> {
+        if !self.is_logged() {
+            return None;
+        }
+        self.entries.get(name).map(|e| e.yanked.as_slice())
+    }
+
+    /// Notes what `doc`, read after the memo's checkpoint, marks yanked.
+    pub(crate) fn record_logged(&mut self, name: &str, doc: &PackageDocument) {
+        let yanked = yanked_in(doc);
+        self.entries.insert(
+            name.to_owned(),
+            Entry {
+                stat: Stat::default(),
+                yanked,
+            },
+        );
+        self.changed = true;
     }
 
     /// The current stat data of `name`'s document (`None`: none, or not
     /// readable; the document is then read as before).
     pub(crate) fn stat(&self, name: &str) -> Option<Stat> {
-        let meta = std::fs::metadata(self.root.join(crate::registry::document::index_key(name))).ok()?;
+        let root = self.root.as_ref()?;
+        let meta = std::fs::metadata(root.join(crate::registry::document::index_key(name))).ok()?;
         stat_of(&meta)
     }
 
@@ -121,15 +199,7 @@ impl Memo {
             self.changed |= self.entries.remove(name).is_some();
             return;
         }
-        let mut yanked: Vec<semver::Version> = doc
-            .versions
-            .iter()
-            .flatten()
-            .filter(|r| r.yanked)
-            .filter_map(|r| r.semver())
-            .collect();
-        yanked.sort();
-        yanked.dedup();
+        let yanked = yanked_in(doc);
         self.entries.insert(name.to_owned(), Entry { stat, yanked });
         self.changed = true;
     }
@@ -139,16 +209,16 @@ impl Memo {
         if !self.changed {
             return;
         }
-        let Some(shown) = self.root.to_str() else {
-            return;
-        };
         let mut names: Vec<&String> = self.entries.keys().collect();
         names.sort();
         let mut out = String::with_capacity(64 + names.len() * 64);
         out.push_str(HEADER);
         out.push_str("\nregistry ");
-        out.push_str(shown);
+        out.push_str(&self.subject);
         out.push('\n');
+        if let Some((size, hash)) = &self.checkpoint {
+            out.push_str(&format!("checkpoint {size} {hash}\n"));
+        }
         for name in names {
             let e = &self.entries[name];
             let s = &e.stat;
@@ -184,13 +254,44 @@ fn read(cache: &Path, file: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// The entries of a memo's text, if it is a whole, valid memo of the
-/// registry folder `shown`.
-fn parse(text: &str, shown: &str) -> Option<HashMap<String, Entry>> {
-    let mut lines = text.split_terminator('\n');
-    if lines.next()? != HEADER || lines.next()?.strip_prefix("registry ")? != shown {
+/// What `doc` marks yanked, sorted.
+fn yanked_in(doc: &PackageDocument) -> Vec<semver::Version> {
+    let mut yanked: Vec<semver::Version> = doc
+        .versions
+        .iter()
+        .flatten()
+        .filter(|r| r.yanked)
+        .filter_map(|r| r.semver())
+        .collect();
+    yanked.sort();
+    yanked.dedup();
+    yanked
+}
+
+type Parsed = (Option<(u64, String)>, HashMap<String, Entry>);
+
+/// The checkpoint and entries of a memo's text, if it is a whole, valid
+/// memo of `subject` (a registry folder or URL).
+fn parse(text: &str, subject: &str) -> Option<Parsed> {
+    let mut lines = text.split_terminator('\n').peekable();
+    if lines.next()? != HEADER || lines.next()?.strip_prefix("registry ")? != subject {
         return None;
     }
+    let checkpoint = match lines.next_if(|l| l.starts_with("checkpoint ")) {
+        Some(l) => {
+            let mut f = l.split(' ').skip(1);
+            let size = f.next()?.parse().ok()?;
+            let hash = f.next()?;
+            if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b)) {
+                return None;
+            }
+            if f.next().is_some() {
+                return None;
+            }
+            Some((size, hash.to_owned()))
+        }
+        None => None,
+    };
     let mut entries = HashMap::new();
     for line in lines {
         let mut f = line.split(' ');
@@ -214,7 +315,7 @@ fn parse(text: &str, shown: &str) -> Option<HashMap<String, Entry>> {
             return None;
         }
     }
-    Some(entries)
+    Some((checkpoint, entries))
 }
 
 #[cfg(unix)]
@@ -253,7 +354,8 @@ mod tests {
     #[test]
     fn a_memo_is_read_only_whole_and_only_for_its_own_registry() {
         let good = "fm-yank-memo 1\nregistry /r\nutil 1 2 3 4 5 1.1.0,1.2.0\nother 1 3 3 4 5 -\n";
-        let e = parse(good, "/r").expect("valid");
+        let (cp, e) = parse(good, "/r").expect("valid");
+        assert!(cp.is_none());
         assert_eq!(e["util"].yanked.len(), 2);
         assert!(e["other"].yanked.is_empty());
         assert!(parse(good, "/elsewhere").is_none());
@@ -267,6 +369,9 @@ mod tests {
             "fm-yank-memo 1\nregistry /r\nutil 1 2 3 4 5 not-a-version\n",
             "fm-yank-memo 1\nregistry /r\n../x 1 2 3 4 5 -\n",
             "fm-yank-memo 1\nregistry /r\nutil 1 2 3 4 5 -\nutil 1 2 3 4 5 -\n",
+            "fm-yank-memo 1\nregistry /r\ncheckpoint 12\n",
+            "fm-yank-memo 1\nregistry /r\ncheckpoint 12 a\\nb\n",
+            "fm-yank-memo 1\nregistry /r\ncheckpoint x abc=\n",
         ] {
             assert!(parse(bad, "/r").is_none(), "{bad:?}");
         }

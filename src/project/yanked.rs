@@ -63,12 +63,16 @@ pub fn in_documents<'a>(lock: &Lockfile, docs: impl Fn(&str) -> Option<&'a Packa
 ///
 /// For a directory registry, what an earlier check found is memoized in
 /// the cache ([`super::yank_memo`]): a document whose file's stat data has
-/// not changed since is not read again.
+/// not changed since is not read again; for an HTTP registry with a
+/// transparency log, one checkpoint request says which documents may have
+/// changed ([`super::yank_log`]).
 pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
     let cache = crate::config::cache_dir();
-    let mut memos: HashMap<&str, Memo> = HashMap::new();
+    let used: std::collections::HashSet<&str> = lock.packages.iter().map(|p| p.registry.as_str()).collect();
+    let mut memos: HashMap<&str, Memo> = super::yank_log::memos(registries, &cache, &used);
     for e in &registries.entries {
         if let Some(root) = e.client.local_root()
+            && used.contains(e.decl.name.as_str())
             && let Some(memo) = Memo::load(&cache, root)
         {
             memos.insert(e.decl.name.as_str(), memo);
@@ -82,9 +86,12 @@ pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
     for p in &lock.packages {
         let memo = memos.get(p.registry.as_str());
         let stat = memo.and_then(|m| m.stat(&p.name));
-        if let (Some(m), Some(s)) = (memo, &stat)
-            && let Some(yanked) = m.yanked(&p.name, s)
-        {
+        let memoized = match (memo, &stat) {
+            (Some(m), Some(s)) => m.yanked(&p.name, s),
+            (Some(m), None) => m.logged_yanked(&p.name),
+            _ => None,
+        };
+        if let Some(yanked) = memoized {
             known.insert(p.name.as_str(), yanked.contains(&p.version));
             continue;
         }
@@ -93,8 +100,10 @@ pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
     }
     let docs = documents(registries, &wanted);
     for ((name, registry), stat) in wanted.iter().zip(stats) {
-        if let (Some(memo), Some(stat), Some(doc)) = (memos.get_mut(registry), stat, docs.get(*name)) {
-            memo.record(name, stat, doc);
+        match (memos.get_mut(registry), stat, docs.get(*name)) {
+            (Some(memo), Some(stat), Some(doc)) => memo.record(name, stat, doc),
+            (Some(memo), None, Some(doc)) if memo.is_logged() => memo.record_logged(name, doc),
+            _ => {}
         }
     }
     for memo in memos.values() {
@@ -143,7 +152,7 @@ pub fn absent_everywhere(registries: &RegistrySet, names: &[String]) -> Vec<Stri
 }
 
 /// How long the documents of one check may take in all.
-const BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Documents by package name, `(package, registry)` each, fetched
 /// concurrently; what cannot be read is left out.

@@ -207,3 +207,106 @@ fn the_memo_is_written_atomically_and_never_through_a_link() {
         .collect();
     assert_eq!(left, vec![name], "no temporary files left");
 }
+
+/// Publishes `name@version` into `root` and its log (signed with `key`).
+fn publish_logged(ctx: &TestContext, root: &Path, key: &Path, name: &str, version: &str) {
+    let dir = package_source(&ctx.root.join("pkgsrc"), name, version, &[]);
+    let packed = pack_folder(&dir);
+    let key = crate::tlog::load_key(key);
+    publish::publish(
+        &DirStorage::new(root),
+        &packed.bytes,
+        None,
+        &fm::archive::Limits::default(),
+        Some(&key),
+    )
+    .expect("publish");
+}
+
+/// `fm -v args`: whether it warned about util 1.1.0, and the registry
+/// paths it requested (`packages/util`, `log/checkpoint`, ...).
+fn requests(ctx: &TestContext, args: &[&str]) -> (bool, Vec<String>) {
+    let out = ctx.fm().arg("-v").args(args).output().expect("run fm");
+    assert_code(&out, 0);
+    let err = text(&out).1;
+    let paths = err
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("GET "))
+        .filter_map(|l| l.split(' ').next()?.split("/api/v1/registry/").nth(1).map(str::to_owned))
+        .collect();
+    (err.contains(WARNING), paths)
+}
+
+fn documents(paths: &[String]) -> Vec<&str> {
+    paths
+        .iter()
+        .map(String::as_str)
+        .filter(|p| p.starts_with("packages/") && !p.ends_with("/download"))
+        .collect()
+}
+
+// Over HTTP each plain sync asked for every locked package's document.
+// With a transparency log, one checkpoint request says nothing changed; a
+// yank (a log record) names the one document to read again.
+#[test]
+fn over_http_a_logged_registry_costs_one_checkpoint_request_and_a_yank_is_still_seen() {
+    const TOKEN: &str = "yank-memo-token";
+    let ctx = TestContext::new();
+    let reg = ctx.dir_registry("main");
+    let key = crate::tlog::init_log(&ctx, &reg.root, &[]);
+    publish_logged(&ctx, &reg.root, &key, "util", "1.1.0");
+    publish_logged(&ctx, &reg.root, &key, "util", "1.2.0");
+    publish_logged(&ctx, &reg.root, &key, "extra", "1.0.0");
+    let server = ctx.serve(&reg.root, &["--log-key", &key.display().to_string(), "--token", TOKEN], &[]);
+    ctx.write_manifest(&format!(
+        "[project]\nname = \"app\"\n\n[dependencies]\nutil = \"=1.1.0\"\nextra = \"^1\"\n\n[[registries]]\nname = \"main\"\nurl = \"{}\"\n",
+        server.url
+    ));
+    assert_code(&ctx.run(&["lock"]), 0);
+    assert!(!warns(&ctx, &["sync"]));
+    let (warned, paths) = requests(&ctx, &["sync"]);
+    assert!(!warned);
+    assert_eq!(documents(&paths), Vec::<&str>::new(), "no-op sync: {paths:?}");
+    assert!(paths.iter().any(|p| p == "log/checkpoint"), "{paths:?}");
+    let noop = paths.len();
+
+    let yank = |undo: bool| {
+        let mut cmd = ctx.fm();
+        cmd.args(["yank", "util@1.1.0", "--registry", &server.url])
+            .env("FLOWMASON_REGISTRY_TOKEN", TOKEN);
+        if undo {
+            cmd.arg("--undo");
+        }
+        assert_code(&cmd.output().expect("yank"), 0);
+    };
+    yank(false);
+    let (warned, paths) = requests(&ctx, &["sync"]);
+    assert!(warned, "plain sync after a yank: {paths:?}");
+    assert_eq!(documents(&paths), ["packages/util"], "{paths:?}");
+    let (warned, paths) = requests(&ctx, &["sync", "--locked"]);
+    assert!(warned, "--locked after a yank, from the memo");
+    assert_eq!(documents(&paths), Vec::<&str>::new(), "{paths:?}");
+
+    yank(true);
+    let (warned, paths) = requests(&ctx, &["sync", "--locked"]);
+    assert!(!warned, "after an un-yank");
+    assert_eq!(documents(&paths), ["packages/util"], "{paths:?}");
+    assert!(!warns(&ctx, &["sync"]));
+
+    // A memo that claims another checkpoint is dropped whole.
+    let memo = memo_file(&ctx);
+    let text = std::fs::read_to_string(&memo).expect("memo");
+    let forged: String = text
+        .lines()
+        .map(|l| if l.starts_with("checkpoint ") { "checkpoint 999 AAAA" } else { l })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&memo, forged).expect("plant");
+    yank(false);
+    let (warned, paths) = requests(&ctx, &["sync"]);
+    assert!(warned);
+    assert_eq!(documents(&paths).len(), 2, "{paths:?}");
+    println!(
+        "FIGURES yank-memo http: no-op plain fm sync of 2 locked packages: {noop} registry requests, 0 documents (was 1 document request a package); after a yank: 1 document"
+    );
+}
