@@ -33,7 +33,7 @@
 //! - best effort: any failure to read or write it only costs reads.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::Digest as _;
 
@@ -68,9 +68,9 @@ struct Entry {
 /// learned.
 #[derive(Debug)]
 pub(crate) struct Memo {
-    /// The registry folder (a directory registry), else `None`: entries
-    /// are then vouched for by [`Memo::checkpoint`].
-    root: Option<PathBuf>,
+    /// The registry folder's `index/` (a directory registry), else `None`:
+    /// entries are then vouched for by [`Memo::checkpoint`].
+    index: Option<Index>,
     /// What the memo is of: the folder's path, or the registry's URL.
     subject: String,
     /// The log checkpoint (size, root hash) the entries are true at (an
@@ -89,8 +89,9 @@ impl Memo {
     /// the registry cannot have one (a path that does not fit a line).
     pub(crate) fn load(cache: &Path, root: &Path) -> Option<Memo> {
         let shown = root.to_str()?;
+        let index = Index::open(root)?;
         let mut memo = Memo::load_of(cache, shown)?;
-        memo.root = Some(root.to_owned());
+        memo.index = Some(index);
         Some(memo)
     }
 
@@ -108,7 +109,7 @@ impl Memo {
         }
         let key = hex(&sha2::Sha256::digest(subject.as_bytes()));
         let mut memo = Memo {
-            root: None,
+            index: None,
             subject: subject.to_owned(),
             checkpoint: None,
             file: format!("{}.txt", &key[..32]),
@@ -127,7 +128,7 @@ impl Memo {
 
     /// Whether this is a logged registry's memo, at a checkpoint.
     pub(crate) fn is_logged(&self) -> bool {
-        self.root.is_none() && self.checkpoint.is_some()
+        self.index.is_none() && self.checkpoint.is_some()
     }
 
     /// The log checkpoint this memo's entries are true at.
@@ -176,9 +177,7 @@ impl Memo {
     /// The current stat data of `name`'s document (`None`: none, or not
     /// readable; the document is then read as before).
     pub(crate) fn stat(&self, name: &str) -> Option<Stat> {
-        let root = self.root.as_ref()?;
-        let meta = std::fs::metadata(root.join(crate::registry::document::index_key(name))).ok()?;
-        stat_of(&meta)
+        self.index.as_ref()?.stat(name)
     }
 
     /// The yanked versions memoized for `name`, if its document still has
@@ -296,7 +295,11 @@ fn parse(text: &str, subject: &str) -> Option<Parsed> {
     for line in lines {
         let mut f = line.split(' ');
         let name = f.next()?;
-        crate::names::validate(name).ok()?;
+        // Only looked up by (valid) locked names; this keeps the file's
+        // lines whole when written back.
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b)) {
+            return None;
+        }
         let stat = Stat {
             dev: f.next()?.parse().ok()?,
             ino: f.next()?.parse().ok()?,
@@ -318,23 +321,54 @@ fn parse(text: &str, subject: &str) -> Option<Parsed> {
     Some((checkpoint, entries))
 }
 
-#[cfg(unix)]
-fn stat_of(m: &std::fs::Metadata) -> Option<Stat> {
-    use std::os::unix::fs::MetadataExt as _;
-    Some(Stat {
-        dev: m.dev(),
-        ino: m.ino(),
-        size: m.size(),
-        mtime_ns: m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
-        ctime_ns: m.ctime().saturating_mul(1_000_000_000).saturating_add(m.ctime_nsec()),
-    })
+/// A directory registry's `index/` folder, open: each document is
+/// stat'ed relative to it (one path component for the kernel to walk,
+/// not the whole registry path). Links are followed, as the registry's
+/// own reads follow them.
+#[derive(Debug)]
+struct Index {
+    #[cfg(unix)]
+    fd: std::os::fd::OwnedFd,
 }
 
-/// Without inode and status-change time a changed document could look
-/// unchanged: no memo.
-#[cfg(not(unix))]
-fn stat_of(_: &std::fs::Metadata) -> Option<Stat> {
-    None
+impl Index {
+    #[cfg(unix)]
+    fn open(root: &Path) -> Option<Index> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(root.join("index"), flags, Mode::empty()).ok()?;
+        Some(Index { fd })
+    }
+
+    /// Without inode and status-change time a changed document could look
+    /// unchanged: no memo.
+    #[cfg(not(unix))]
+    fn open(_: &Path) -> Option<Index> {
+        None
+    }
+
+    /// The stat data of `index/{name}.json`.
+    #[cfg(unix)]
+    #[allow(clippy::unnecessary_cast)] // the field types differ between platforms
+    fn stat(&self, name: &str) -> Option<Stat> {
+        let mut file = String::with_capacity(name.len() + 5);
+        file.push_str(name);
+        file.push_str(".json");
+        let st = rustix::fs::statat(&self.fd, file.as_str(), rustix::fs::AtFlags::empty()).ok()?;
+        let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+        Some(Stat {
+            dev: st.st_dev as u64,
+            ino: st.st_ino as u64,
+            size: st.st_size as u64,
+            mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn stat(&self, _: &str) -> Option<Stat> {
+        None
+    }
 }
 
 fn now_ns() -> i64 {
