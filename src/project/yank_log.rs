@@ -13,8 +13,9 @@
 //! signature is not checked here (`fm sync`'s log checks prove what is
 //! installed). A registry that lies in its log can hide from this check
 //! only its own yanks, which it could as well leave out of its documents.
-//! A registry without a log (FlowMason Studio), or one that cannot be read
-//! (`--offline`), gets no memo: each document is requested as before.
+//! A registry without a log (FlowMason Studio), one fm.lock pins no log
+//! key for (no checkpoint is asked of it), or one that cannot be read
+//! (`--offline`) gets no memo: each document is requested as before.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -30,8 +31,9 @@ use crate::resolve::RegistrySet;
 /// reading the bundles.
 const MAX_NEW_RECORDS: u64 = 64 * WIDTH;
 
-/// The memos of the HTTP registries among `used` (registry names) that
-/// keep a log, each advanced to the log's current checkpoint.
+/// The memos of the HTTP registries among `used` (registry names, those
+/// fm.lock pins a log key for) that keep a log, each advanced to the log's
+/// current checkpoint.
 pub(super) fn memos<'a>(registries: &'a RegistrySet, cache: &Path, used: &HashSet<&str>) -> HashMap<&'a str, Memo> {
     let jobs: Vec<(&'a str, Arc<dyn Registry>, Memo)> = registries
         .entries

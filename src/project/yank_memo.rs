@@ -297,7 +297,11 @@ fn parse(text: &str, subject: &str) -> Option<Parsed> {
         let name = f.next()?;
         // Only looked up by (valid) locked names; this keeps the file's
         // lines whole when written back.
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b)) {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
+        {
             return None;
         }
         let stat = Stat {

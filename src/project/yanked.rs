@@ -69,7 +69,14 @@ pub fn in_documents<'a>(lock: &Lockfile, docs: impl Fn(&str) -> Option<&'a Packa
 pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
     let cache = crate::config::cache_dir();
     let used: std::collections::HashSet<&str> = lock.packages.iter().map(|p| p.registry.as_str()).collect();
-    let mut memos: HashMap<&str, Memo> = super::yank_log::memos(registries, &cache, &used);
+    // Only registries whose log fm.lock pins a key for are asked for a
+    // checkpoint: one without a log would cost a request for nothing.
+    let logged: std::collections::HashSet<&str> = used
+        .iter()
+        .copied()
+        .filter(|r| lock.log.keys.contains_key(*r))
+        .collect();
+    let mut memos: HashMap<&str, Memo> = super::yank_log::memos(registries, &cache, &logged);
     for e in &registries.entries {
         if let Some(root) = e.client.local_root()
             && used.contains(e.decl.name.as_str())
@@ -109,7 +116,9 @@ pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
     for memo in memos.values() {
         memo.save(&cache);
     }
-    let mut from_docs = in_documents(lock, |n| docs.get(n).map(|d| d.as_ref())).into_iter().peekable();
+    let mut from_docs = in_documents(lock, |n| docs.get(n).map(|d| d.as_ref()))
+        .into_iter()
+        .peekable();
     // In the lock's order, whichever answered.
     let mut out = Vec::new();
     for p in &lock.packages {

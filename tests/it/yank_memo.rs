@@ -96,7 +96,10 @@ fn a_yank_after_the_memo_was_written_is_warned_about_and_an_unyank_clears_it() {
     // Now from the memo, which records the yank.
     assert!(warns(&ctx, &["sync"]));
     let text = std::fs::read_to_string(&memo).expect("memo");
-    assert!(text.lines().any(|l| l.starts_with("util ") && l.ends_with(" 1.1.0")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("util ") && l.ends_with(" 1.1.0")),
+        "{text}"
+    );
     assert!(warns(&ctx, &["sync", "--locked"]));
     assert!(warns(&ctx, &["lock"]));
 
@@ -150,7 +153,10 @@ fn a_garbage_or_foreign_memo_is_ignored_and_a_trusted_one_only_hides_a_warning()
         // And replaced by a true one.
         let text = std::fs::read_to_string(&memo).expect("memo rewritten");
         assert!(text.starts_with(&format!("fm-yank-memo 1\n{ours}\n")), "{what}: {text}");
-        assert!(text.lines().any(|l| l.starts_with("util ") && l.ends_with(" 1.1.0")), "{what}: {text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("util ") && l.ends_with(" 1.1.0")),
+            "{what}: {text}"
+        );
         assert!(warns(&ctx, &["sync", "--locked"]), "{what}: from the rewritten memo");
     }
     println!(
@@ -232,7 +238,13 @@ fn requests(ctx: &TestContext, args: &[&str]) -> (bool, Vec<String>) {
     let paths = err
         .lines()
         .filter_map(|l| l.trim_start().strip_prefix("GET "))
-        .filter_map(|l| l.split(' ').next()?.split("/api/v1/registry/").nth(1).map(str::to_owned))
+        .filter_map(|l| {
+            l.split(' ')
+                .next()?
+                .split("/api/v1/registry/")
+                .nth(1)
+                .map(str::to_owned)
+        })
         .collect();
     (err.contains(WARNING), paths)
 }
@@ -257,7 +269,11 @@ fn over_http_a_logged_registry_costs_one_checkpoint_request_and_a_yank_is_still_
     publish_logged(&ctx, &reg.root, &key, "util", "1.1.0");
     publish_logged(&ctx, &reg.root, &key, "util", "1.2.0");
     publish_logged(&ctx, &reg.root, &key, "extra", "1.0.0");
-    let server = ctx.serve(&reg.root, &["--log-key", &key.display().to_string(), "--token", TOKEN], &[]);
+    let server = ctx.serve(
+        &reg.root,
+        &["--log-key", &key.display().to_string(), "--token", TOKEN],
+        &[],
+    );
     ctx.write_manifest(&format!(
         "[project]\nname = \"app\"\n\n[dependencies]\nutil = \"=1.1.0\"\nextra = \"^1\"\n\n[[registries]]\nname = \"main\"\nurl = \"{}\"\n",
         server.url
@@ -298,7 +314,13 @@ fn over_http_a_logged_registry_costs_one_checkpoint_request_and_a_yank_is_still_
     let text = std::fs::read_to_string(&memo).expect("memo");
     let forged: String = text
         .lines()
-        .map(|l| if l.starts_with("checkpoint ") { "checkpoint 999 AAAA" } else { l })
+        .map(|l| {
+            if l.starts_with("checkpoint ") {
+                "checkpoint 999 AAAA"
+            } else {
+                l
+            }
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(&memo, forged).expect("plant");
