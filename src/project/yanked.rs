@@ -7,7 +7,9 @@
 //!
 //! Best effort by design: a registry that cannot be read here (or not
 //! within [`BUDGET`]) is left out
-//! (the command's own reads report it); nothing is ever changed.
+//! (the command's own reads report it); nothing is ever changed but the
+//! check's own memo in the cache ([`super::yank_memo`], which spares a
+//! no-op `fm sync` the documents of an unchanged registry).
 
 use std::collections::HashMap;
 use std::sync::Arc;
