@@ -56,6 +56,8 @@
 pub mod binding;
 mod fresh;
 mod sync;
+mod yank_log;
+mod yank_memo;
 pub mod yanked;
 
 use std::path::{Path, PathBuf};

@@ -151,11 +151,19 @@ impl Project {
         // over: the user decides (`fm lock --upgrade-package`). A registry
         // no longer declared is re-locked, and the re-lock refuses any
         // package that would move to another registry.
-        if let Some(lock) = valid {
-            self.check_lock_urls(lock, true)?;
-            if self.check_fresh(lock).is_ok() {
+        let fresh = match valid {
+            Some(lock) => {
+                self.check_lock_urls(lock, true)?;
+                self.check_fresh(lock).is_ok()
+            }
+            None => false,
+        };
+        let existing = match existing {
+            // Moved out, not cloned: a no-op sync of a big lock does not
+            // copy it (`valid` is `sides[0]`).
+            Some(mut e) if fresh && !e.sides.is_empty() => {
                 let mut plan = SyncPlan {
-                    lock: lock.clone(),
+                    lock: e.sides.swap_remove(0),
                     relocked: false,
                     written: false,
                     changes: Vec::new(),
@@ -166,7 +174,8 @@ impl Project {
                 self.read_metadata(&mut plan, offline);
                 return Ok(plan);
             }
-        }
+            other => other,
+        };
         let (outcome, registries) = self.lock_with(
             existing,
             &LockOptions {

@@ -7,13 +7,16 @@
 //!
 //! Best effort by design: a registry that cannot be read here (or not
 //! within [`BUDGET`]) is left out
-//! (the command's own reads report it); nothing is ever changed.
+//! (the command's own reads report it); nothing is ever changed but the
+//! check's own memo in the cache ([`super::yank_memo`], which spares a
+//! no-op `fm sync` the documents of an unchanged registry).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
 
+use super::yank_memo::Memo;
 use crate::lock::Lockfile;
 use crate::registry::PackageDocument;
 use crate::resolve::RegistrySet;
@@ -59,14 +62,79 @@ pub fn in_documents<'a>(lock: &Lockfile, docs: impl Fn(&str) -> Option<&'a Packa
 
 /// Reads each locked package's document from the registry the lock names
 /// (those of `registries` only) and returns the yanked locked versions.
+///
+/// For a directory registry, what an earlier check found is memoized in
+/// the cache ([`super::yank_memo`]): a document whose file's stat data has
+/// not changed since is not read again; for an HTTP registry with a
+/// transparency log, one checkpoint request says which documents may have
+/// changed ([`super::yank_log`]).
 pub fn check(lock: &Lockfile, registries: &RegistrySet) -> Vec<Yanked> {
-    let wanted: Vec<(&str, &str)> = lock
-        .packages
+    let cache = crate::config::cache_dir();
+    let used: std::collections::HashSet<&str> = lock.packages.iter().map(|p| p.registry.as_str()).collect();
+    // Only registries whose log fm.lock pins a key for are asked for a
+    // checkpoint: one without a log would cost a request for nothing.
+    let logged: std::collections::HashSet<&str> = used
         .iter()
-        .map(|p| (p.name.as_str(), p.registry.as_str()))
+        .copied()
+        .filter(|r| lock.log.keys.contains_key(*r))
         .collect();
+    let mut memos: HashMap<&str, Memo> = super::yank_log::memos(registries, &cache, &logged);
+    for e in &registries.entries {
+        if let Some(root) = e.client.local_root()
+            && used.contains(e.decl.name.as_str())
+            && let Some(memo) = Memo::load(&cache, root)
+        {
+            memos.insert(e.decl.name.as_str(), memo);
+        }
+    }
+    // What the memo answers; the rest is read, with the stat data taken
+    // before the read (a change in between is seen next time).
+    let mut known: HashMap<&str, bool> = HashMap::new();
+    let mut wanted: Vec<(&str, &str)> = Vec::new();
+    let mut stats = Vec::new();
+    for p in &lock.packages {
+        let memo = memos.get(p.registry.as_str());
+        let stat = memo.and_then(|m| m.stat(&p.name));
+        let memoized = match (memo, &stat) {
+            (Some(m), Some(s)) => m.yanked(&p.name, s),
+            (Some(m), None) => m.logged_yanked(&p.name),
+            _ => None,
+        };
+        if let Some(yanked) = memoized {
+            known.insert(p.name.as_str(), yanked.contains(&p.version));
+            continue;
+        }
+        wanted.push((p.name.as_str(), p.registry.as_str()));
+        stats.push(stat);
+    }
     let docs = documents(registries, &wanted);
-    in_documents(lock, |n| docs.get(n).map(|d| d.as_ref()))
+    for ((name, registry), stat) in wanted.iter().zip(stats) {
+        match (memos.get_mut(registry), stat, docs.get(*name)) {
+            (Some(memo), Some(stat), Some(doc)) => memo.record(name, stat, doc),
+            (Some(memo), None, Some(doc)) if memo.is_logged() => memo.record_logged(name, doc),
+            _ => {}
+        }
+    }
+    for memo in memos.values() {
+        memo.save(&cache);
+    }
+    let mut from_docs = in_documents(lock, |n| docs.get(n).map(|d| d.as_ref()))
+        .into_iter()
+        .peekable();
+    // In the lock's order, whichever answered.
+    let mut out = Vec::new();
+    for p in &lock.packages {
+        if known.get(p.name.as_str()) == Some(&true) {
+            out.push(Yanked {
+                name: p.name.to_string(),
+                version: p.version.to_string(),
+                registry: p.registry.clone(),
+            });
+        } else if let Some(y) = from_docs.next_if(|y| y.name == p.name.as_str()) {
+            out.push(y);
+        }
+    }
+    out
 }
 
 /// The checksum `registry` publishes now for `package` `version`, if it
@@ -95,7 +163,7 @@ pub fn absent_everywhere(registries: &RegistrySet, names: &[String]) -> Vec<Stri
 }
 
 /// How long the documents of one check may take in all.
-const BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+pub(super) const BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Documents by package name, `(package, registry)` each, fetched
 /// concurrently; what cannot be read is left out.

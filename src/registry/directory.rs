@@ -178,6 +178,10 @@ impl Registry for DirectoryRegistry {
         .boxed()
     }
 
+    fn local_root(&self) -> Option<&std::path::Path> {
+        Some(&self.root)
+    }
+
     fn log_file<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, RegistryError>> {
         async move {
             // Only the layout's own paths: a hostile caller cannot leave log/.

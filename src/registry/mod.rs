@@ -63,6 +63,11 @@ pub trait Registry: Send + Sync + fmt::Debug {
         let _ = path;
         Box::pin(async { Ok(None) })
     }
+    /// The folder documents are read from, for a directory registry (the
+    /// yank check memoizes by its files' stat data); `None` otherwise.
+    fn local_root(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 /// What can go wrong talking to a registry.

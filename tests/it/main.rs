@@ -42,3 +42,4 @@ mod tlog;
 mod tlog_client;
 mod tlog_concurrency;
 mod values;
+mod yank_memo;
