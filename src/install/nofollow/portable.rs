@@ -131,6 +131,10 @@ impl Dir {
     }
 
     pub(crate) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
+        self.create_file_mode(name, new, 0o644)
+    }
+
+    pub(crate) fn create_file_mode(&self, name: &str, new: bool, _mode: u32) -> Result<File, DirError> {
         let p = self.join(name);
         if lmeta(&p)?.is_some_and(|m| m.kind == Kind::Link) {
             return Err(DirError::Link(p));

@@ -218,11 +218,17 @@ impl Dir {
     /// Creates (or, unless `new`, opens) the child file `name` for
     /// writing, never through a link.
     pub(crate) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
+        self.create_file_mode(name, new, 0o644)
+    }
+
+    /// [`Dir::create_file`] asking for the permission bits `mode` (which
+    /// the umask may narrow) when it creates the file.
+    pub(crate) fn create_file_mode(&self, name: &str, new: bool, mode: u32) -> Result<File, DirError> {
         let mut flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         if new {
             flags |= OFlags::EXCL;
         }
-        match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o644)) {
+        match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode as _)) {
             Ok(fd) => Ok(File::from(fd)),
             Err(Errno::LOOP) | Err(Errno::MLINK) => Err(DirError::Link(self.join(name))),
             Err(e) => Err(DirError::io(self.join(name))(e.into())),
