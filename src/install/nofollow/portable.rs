@@ -149,6 +149,8 @@ impl Dir {
         o.open(&p).map_err(DirError::io(p))
     }
 
+    pub(crate) fn spread_new_folders(&self) {}
+
     pub fn rename(&self, from: &str, to: &str) -> Result<(), DirError> {
         std::fs::rename(self.join(from), self.join(to)).map_err(DirError::io(self.join(to)))
     }

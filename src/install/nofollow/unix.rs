@@ -254,6 +254,22 @@ impl Dir {
         }
     }
 
+    /// Asks the filesystem to spread the folders created in this one over
+    /// the disk, as it does for top-level folders (ext2/3/4's
+    /// `FS_TOPDIR_FL`, what `chattr +T` sets). Best effort: elsewhere, or
+    /// without the right, nothing changes. See `install/stage.rs`.
+    pub(crate) fn spread_new_folders(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::IFlags;
+            if let Ok(flags) = rustix::fs::ioctl_getflags(&self.fd)
+                && !flags.contains(IFlags::TOPDIR)
+            {
+                let _ = rustix::fs::ioctl_setflags(&self.fd, flags | IFlags::TOPDIR);
+            }
+        }
+    }
+
     /// Gives the owner full rights on this folder if it lacks any (to
     /// empty a read-only folder); `mode` is its current mode.
     pub(crate) fn make_writable(&self, mode: u32) -> Result<(), DirError> {
