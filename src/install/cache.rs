@@ -109,8 +109,13 @@ impl Cache {
     }
 
     /// `tmp/`, created if needed, checked not to be a link; returns its path.
+    /// The root is marked so that ext4 places `tmp/` and `archives/` in
+    /// block groups of their own (`chattr +T`, as `install/stage.rs` does
+    /// for the packages folder): a refilled cache's downloads are then not
+    /// allocated beside the inodes of the cache just deleted.
     pub fn checked_tmp_dir(&self) -> Result<PathBuf, InstallError> {
         let root = self.open_root(true)?.ok_or_else(|| missing(&self.root))?;
+        root.spread_new_folders();
         Ok(root.create_dir("tmp")?.0.path().to_owned())
     }
 
