@@ -136,6 +136,7 @@ trait Sink {
 /// Steps 1-3: the same for checking and for extracting.
 fn walk<R: Read + Seek>(mut r: R, limits: &Limits, sink: &mut dyn Sink) -> Result<(), ArchiveError> {
     let entries = check_names(zipread::read_layout(&mut r, limits)?)?;
+    let mut inflater = zipread::Inflater::new();
     let mut total = 0u64;
     for e in &entries {
         if e.is_dir {
@@ -145,6 +146,7 @@ fn walk<R: Read + Seek>(mut r: R, limits: &Limits, sink: &mut dyn Sink) -> Resul
         sink.open(e)?;
         let before = total;
         let size = zipread::inflate(
+            &mut inflater,
             &mut r,
             &e.raw,
             &mut |n| {
@@ -200,9 +202,13 @@ pub trait Target {
     /// Creates the folder `path` and its missing parents.
     fn create_dir_all(&mut self, path: &str) -> io::Result<()>;
     /// Creates the new file `path` (its folder exists) for writing, never
-    /// through a link; fails with [`io::ErrorKind::AlreadyExists`] if
-    /// anything is there.
-    fn create_new(&mut self, path: &str) -> io::Result<std::fs::File>;
+    /// through a link, asking for the permission bits `mode` (0o644, or
+    /// 0o755 for an executable; the umask may narrow them); fails with
+    /// [`io::ErrorKind::AlreadyExists`] if anything is there.
+    fn create_new(&mut self, path: &str, mode: u32) -> io::Result<std::fs::File>;
+    /// Every byte of `path` was written to `file`: give it exactly the
+    /// permission bits `mode` (where the umask narrowed them) and close it.
+    fn finish(&mut self, path: &str, file: std::fs::File, mode: u32) -> io::Result<()>;
 }
 
 /// A [`Target`] by path, below a folder fm just created.
@@ -213,13 +219,32 @@ impl Target for PathTarget<'_> {
         std::fs::create_dir_all(self.0.join(path))
     }
 
-    fn create_new(&mut self, path: &str) -> io::Result<std::fs::File> {
+    fn create_new(&mut self, path: &str, mode: u32) -> io::Result<std::fs::File> {
+        let mut opts = std::fs::OpenOptions::new();
         // create_new: never follow or overwrite anything already there.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(self.0.join(path))
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        opts.open(self.0.join(path))
     }
+
+    fn finish(&mut self, _: &str, file: std::fs::File, mode: u32) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        }
+        #[cfg(not(unix))]
+        let _ = (file, mode);
+        Ok(())
+    }
+}
+
+/// The permission bits an installed file gets.
+fn mode_of(e: &Checked) -> u32 {
+    if e.executable { 0o755 } else { 0o644 }
 }
 
 /// Writes into a fresh folder.
@@ -227,27 +252,32 @@ struct ToDisk<'a> {
     /// For messages.
     dest: &'a Path,
     target: &'a mut dyn Target,
-    file: Option<(std::fs::File, PathBuf, Sha256)>,
+    file: Option<(std::fs::File, Sha256)>,
     out: Vec<ExtractedFile>,
+}
+
+impl ToDisk<'_> {
+    /// `e`'s path below `dest`, for messages.
+    fn shown(&self, e: &Checked) -> PathBuf {
+        self.dest.join(&e.rel)
+    }
 }
 
 impl Sink for ToDisk<'_> {
     fn dir(&mut self, e: &Checked) -> Result<(), ArchiveError> {
-        let target = self.dest.join(&e.rel);
         self.target
             .create_dir_all(&e.path)
-            .map_err(ArchiveError::io(format!("creating {}", target.display())))
+            .map_err(|err| ArchiveError::io(format!("creating {}", self.shown(e).display()))(err))
     }
 
     fn open(&mut self, e: &Checked) -> Result<(), ArchiveError> {
-        let target = self.dest.join(&e.rel);
         if let Some((parent, _)) = e.path.rsplit_once('/') {
-            self.target.create_dir_all(parent).map_err(ArchiveError::io(format!(
-                "creating {}",
-                target.parent().unwrap_or(self.dest).display()
-            )))?;
+            self.target.create_dir_all(parent).map_err(|err| {
+                let target = self.shown(e);
+                ArchiveError::io(format!("creating {}", target.parent().unwrap_or(self.dest).display()))(err)
+            })?;
         }
-        let file = self.target.create_new(&e.path).map_err(|err| {
+        let file = self.target.create_new(&e.path, mode_of(e)).map_err(|err| {
             if err.kind() == io::ErrorKind::AlreadyExists {
                 ArchiveError::UnsafeEntry {
                     name: e.name.clone(),
@@ -255,37 +285,32 @@ impl Sink for ToDisk<'_> {
                 }
             } else {
                 ArchiveError::Io {
-                    what: format!("creating {}", target.display()),
+                    what: format!("creating {}", self.shown(e).display()),
                     source: err,
                 }
             }
         })?;
-        self.file = Some((file, target, Sha256::new()));
+        self.file = Some((file, Sha256::new()));
         Ok(())
     }
 
-    fn write(&mut self, _: &Checked, chunk: &[u8]) -> Result<(), ArchiveError> {
-        if let Some((file, target, hasher)) = &mut self.file {
+    fn write(&mut self, e: &Checked, chunk: &[u8]) -> Result<(), ArchiveError> {
+        if let Some((file, hasher)) = &mut self.file {
             hasher.update(chunk);
-            file.write_all(chunk)
-                .map_err(ArchiveError::io(format!("writing {}", target.display())))?;
+            if let Err(err) = file.write_all(chunk) {
+                return Err(ArchiveError::io(format!("writing {}", self.shown(e).display()))(err));
+            }
         }
         Ok(())
     }
 
     fn close(&mut self, e: &Checked, size: u64) -> Result<(), ArchiveError> {
-        let Some((file, target, hasher)) = self.file.take() else {
+        let Some((file, hasher)) = self.file.take() else {
             return Ok(());
         };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let perm = if e.executable { 0o755 } else { 0o644 };
-            file.set_permissions(std::fs::Permissions::from_mode(perm))
-                .map_err(ArchiveError::io(format!("setting mode of {}", target.display())))?;
-        }
-        #[cfg(not(unix))]
-        let _ = (file, target);
+        self.target
+            .finish(&e.path, file, mode_of(e))
+            .map_err(|err| ArchiveError::io(format!("setting mode of {}", self.shown(e).display()))(err))?;
         self.out.push(ExtractedFile {
             path: e.path.clone(),
             sha256: hex::encode(hasher.finalize()),

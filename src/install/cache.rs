@@ -30,7 +30,9 @@
 //!   following links, so a link planted in the cache, or a folder swapped
 //!   for one while it runs, cannot lead it outside the cache.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::InstallError;
@@ -40,12 +42,20 @@ use super::nofollow::{Dir, Kind};
 #[derive(Debug, Clone)]
 pub struct Cache {
     root: PathBuf,
+    /// Handles on the shard folders of `archives/` found so far, opened as
+    /// [`Cache::open_shard`] does, for reading (a sync looks up each of its
+    /// archives two or three times). A lookup that misses through one
+    /// opens the shard afresh: a cleared and refilled cache is not missed.
+    shards: Arc<Mutex<HashMap<String, Arc<Dir>>>>,
 }
 
 impl Cache {
     /// The cache at `root`.
     pub fn new(root: impl Into<PathBuf>) -> Cache {
-        Cache { root: root.into() }
+        Cache {
+            root: root.into(),
+            shards: Arc::default(),
+        }
     }
 
     /// The cache at `FM_CACHE_DIR` (or the platform default).
@@ -99,8 +109,13 @@ impl Cache {
     }
 
     /// `tmp/`, created if needed, checked not to be a link; returns its path.
+    /// The root is marked so that ext4 places `tmp/` and `archives/` in
+    /// block groups of their own (`chattr +T`, as `install/stage.rs` does
+    /// for the packages folder): a refilled cache's downloads are then not
+    /// allocated beside the inodes of the cache just deleted.
     pub fn checked_tmp_dir(&self) -> Result<PathBuf, InstallError> {
         let root = self.open_root(true)?.ok_or_else(|| missing(&self.root))?;
+        root.spread_new_folders();
         Ok(root.create_dir("tmp")?.0.path().to_owned())
     }
 
@@ -112,14 +127,46 @@ impl Cache {
         Ok(archives.create_dir(Self::shard(sha256))?.0.path().to_owned())
     }
 
-    fn shard_dir(&self, sha256: &str) -> Result<Option<Dir>, InstallError> {
+    /// The shard folder of `sha256`, opened from the root without
+    /// following a link; `None` if it does not exist.
+    fn open_shard(&self, sha256: &str) -> Result<Option<Arc<Dir>>, InstallError> {
         let Some(root) = self.open_root(false)? else {
             return Ok(None);
         };
         let Some(archives) = root.open_dir("archives")? else {
             return Ok(None);
         };
-        Ok(archives.open_dir(Self::shard(sha256))?)
+        let Some(dir) = archives.open_dir(Self::shard(sha256))? else {
+            return Ok(None);
+        };
+        let dir = Arc::new(dir);
+        if let Ok(mut m) = self.shards.lock() {
+            m.insert(Self::shard(sha256).to_owned(), Arc::clone(&dir));
+        }
+        Ok(Some(dir))
+    }
+
+    /// The handle [`Cache::open_shard`] kept for `sha256`'s shard, if any.
+    fn kept_shard(&self, sha256: &str) -> Option<Arc<Dir>> {
+        self.shards.lock().ok()?.get(Self::shard(sha256)).cloned()
+    }
+
+    /// `look` in the shard of `sha256`: through the kept handle, and if
+    /// that finds nothing, through a freshly opened one.
+    fn in_shard<T>(
+        &self,
+        sha256: &str,
+        look: impl Fn(&Arc<Dir>) -> Result<Option<T>, InstallError>,
+    ) -> Result<Option<T>, InstallError> {
+        if let Some(kept) = self.kept_shard(sha256)
+            && let Some(found) = look(&kept)?
+        {
+            return Ok(Some(found));
+        }
+        match self.open_shard(sha256)? {
+            Some(dir) => look(&dir),
+            None => Ok(None),
+        }
     }
 
     /// Removes what interrupted runs left in `tmp/` more than `age` ago
@@ -153,21 +200,18 @@ impl Cache {
 
     /// Whether the archive is cached (as a plain file).
     pub fn has_archive(&self, sha256: &str) -> bool {
-        matches!(
-            self.shard_dir(sha256),
-            Ok(Some(d)) if d.meta(&Self::file_name(sha256)).ok().flatten().is_some_and(|m| m.kind == Kind::File)
-        )
+        let name = Self::file_name(sha256);
+        let file = |d: &Arc<Dir>| Ok(d.meta(&name).ok().flatten().filter(|m| m.kind == Kind::File));
+        matches!(self.in_shard(sha256, file), Ok(Some(_)))
     }
 
     /// The bytes of the cached archive `sha256`, re-hashed: `Ok(None)` if
     /// it is not cached, [`InstallError::CorruptCache`] (and the file
     /// removed) if it no longer has its digest. `package` names errors.
     pub fn read_archive(&self, package: &str, version: &str, sha256: &str) -> Result<Option<Vec<u8>>, InstallError> {
-        let Some(shard) = self.shard_dir(sha256)? else {
-            return Ok(None);
-        };
         let name = Self::file_name(sha256);
-        let Some((bytes, _)) = shard.read_file(&name)? else {
+        let read = |d: &Arc<Dir>| Ok(d.read_file(&name)?.map(|(bytes, _)| (bytes, Arc::clone(d))));
+        let Some((bytes, shard)) = self.in_shard(sha256, read)? else {
             return Ok(None);
         };
         let actual = crate::fsutil::sha256_hex(&bytes);

@@ -432,9 +432,16 @@ async fn download_one(
 
 /// Moves verified downloads into the cache, read-only.
 pub fn commit(cache: &Cache, staged: Vec<Staged>) -> Result<(), InstallError> {
+    // Shard folders checked once each per commit, not once per archive.
+    let mut shards: HashMap<String, std::path::PathBuf> = HashMap::new();
     for s in staged {
-        // Neither `archives` nor the shard may be a link (see cache.rs).
-        let dest = cache.checked_shard_dir(&s.sha256)?.join(format!("{}.fmpkg", s.sha256));
+        let shard = s.sha256.get(..2).unwrap_or_default().to_owned();
+        let dir = match shards.entry(shard) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            // Neither `archives` nor the shard may be a link (see cache.rs).
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(cache.checked_shard_dir(&s.sha256)?),
+        };
+        let dest = dir.join(format!("{}.fmpkg", s.sha256));
         let mut perms = s
             .file
             .as_file()

@@ -239,6 +239,11 @@ pub fn meta_of_file(file: &File) -> io::Result<Meta> {
     file_meta(file)
 }
 
+/// Sets the permission bits of an open file.
+pub fn set_file_mode(file: &File, mode: u32) -> io::Result<()> {
+    set_mode(file, mode)
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

@@ -131,6 +131,10 @@ impl Dir {
     }
 
     pub(crate) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
+        self.create_file_mode(name, new, 0o644)
+    }
+
+    pub(crate) fn create_file_mode(&self, name: &str, new: bool, _mode: u32) -> Result<File, DirError> {
         let p = self.join(name);
         if lmeta(&p)?.is_some_and(|m| m.kind == Kind::Link) {
             return Err(DirError::Link(p));
@@ -144,6 +148,8 @@ impl Dir {
         }
         o.open(&p).map_err(DirError::io(p))
     }
+
+    pub(crate) fn spread_new_folders(&self) {}
 
     pub fn rename(&self, from: &str, to: &str) -> Result<(), DirError> {
         std::fs::rename(self.join(from), self.join(to)).map_err(DirError::io(self.join(to)))

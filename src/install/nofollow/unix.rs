@@ -218,11 +218,17 @@ impl Dir {
     /// Creates (or, unless `new`, opens) the child file `name` for
     /// writing, never through a link.
     pub(crate) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
+        self.create_file_mode(name, new, 0o644)
+    }
+
+    /// [`Dir::create_file`] asking for the permission bits `mode` (which
+    /// the umask may narrow) when it creates the file.
+    pub(crate) fn create_file_mode(&self, name: &str, new: bool, mode: u32) -> Result<File, DirError> {
         let mut flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         if new {
             flags |= OFlags::EXCL;
         }
-        match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(0o644)) {
+        match rustix::fs::openat(&self.fd, name, flags, Mode::from_raw_mode(mode as _)) {
             Ok(fd) => Ok(File::from(fd)),
             Err(Errno::LOOP) | Err(Errno::MLINK) => Err(DirError::Link(self.join(name))),
             Err(e) => Err(DirError::io(self.join(name))(e.into())),
@@ -245,6 +251,22 @@ impl Dir {
         match rustix::fs::unlinkat(&self.fd, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(DirError::io(self.join(name))(e.into())),
+        }
+    }
+
+    /// Asks the filesystem to spread the folders created in this one over
+    /// the disk, as it does for top-level folders (ext2/3/4's
+    /// `FS_TOPDIR_FL`, what `chattr +T` sets). Best effort: elsewhere, or
+    /// without the right, nothing changes. See `install/stage.rs`.
+    pub(crate) fn spread_new_folders(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::IFlags;
+            if let Ok(flags) = rustix::fs::ioctl_getflags(&self.fd)
+                && !flags.contains(IFlags::TOPDIR)
+            {
+                let _ = rustix::fs::ioctl_setflags(&self.fd, flags | IFlags::TOPDIR);
+            }
         }
     }
 
