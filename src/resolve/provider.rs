@@ -248,7 +248,12 @@ impl DependencyProvider for FmProvider {
         let Some(entry) = self.entry(package, name)? else {
             return Ok(Dependencies::Unavailable("is in no registry".to_owned()));
         };
-        let Some(record) = entry.candidate(version).and_then(|c| entry.record(c)) else {
+        let record = match entry.candidate(version) {
+            // Its full record is read and checked only now.
+            Some(c) => entry.record(c).map_err(|e| ProviderError(Arc::new(e)))?,
+            None => None,
+        };
+        let Some(record) = record else {
             return Ok(Dependencies::Unavailable("is not in the registry".to_owned()));
         };
         // Fetch every dependency's document at once, before the solver asks

@@ -1,0 +1,347 @@
+//! A package's versions as resolution reads them: [`VersionList`].
+//!
+//! The solver looks at every version's number and yanked flag (to count
+//! and choose candidates), but at the full record (checksum, size,
+//! dependencies) of only the few versions it tries. A directory
+//! registry's document is therefore read in two steps
+//! ([`VersionList::parse`]): the document's `name` and, for each entry of
+//! `versions`, its `version` and `yanked` fields and where its JSON text
+//! is; the whole [`VersionRecord`] of a version is parsed (and checked:
+//! checksum, dependency names, every field's type, as a full read of the
+//! document checks it) the first time [`VersionList::record`] is asked for
+//! it, then kept.
+//!
+//! What is never checked: the top-level descriptive fields and the records
+//! of versions the solver never tries. Nothing downstream of resolution
+//! sees them: a lock holds only records that [`VersionList::record`]
+//! returned. A record that fails its check is reported with the same
+//! message a full read of the document gives (the document is read whole
+//! again to find it).
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use super::RegistryError;
+use super::document::{PackageDocument, VersionRecord};
+
+/// A package's versions: number and yanked flag of each, the full record
+/// on demand.
+#[derive(Debug)]
+pub struct VersionList {
+    registry: String,
+    package: String,
+    form: Form,
+}
+
+#[derive(Debug)]
+enum Form {
+    /// A document already parsed whole (an HTTP registry, a user's
+    /// [`super::Registry`]).
+    Parsed(Arc<PackageDocument>),
+    /// A document's text, read in part.
+    Text {
+        text: String,
+        /// Where the text came from, as the error messages name it.
+        origin: String,
+        entries: Vec<Entry>,
+    },
+}
+
+/// One entry of a document's `versions`, read in part.
+#[derive(Debug)]
+struct Entry {
+    version: Box<str>,
+    yanked: bool,
+    /// Its JSON text within [`Form::Text`]'s `text`.
+    span: Range<usize>,
+    record: OnceLock<VersionRecord>,
+}
+
+/// The fields of a document read up front. Every other field is skipped
+/// (still scanned as JSON: a document that is not JSON is refused).
+#[derive(Deserialize)]
+struct Outline<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    versions: Option<Vec<Head>>,
+}
+
+/// What is read up front of one entry of `versions`, in one pass over its
+/// text: `version` and `yanked`, and where the entry's text is (as
+/// addresses within the document's text; [`outline`] makes them offsets).
+struct Head {
+    version: String,
+    yanked: bool,
+    /// Address of the first key's first character, and just past the last
+    /// value.
+    first_key: usize,
+    end: usize,
+}
+
+impl<'de> Deserialize<'de> for Head {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Head, D::Error> {
+        d.deserialize_map(HeadVisitor)
+    }
+}
+
+struct HeadVisitor;
+
+impl<'de> serde::de::Visitor<'de> for HeadVisitor {
+    type Value = Head;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a version record")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Head, A::Error> {
+        use serde::de::Error;
+        let (mut version, mut yanked) = (None, None);
+        let (mut first_key, mut end) = (None, 0);
+        // Borrowed keys and raw values: both are slices of the document's
+        // text, which is how the entry's extent is known. A key with an
+        // escape is not borrowed: this fails and the full read decides.
+        while let Some(key) = map.next_key::<&'de str>()? {
+            first_key.get_or_insert(key.as_ptr() as usize);
+            let raw: &'de RawValue = map.next_value()?;
+            end = raw.get().as_ptr() as usize + raw.get().len();
+            match key {
+                "version" if version.is_some() => return Err(A::Error::duplicate_field("version")),
+                "version" => version = Some(serde_json::from_str::<String>(raw.get()).map_err(A::Error::custom)?),
+                "yanked" if yanked.is_some() => return Err(A::Error::duplicate_field("yanked")),
+                "yanked" => yanked = Some(serde_json::from_str::<bool>(raw.get()).map_err(A::Error::custom)?),
+                _ => {}
+            }
+        }
+        Ok(Head {
+            version: version.ok_or_else(|| A::Error::missing_field("version"))?,
+            yanked: yanked.unwrap_or(false),
+            first_key: first_key.ok_or_else(|| A::Error::missing_field("version"))?,
+            end,
+        })
+    }
+}
+
+impl VersionList {
+    /// A list over a document parsed whole.
+    pub fn from_document(registry: &str, package: &str, doc: Arc<PackageDocument>) -> VersionList {
+        VersionList {
+            registry: registry.to_owned(),
+            package: package.to_owned(),
+            form: Form::Parsed(doc),
+        }
+    }
+
+    /// Reads the document `text` of `package` (from `origin`, a path or a
+    /// URL that error messages name) in part. Refused, with the message a
+    /// full read gives, when it is not a document or names another package.
+    pub fn parse(registry: &str, package: &str, origin: String, text: String) -> Result<VersionList, RegistryError> {
+        let corrupt = |reason: String| RegistryError::Corrupt {
+            registry: registry.to_owned(),
+            package: package.to_owned(),
+            reason,
+        };
+        let entries = match outline(&text) {
+            Ok((name, entries)) if name == package => entries,
+            Ok((name, _)) => return Err(corrupt(format!("{origin} names package {name:?}"))),
+            // Refused in part: the full read decides, and names the fault.
+            Err(()) => {
+                let doc: PackageDocument =
+                    serde_json::from_str(&text).map_err(|e| corrupt(format!("{origin}: {e}")))?;
+                if doc.info.name != package {
+                    return Err(corrupt(format!("{origin} names package {:?}", doc.info.name)));
+                }
+                return Ok(VersionList::from_document(registry, package, Arc::new(doc)));
+            }
+        };
+        Ok(VersionList {
+            registry: registry.to_owned(),
+            package: package.to_owned(),
+            form: Form::Text { text, origin, entries },
+        })
+    }
+
+    /// The package's name.
+    pub fn package(&self) -> &str {
+        &self.package
+    }
+
+    /// Every entry of the document's `versions`, in the document's order:
+    /// its version as written and whether it is yanked.
+    pub fn entries(&self) -> Vec<(&str, bool)> {
+        match &self.form {
+            Form::Parsed(doc) => doc
+                .versions
+                .iter()
+                .flatten()
+                .map(|r| (r.version.as_str(), r.yanked))
+                .collect(),
+            Form::Text { entries, .. } => entries.iter().map(|e| (&*e.version, e.yanked)).collect(),
+        }
+    }
+
+    /// The full record of entry `i` (of [`entries`](Self::entries)),
+    /// checked as a full read of the document checks it; `Ok(None)` past
+    /// the end.
+    pub fn record(&self, i: usize) -> Result<Option<&VersionRecord>, RegistryError> {
+        let (text, origin, entries) = match &self.form {
+            Form::Parsed(doc) => return Ok(doc.versions.as_ref().and_then(|v| v.get(i))),
+            Form::Text { text, origin, entries } => (text, origin, entries),
+        };
+        let Some(entry) = entries.get(i) else {
+            return Ok(None);
+        };
+        if let Some(r) = entry.record.get() {
+            return Ok(Some(r));
+        }
+        match serde_json::from_str::<VersionRecord>(&text[entry.span.clone()]) {
+            Ok(r) => Ok(Some(entry.record.get_or_init(|| r))),
+            Err(e) => {
+                // The message a full read of the document gives (which
+                // also names the line and column in the file).
+                let reason = match serde_json::from_str::<PackageDocument>(text) {
+                    Err(full) => format!("{origin}: {full}"),
+                    Ok(_) => format!("{origin}: version {:?}: {e}", entry.version),
+                };
+                Err(RegistryError::Corrupt {
+                    registry: self.registry.clone(),
+                    package: self.package.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+}
+
+/// The name and the entries of a document, read in part; `Err` when this
+/// reading refuses it.
+fn outline(text: &str) -> Result<(String, Vec<Entry>), ()> {
+    let outline = serde_json::from_str::<Outline>(text).map_err(|_| ())?;
+    let base = text.as_ptr() as usize;
+    let bytes = text.as_bytes();
+    let mut entries = Vec::with_capacity(outline.versions.as_ref().map_or(0, Vec::len));
+    for head in outline.versions.into_iter().flatten() {
+        // From the first key's opening quote back to the `{`, and from the
+        // last value on to the `}`: only JSON whitespace lies between.
+        let quote = head.first_key.checked_sub(base + 1).ok_or(())?;
+        let start = bytes[..quote].iter().rposition(|b| !b.is_ascii_whitespace()).ok_or(())?;
+        let end = head.end.checked_sub(base).ok_or(())?;
+        let close = end + bytes.get(end..).ok_or(())?.iter().position(|b| !b.is_ascii_whitespace()).ok_or(())?;
+        if bytes[start] != b'{' || bytes[close] != b'}' || bytes.get(quote) != Some(&b'"') {
+            return Err(());
+        }
+        entries.push(Entry {
+            version: head.version.into(),
+            yanked: head.yanked,
+            span: start..close + 1,
+            record: OnceLock::new(),
+        });
+    }
+    Ok((outline.name.into_owned(), entries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/registries");
+
+    fn full(text: &str) -> Result<PackageDocument, String> {
+        serde_json::from_str(text).map_err(|e| format!("f: {e}"))
+    }
+
+    fn list(package: &str, text: &str) -> Result<VersionList, String> {
+        VersionList::parse("r", package, "f".to_owned(), text.to_owned()).map_err(|e| match e {
+            RegistryError::Corrupt { reason, .. } => reason,
+            other => other.to_string(),
+        })
+    }
+
+    /// Every record read on demand is the record a full read gives.
+    #[test]
+    fn a_list_read_in_part_gives_the_records_a_full_read_gives() {
+        let mut records = 0;
+        for dir in ["company", "main"] {
+            let Ok(files) = std::fs::read_dir(format!("{FIXTURES}/{dir}/index")) else {
+                continue;
+            };
+            for f in files {
+                let path = f.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                let doc = full(&text).unwrap();
+                let list = list(&doc.info.name, &text).unwrap();
+                assert!(matches!(list.form, Form::Text { .. }), "{}", path.display());
+                let versions = doc.versions.as_deref().unwrap_or_default();
+                let entries = list.entries();
+                assert_eq!(entries.len(), versions.len());
+                for (i, r) in versions.iter().enumerate() {
+                    assert_eq!(entries[i], (r.version.as_str(), r.yanked));
+                    assert_eq!(list.record(i).unwrap(), Some(r));
+                    records += 1;
+                }
+            }
+        }
+        assert!(records > 4, "{records}");
+    }
+
+    // A full read parsed every field of every record of every document the
+    // solver touched; now a record is parsed when it is asked for, and a
+    // bad one is refused then, with the message the full read gives.
+    #[test]
+    fn a_record_is_checked_when_asked_for_with_the_full_reads_message() {
+        let text = r#"{"name": "p", "version": "2.0.0",
+            "versions": [
+              {"version": "1.0.0", "checksum": "not-a-digest", "size_bytes": 1},
+              { "size_bytes" : 2 , "version":"2.0.0", "yanked": true,
+                "checksum": "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf",
+                "dependencies": {"q": "^1"} }
+            ]}"#;
+        let list = list("p", text).unwrap();
+        assert_eq!(list.entries(), [("1.0.0", false), ("2.0.0", true)]);
+        let good = list.record(1).unwrap().unwrap();
+        assert_eq!((good.size_bytes, good.dependencies["q"].as_str()), (2, "^1"));
+        let Err(RegistryError::Corrupt { reason, .. }) = list.record(0) else {
+            panic!("a bad checksum was accepted");
+        };
+        assert_eq!(reason, full(text).unwrap_err());
+        assert!(reason.contains("not-a-digest"), "{reason}");
+        assert!(list.record(2).unwrap().is_none());
+    }
+
+    /// What the partial read does not handle goes to the full read, which
+    /// accepts or refuses exactly as before.
+    #[test]
+    fn documents_the_partial_read_refuses_are_read_in_full() {
+        let record = r#""checksum": "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf", "size_bytes": 1"#;
+        let cases = [
+            // An escaped key: not borrowed, read in full.
+            format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{"vers\u0069on": "1.0.0", {record}}}]}}"#),
+            // Not a document at all.
+            "[1, 2]".to_owned(),
+            format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{"version": 1, {record}}}]}}"#),
+            format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{"version": "1.0.0", "version": "2.0.0", {record}}}]}}"#),
+            format!(r#"{{"name": "p", "versions": [{{"version": "1.0.0", {record}}}], "versions": []}}"#),
+            format!(r#"{{"name": "q", "version": "1.0.0", "versions": [{{"version": "1.0.0", {record}}}]}}"#),
+            format!(r#"{{"name": "p", "version": "1.0.0", "versions": ["1.0.0"]}}"#),
+            format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{}}]}}"#),
+        ];
+        for text in &cases {
+            match (full(text), list("p", text)) {
+                (Ok(doc), Ok(list)) => {
+                    let versions = doc.versions.as_deref().unwrap_or_default();
+                    assert_eq!(list.entries().len(), versions.len(), "{text}");
+                    for (i, r) in versions.iter().enumerate() {
+                        assert_eq!(list.record(i).unwrap(), Some(r), "{text}");
+                    }
+                }
+                (Err(full), Err(part)) => assert_eq!(part, full, "{text}"),
+                (Ok(doc), Err(part)) if doc.info.name != "p" => assert!(part.contains("names package"), "{part}"),
+                (full, part) => panic!("{text}: full {full:?}, in part {:?}", part.map(|l| l.entries().len())),
+            }
+        }
+    }
+}
