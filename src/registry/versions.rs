@@ -6,7 +6,8 @@
 //! registry's document is therefore read in two steps
 //! ([`VersionList::parse`]): the document's `name` and, for each entry of
 //! `versions`, its `version` and `yanked` fields and where its JSON text
-//! is; the whole [`VersionRecord`] of a version is parsed (and checked:
+//! is (by `scan`, one pass over the bytes; by serde when the scan gives
+//! up); the whole [`VersionRecord`] of a version is parsed (and checked:
 //! checksum, dependency names, every field's type, as a full read of the
 //! document checks it) the first time [`VersionList::record`] is asked for
 //! it, then kept.
@@ -14,9 +15,8 @@
 //! What is never checked: the top-level descriptive fields and the records
 //! of versions the solver never tries. Nothing downstream of resolution
 //! sees them: a lock holds only records that [`VersionList::record`]
-//! returned. A record that fails its check is reported with the same
-//! message a full read of the document gives (the document is read whole
-//! again to find it).
+//! returned. A record that fails its check is reported as a full read of
+//! the document reports it (serde's message, the file's line and column).
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -27,6 +27,8 @@ use serde_json::value::RawValue;
 
 use super::RegistryError;
 use super::document::{PackageDocument, VersionRecord};
+
+mod scan;
 
 /// A package's versions: number and yanked flag of each, the full record
 /// on demand.
@@ -59,6 +61,17 @@ struct Entry {
     /// Its JSON text within [`Form::Text`]'s `text`.
     span: Range<usize>,
     record: OnceLock<VersionRecord>,
+}
+
+impl From<scan::Scanned> for Entry {
+    fn from(s: scan::Scanned) -> Entry {
+        Entry {
+            version: s.version.into(),
+            yanked: s.yanked,
+            span: s.span,
+            record: OnceLock::new(),
+        }
+    }
 }
 
 /// The fields of a document read up front. Every other field is skipped
@@ -145,7 +158,11 @@ impl VersionList {
             package: package.to_owned(),
             reason,
         };
-        let entries = match outline(&text) {
+        let read = match scan::document(&text) {
+            Some((name, scanned)) => Ok((name, scanned.into_iter().map(Entry::from).collect())),
+            None => outline(&text),
+        };
+        let entries = match read {
             Ok((name, entries)) if name == package => entries,
             Ok((name, _)) => return Err(corrupt(format!("{origin} names package {name:?}"))),
             // Refused in part: the full read decides, and names the fault.
@@ -198,23 +215,43 @@ impl VersionList {
         if let Some(r) = entry.record.get() {
             return Ok(Some(r));
         }
-        match serde_json::from_str::<VersionRecord>(&text[entry.span.clone()]) {
-            Ok(r) => Ok(Some(entry.record.get_or_init(|| r))),
-            Err(e) => {
-                // The message a full read of the document gives (which
-                // also names the line and column in the file).
-                let reason = match serde_json::from_str::<PackageDocument>(text) {
-                    Err(full) => format!("{origin}: {full}"),
-                    Ok(_) => format!("{origin}: version {:?}: {e}", entry.version),
-                };
-                Err(RegistryError::Corrupt {
-                    registry: self.registry.clone(),
-                    package: self.package.clone(),
-                    reason,
-                })
+        let parsed = serde_json::from_str::<VersionRecord>(&text[entry.span.clone()]).and_then(|r| {
+            // The partial read said this much; the whole record must agree.
+            if r.version != *entry.version || r.yanked != entry.yanked {
+                return Err(serde::de::Error::custom(format!(
+                    "the record of version {:?} does not say what the document's outline does",
+                    entry.version
+                )));
             }
+            Ok(r)
+        });
+        match parsed {
+            Ok(r) => Ok(Some(entry.record.get_or_init(|| r))),
+            Err(e) => Err(RegistryError::Corrupt {
+                registry: self.registry.clone(),
+                package: self.package.clone(),
+                reason: format!("{origin}: {}", in_document(text, entry.span.start, &e)),
+            }),
         }
     }
+}
+
+/// serde's message for an error at a record that starts at byte `start` of
+/// `text`, with the line and column in `text` (as a full read of the
+/// document would say them).
+fn in_document(text: &str, start: usize, e: &serde_json::Error) -> String {
+    let message = e.to_string();
+    let Some(bare) = message.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())) else {
+        return message;
+    };
+    let before = &text[..start];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let column = start - before.rfind('\n').map_or(0, |i| i + 1);
+    let (line, column) = match e.line() {
+        1 => (line, column + e.column()),
+        n => (line + n - 1, e.column()),
+    };
+    format!("{bare} at line {line} column {column}")
 }
 
 /// The name and the entries of a document, read in part; `Err` when this
@@ -290,7 +327,7 @@ mod tests {
 
     // A full read parsed every field of every record of every document the
     // solver touched; now a record is parsed when it is asked for, and a
-    // bad one is refused then, with the message the full read gives.
+    // bad one is refused then, with the message a full read gives.
     #[test]
     fn a_record_is_checked_when_asked_for_with_the_full_reads_message() {
         let text = r#"{"name": "p", "version": "2.0.0",
@@ -310,6 +347,49 @@ mod tests {
         assert_eq!(reason, full(text).unwrap_err());
         assert!(reason.contains("not-a-digest"), "{reason}");
         assert!(list.record(2).unwrap().is_none());
+        // A later record's fault is named, not the first one in the file.
+        let later = text.replace(r#""q": "^1""#, r#""../q": "^1""#);
+        let Err(RegistryError::Corrupt { reason, .. }) = self::list("p", &later).unwrap().record(1) else {
+            panic!("a bad dependency name was accepted");
+        };
+        let fixed = later.replace("not-a-digest", "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf");
+        assert_eq!(reason, full(&fixed).unwrap_err());
+        assert!(reason.contains("../q") && reason.contains("line 6 column"), "{reason}");
+    }
+
+    /// The one-pass scan finds what serde finds, whatever the spacing, and
+    /// whatever braces, brackets, quotes and escapes the skipped strings
+    /// hold; what it skips without checking is checked when the record is
+    /// asked for.
+    #[test]
+    fn the_scan_reads_what_serde_reads() {
+        let digest = "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf";
+        let text = format!(
+            "\n {{ \"description\" : \"a {{ [ \\\" \\\\ \\u00e9 }}\" ,\"name\":\"p\",\"versions\"\t:\r\n[ \
+             {{\"components\": [\"x}}\", \"]\"], \"extra\": {{\"a\": [1, 2.5e3, null, {{}}]}}, \"version\": \"1.0.0\", \"checksum\": \"{digest}\", \"size_bytes\": 7}} ,\
+             {{\"version\":\"2.0.0-rc.1\",\"yanked\":true,\"checksum\":\"{digest}\",\"size_bytes\":1x}}\
+             ], \"version\": \"1.0.0\", \"tags\": {{}} }} \n"
+        );
+        let (name, scanned) = scan::document(&text).expect("scanned");
+        assert_eq!(name, "p");
+        let seen: Vec<(&str, bool)> = scanned.iter().map(|s| (s.version.as_str(), s.yanked)).collect();
+        assert_eq!(seen, [("1.0.0", false), ("2.0.0-rc.1", true)]);
+        let (_, by_serde) = outline(&text.replace("1x", "1")).unwrap();
+        assert_eq!(
+            by_serde.iter().map(|e| (&*e.version, e.yanked)).collect::<Vec<_>>(),
+            seen
+        );
+        let list = list("p", &text).unwrap();
+        assert_eq!(list.record(0).unwrap().unwrap().size_bytes, 7);
+        // `1x` was skipped, not checked: it is refused when asked for.
+        let Err(RegistryError::Corrupt { reason, .. }) = list.record(1) else {
+            panic!("1x was accepted as a size");
+        };
+        assert!(reason.contains("line 3 column"), "{reason}");
+        assert_eq!(reason, full(&text).unwrap_err());
+        for odd in [r#"{"name": "p", "name": "p"}"#, r#"{"name": "p\u0070"}"#, r#"{"name": "p"} x"#, r#"{"name": "p", "versions": [{"version": "1", "yanked": 1}]}"#] {
+            assert!(scan::document(odd).is_none(), "{odd}");
+        }
     }
 
     /// What the partial read does not handle goes to the full read, which
