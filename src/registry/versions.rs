@@ -265,9 +265,18 @@ fn outline(text: &str) -> Result<(String, Vec<Entry>), ()> {
         // From the first key's opening quote back to the `{`, and from the
         // last value on to the `}`: only JSON whitespace lies between.
         let quote = head.first_key.checked_sub(base + 1).ok_or(())?;
-        let start = bytes[..quote].iter().rposition(|b| !b.is_ascii_whitespace()).ok_or(())?;
+        let start = bytes[..quote]
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .ok_or(())?;
         let end = head.end.checked_sub(base).ok_or(())?;
-        let close = end + bytes.get(end..).ok_or(())?.iter().position(|b| !b.is_ascii_whitespace()).ok_or(())?;
+        let close = end
+            + bytes
+                .get(end..)
+                .ok_or(())?
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .ok_or(())?;
         if bytes[start] != b'{' || bytes[close] != b'}' || bytes.get(quote) != Some(&b'"') {
             return Err(());
         }
@@ -352,7 +361,10 @@ mod tests {
         let Err(RegistryError::Corrupt { reason, .. }) = self::list("p", &later).unwrap().record(1) else {
             panic!("a bad dependency name was accepted");
         };
-        let fixed = later.replace("not-a-digest", "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf");
+        let fixed = later.replace(
+            "not-a-digest",
+            "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf",
+        );
         assert_eq!(reason, full(&fixed).unwrap_err());
         assert!(reason.contains("../q") && reason.contains("line 6 column"), "{reason}");
     }
@@ -387,7 +399,12 @@ mod tests {
         };
         assert!(reason.contains("line 3 column"), "{reason}");
         assert_eq!(reason, full(&text).unwrap_err());
-        for odd in [r#"{"name": "p", "name": "p"}"#, r#"{"name": "p\u0070"}"#, r#"{"name": "p"} x"#, r#"{"name": "p", "versions": [{"version": "1", "yanked": 1}]}"#] {
+        for odd in [
+            r#"{"name": "p", "name": "p"}"#,
+            r#"{"name": "p\u0070"}"#,
+            r#"{"name": "p"} x"#,
+            r#"{"name": "p", "versions": [{"version": "1", "yanked": 1}]}"#,
+        ] {
             assert!(scan::document(odd).is_none(), "{odd}");
         }
     }
@@ -396,18 +413,21 @@ mod tests {
     /// accepts or refuses exactly as before.
     #[test]
     fn documents_the_partial_read_refuses_are_read_in_full() {
-        let record = r#""checksum": "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf", "size_bytes": 1"#;
+        let record =
+            r#""checksum": "1e5a69bd916ffd77819afb02ef17483d89dac919df0f6c108acf99df9d449acf", "size_bytes": 1"#;
         let cases = [
             // An escaped key: not borrowed, read in full.
             format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{"vers\u0069on": "1.0.0", {record}}}]}}"#),
             // Not a document at all.
             "[1, 2]".to_owned(),
             format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{"version": 1, {record}}}]}}"#),
-            format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{"version": "1.0.0", "version": "2.0.0", {record}}}]}}"#),
+            format!(
+                r#"{{"name": "p", "version": "1.0.0", "versions": [{{"version": "1.0.0", "version": "2.0.0", {record}}}]}}"#
+            ),
             format!(r#"{{"name": "p", "versions": [{{"version": "1.0.0", {record}}}], "versions": []}}"#),
             format!(r#"{{"name": "q", "version": "1.0.0", "versions": [{{"version": "1.0.0", {record}}}]}}"#),
-            format!(r#"{{"name": "p", "version": "1.0.0", "versions": ["1.0.0"]}}"#),
-            format!(r#"{{"name": "p", "version": "1.0.0", "versions": [{{}}]}}"#),
+            r#"{"name": "p", "version": "1.0.0", "versions": ["1.0.0"]}"#.to_owned(),
+            r#"{"name": "p", "version": "1.0.0", "versions": [{}]}"#.to_owned(),
         ];
         for text in &cases {
             match (full(text), list("p", text)) {

@@ -355,8 +355,21 @@ mod tests {
     #[test]
     fn counting_by_interval_is_counting_one_by_one() {
         let versions: Vec<Version> = [
-            "0.0.1", "0.1.0", "0.1.5", "1.0.0-alpha", "1.0.0-beta.2", "1.0.0", "1.0.1", "1.2.0-rc.1", "1.2.0",
-            "1.9.9", "2.0.0-rc.1", "2.0.0", "2.1.0", "3.0.0", "10.0.0",
+            "0.0.1",
+            "0.1.0",
+            "0.1.5",
+            "1.0.0-alpha",
+            "1.0.0-beta.2",
+            "1.0.0",
+            "1.0.1",
+            "1.2.0-rc.1",
+            "1.2.0",
+            "1.9.9",
+            "2.0.0-rc.1",
+            "2.0.0",
+            "2.1.0",
+            "3.0.0",
+            "10.0.0",
         ]
         .iter()
         .map(|v| Version::parse(v).unwrap())
@@ -364,8 +377,19 @@ mod tests {
         let (release, pre): (Vec<Version>, Vec<Version>) = versions.iter().cloned().partition(|v| v.pre.is_empty());
         let usable = Usable { release, pre };
         let reqs = [
-            "*", "^1", "~1.2", ">=1.0.0, <2.0.0", ">=1.0.0-beta.1, <2", "=1.0.0", ">1.0.0", "<=1.2.0", "^2.0.0-rc.1",
-            "^0.1", ">=3", "<0.0.1", ">=10.0.0, <10.0.0",
+            "*",
+            "^1",
+            "~1.2",
+            ">=1.0.0, <2.0.0",
+            ">=1.0.0-beta.1, <2",
+            "=1.0.0",
+            ">1.0.0",
+            "<=1.2.0",
+            "^2.0.0-rc.1",
+            "^0.1",
+            ">=3",
+            "<0.0.1",
+            ">=10.0.0, <10.0.0",
         ];
         let sets: Vec<SemverSet> = reqs
             .iter()
@@ -374,7 +398,13 @@ mod tests {
         let mut checked = 0;
         for a in &sets {
             for b in &sets {
-                for set in [a.clone(), a.complement(), a.intersection(b), a.union(b), a.intersection(&b.complement())] {
+                for set in [
+                    a.clone(),
+                    a.complement(),
+                    a.intersection(b),
+                    a.union(b),
+                    a.intersection(&b.complement()),
+                ] {
                     let one_by_one = versions.iter().filter(|v| set.contains(v)).count();
                     assert_eq!(usable.count_in(&set), one_by_one, "{set:?}");
                     checked += 1;

@@ -581,5 +581,7 @@ fn a_bad_record_is_refused_only_when_its_version_is_tried() {
     // Its own fault is named, not the first bad record in the file.
     assert!(err.contains("invalid package name \"../b\""), "{err}");
     assert!(!ctx.project.join("fm.lock").exists());
-    eprintln!("FIGURES lazy-records: 2 bad records of versions never tried: locked; 1 bad record of the version tried: refused, no fm.lock");
+    eprintln!(
+        "FIGURES lazy-records: 2 bad records of versions never tried: locked; 1 bad record of the version tried: refused, no fm.lock"
+    );
 }
