@@ -585,3 +585,33 @@ fn a_bad_record_is_refused_only_when_its_version_is_tried() {
         "FIGURES lazy-records: 2 bad records of versions never tried: locked; 1 bad record of the version tried: refused, no fm.lock"
     );
 }
+
+// The yanked warning after a resolve now comes from what the solver read
+// (it read every locked document a second time): a re-lock that keeps a
+// yanked version the lock pins still says so, and one that moves off it
+// does not.
+#[test]
+fn a_relock_that_keeps_a_yanked_pinned_version_warns() {
+    let ctx = TestContext::new();
+    let reg = setup(
+        &ctx,
+        &[("util", "1.1.0", &[]), ("util", "1.2.0", &[]), ("other", "1.0.0", &[])],
+        &[("util", "^1")],
+    );
+    assert_code(&ctx.run(&["lock"]), 0);
+    assert_eq!(locked(&ctx), "util 1.2.0");
+    reg.yank("util", "1.2.0");
+    write_project(&ctx, &reg, &[("util", "^1"), ("other", "^1")]);
+    let out = ctx.run(&["lock"]);
+    assert_code(&out, 0);
+    let err = text(&out).1;
+    assert!(
+        err.contains("util 1.2.0 is locked, but registry main has yanked it"),
+        "{err}"
+    );
+    assert_eq!(locked(&ctx), "other 1.0.0\nutil 1.2.0");
+    let out = ctx.run(&["lock", "--upgrade-package", "util"]);
+    assert_code(&out, 0);
+    assert!(!text(&out).1.contains("yanked"), "{}", text(&out).1);
+    assert_eq!(locked(&ctx), "other 1.0.0\nutil 1.1.0");
+}
