@@ -192,20 +192,45 @@ struct RawPackage {
 }
 
 fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_quoted(&mut out, s);
+    out
+}
+
+/// Appends `s` as a TOML string, as [`quote`] writes it.
+fn push_quoted(out: &mut String, s: &str) {
     // Names, versions, digests, URLs and requirements are printable ASCII
     // without quotes or backslashes: the basic string the toml crate would
     // write, without its serializer (a third of rendering a lock).
     if s.bytes()
         .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\' && b != b'\'')
     {
-        return format!("\"{s}\"");
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
     }
-    toml::Value::String(s.to_owned()).to_string()
+    out.push_str(&toml::Value::String(s.to_owned()).to_string());
 }
 
-fn array<T: AsRef<str>>(items: &[T]) -> String {
-    let inner: Vec<String> = items.iter().map(|s| quote(s.as_ref())).collect();
-    format!("[{}]", inner.join(", "))
+/// Appends `items` as a TOML array of strings on one line.
+fn push_array<T: AsRef<str>>(out: &mut String, items: &[T]) {
+    out.push('[');
+    for (i, s) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        push_quoted(out, s.as_ref());
+    }
+    out.push(']');
+}
+
+/// Appends `key = "value"` and a newline.
+fn push_field(out: &mut String, key: &str, value: &str) {
+    out.push_str(key);
+    out.push_str(" = ");
+    push_quoted(out, value);
+    out.push('\n');
 }
 
 impl Lockfile {
@@ -220,7 +245,9 @@ impl Lockfile {
         let _ = writeln!(out, "version = {LOCK_VERSION}");
         let _ = writeln!(out);
         let _ = writeln!(out, "[root]");
-        let _ = writeln!(out, "dependencies = {}", array(&root));
+        out.push_str("dependencies = ");
+        push_array(&mut out, &root);
+        out.push('\n');
         for r in &self.registries {
             let _ = writeln!(out);
             let _ = writeln!(out, "[[registry]]");
@@ -236,20 +263,26 @@ impl Lockfile {
                 let _ = writeln!(out, "log-key = {}", quote(key));
             }
         }
+        // Pushed, not formatted: rendering is on every `fm lock`'s path.
+        out.reserve(packages.len() * 256);
+        let mut version = String::new();
         for p in packages {
-            let mut deps = p.dependencies.clone();
+            let mut deps: Vec<&str> = p.dependencies.iter().map(|d| d.as_ref()).collect();
             deps.sort();
-            let _ = writeln!(out);
-            let _ = writeln!(out, "[[package]]");
-            let _ = writeln!(out, "name = {}", quote(&p.name));
-            let _ = writeln!(out, "version = {}", quote(&p.version.to_string()));
-            let _ = writeln!(out, "registry = {}", quote(&p.registry));
-            let _ = writeln!(out, "sha256 = {}", quote(&p.sha256));
+            out.push_str("\n[[package]]\n");
+            push_field(&mut out, "name", &p.name);
+            version.clear();
+            let _ = write!(version, "{}", p.version);
+            push_field(&mut out, "version", &version);
+            push_field(&mut out, "registry", &p.registry);
+            push_field(&mut out, "sha256", &p.sha256);
             let _ = writeln!(out, "size = {}", p.size);
             if let Some(index) = self.log.indexes.get(p.name.as_str()) {
                 let _ = writeln!(out, "log-index = {index}");
             }
-            let _ = writeln!(out, "dependencies = {}", array(&deps));
+            out.push_str("dependencies = ");
+            push_array(&mut out, &deps);
+            out.push('\n');
         }
         out
     }

@@ -312,8 +312,15 @@ impl Project {
     /// registries are read then only to warn about locked versions yanked
     /// since (best effort, bounded: see [`yanked`]).
     pub fn lock(&self, opts: &LockOptions) -> Result<LockOutcome, ProjectError> {
+        self.lock_keeping(opts).map(|(outcome, _)| outcome)
+    }
+
+    /// [`Project::lock`], also giving the registries it opened, with every
+    /// document they read (`fm lock` keeps them until the process exits
+    /// rather than free them one by one).
+    pub fn lock_keeping(&self, opts: &LockOptions) -> Result<(LockOutcome, Option<RegistrySet>), ProjectError> {
         let existing = self.read_lock()?;
-        self.lock_with(existing, opts).map(|(outcome, _)| outcome)
+        self.lock_with(existing, opts)
     }
 
     /// [`Project::lock`] with fm.lock already read; also gives the
@@ -366,7 +373,8 @@ impl Project {
             upgrade_all: opts.upgrade_all,
             upgrade: opts.upgrade.clone(),
         };
-        let mut lock = crate::resolve::resolve(&deps, &registries, &prefs)?;
+        let resolution = crate::resolve::resolve_full(&deps, &registries, &prefs)?;
+        let mut lock = resolution.lock;
         // Before anything is written: no package changes registry unless
         // `--upgrade-package` names it (`--upgrade` alone does not).
         binding::check_moves(&prefs.locks, &lock, &opts.upgrade, self.root())?;
@@ -391,7 +399,17 @@ impl Project {
             crate::fsutil::write_atomic(&path, text.as_bytes())
                 .map_err(|source| crate::lock::LockError::Io { path, source })?;
         }
-        let yanked = yanked::check(&lock, &registries);
+        // As the documents the solver read say (not read a second time).
+        let yanked = lock
+            .packages
+            .iter()
+            .filter(|p| resolution.yanked.contains(p.name.as_str()))
+            .map(|p| yanked::Yanked {
+                name: p.name.to_string(),
+                version: p.version.to_string(),
+                registry: p.registry.clone(),
+            })
+            .collect();
         let outcome = LockOutcome {
             lock,
             changes,

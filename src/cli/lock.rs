@@ -25,10 +25,15 @@ pub fn lock(ctx: &Context, a: LockArgs) -> Result<(), Failure> {
         upgrade_all: a.upgrade,
         upgrade: a.upgrade_package,
     };
-    let outcome = project.lock(&opts);
+    let outcome = project.lock_keeping(&opts);
     super::requests_done();
-    let outcome = outcome?;
+    let (outcome, registries) = outcome?;
     print_outcome(ctx, &outcome.changes, &outcome);
+    // The process exits next: freeing every document, version list and
+    // map one by one would cost more than printing did (about 4 % of a
+    // 2,000-package lock). Only here, never in the library.
+    std::mem::forget(registries);
+    std::mem::forget(outcome);
     Ok(())
 }
 

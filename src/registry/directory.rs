@@ -3,18 +3,20 @@
 //!
 //! [`Registry::document`] keeps each document it parsed with the file's
 //! identity (size, mtime, inode) and parses it again only when the file
-//! changed: `fm lock` reads a package's document for the solver and again
-//! for the yanked check after it, and a long-lived client still sees a
-//! publish at once.
+//! changed, so a long-lived client still sees a publish at once;
+//! [`Registry::versions`] keeps the [`VersionList`]s it read the same way
+//! (the solver's reads: each version's record is parsed only when the
+//! solver asks for it).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use super::document::{PackageDocument, archive_key, index_key};
+use super::versions::VersionList;
 use super::{Registry, RegistryError};
 
 /// A file's identity: size, mtime (ns), inode.
@@ -28,8 +30,9 @@ fn stamp(m: &std::fs::Metadata) -> Stamp {
     (m.len(), m.modified().ok(), ino)
 }
 
-/// Parsed documents by name, with the [`Stamp`] of their file.
-type Kept = HashMap<String, (Stamp, Arc<PackageDocument>)>;
+/// Values read from documents, by package name, with the [`Stamp`] of
+/// their file.
+type Kept<T> = HashMap<String, (Stamp, Arc<T>)>;
 
 /// A registry folder on this machine.
 #[derive(Debug, Clone)]
@@ -39,7 +42,9 @@ pub struct DirectoryRegistry {
     root: PathBuf,
     /// Documents already parsed by [`Registry::document`], by name, with
     /// the identity of the file they were parsed from.
-    docs: Arc<Mutex<Kept>>,
+    docs: Arc<Mutex<Kept<PackageDocument>>>,
+    /// The same for [`Registry::versions`].
+    lists: Arc<Mutex<Kept<VersionList>>>,
 }
 
 impl DirectoryRegistry {
@@ -50,6 +55,7 @@ impl DirectoryRegistry {
             url,
             root,
             docs: Arc::default(),
+            lists: Arc::default(),
         }
     }
 
@@ -73,12 +79,36 @@ impl DirectoryRegistry {
 
     /// Reads a document synchronously.
     pub fn read_document(&self, package: &str) -> Result<Option<PackageDocument>, RegistryError> {
+        let Some((path, bytes)) = self.read_index(package)? else {
+            return Ok(None);
+        };
+        self.parse_document(package, &path, &bytes).map(Some)
+    }
+
+    /// Reads a document's versions synchronously, each record parsed only
+    /// when asked for ([`VersionList`]).
+    pub fn read_versions(&self, package: &str) -> Result<Option<VersionList>, RegistryError> {
+        let Some((path, bytes)) = self.read_index(package)? else {
+            return Ok(None);
+        };
+        match String::from_utf8(bytes) {
+            Ok(text) => VersionList::parse(&self.name, package, path.display().to_string(), text).map(Some),
+            // Not UTF-8: what a full read makes of it.
+            Err(e) => {
+                let doc = self.parse_document(package, &path, e.as_bytes())?;
+                Ok(Some(VersionList::from_document(&self.name, package, Arc::new(doc))))
+            }
+        }
+    }
+
+    /// The bytes of `index/{package}.json`; `None` when there is none.
+    fn read_index(&self, package: &str) -> Result<Option<(PathBuf, Vec<u8>)>, RegistryError> {
         if crate::names::validate(package).is_err() {
             return Ok(None);
         }
         let path = self.root.join(index_key(package));
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some((path, b))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !self.root.is_dir() {
                     return Err(RegistryError::Io {
@@ -87,11 +117,14 @@ impl DirectoryRegistry {
                         source: e,
                     });
                 }
-                return Ok(None);
+                Ok(None)
             }
-            Err(e) => return Err(self.io(path.display().to_string())(e)),
-        };
-        let doc: PackageDocument = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Corrupt {
+            Err(e) => Err(self.io(path.display().to_string())(e)),
+        }
+    }
+
+    fn parse_document(&self, package: &str, path: &Path, bytes: &[u8]) -> Result<PackageDocument, RegistryError> {
+        let doc: PackageDocument = serde_json::from_slice(bytes).map_err(|e| RegistryError::Corrupt {
             registry: self.name.clone(),
             package: package.to_owned(),
             reason: format!("{}: {e}", path.display()),
@@ -103,7 +136,31 @@ impl DirectoryRegistry {
                 reason: format!("{} names package {:?}", path.display(), doc.info.name),
             });
         }
-        Ok(Some(doc))
+        Ok(doc)
+    }
+
+    /// The kept value of `package` in `kept` if its file is unchanged,
+    /// else `read`'s, kept.
+    fn kept<T>(
+        &self,
+        kept: &Mutex<Kept<T>>,
+        package: &str,
+        read: impl FnOnce() -> Result<Option<T>, RegistryError>,
+    ) -> Result<Option<Arc<T>>, RegistryError> {
+        let path = self.root.join(index_key(package));
+        let before = std::fs::metadata(&path).ok().map(|m| stamp(&m));
+        if let Some(now) = &before
+            && let Some((s, value)) = kept.lock().ok().and_then(|m| m.get(package).cloned())
+            && s == *now
+        {
+            return Ok(Some(value));
+        }
+        let value = read()?.map(Arc::new);
+        // Stamped before the read: a change in between is seen next time.
+        if let (Some(value), Some(s), Ok(mut m)) = (&value, before, kept.lock()) {
+            m.insert(package.to_owned(), (s, value.clone()));
+        }
+        Ok(value)
     }
 }
 
@@ -118,23 +175,11 @@ impl Registry for DirectoryRegistry {
 
     fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>> {
         // Local reads are a few hundred microseconds: no need for a thread.
-        async move {
-            let path = self.root.join(index_key(package));
-            let before = std::fs::metadata(&path).ok().map(|m| stamp(&m));
-            if let Some(now) = &before
-                && let Some((s, doc)) = self.docs.lock().ok().and_then(|m| m.get(package).cloned())
-                && s == *now
-            {
-                return Ok(Some(doc));
-            }
-            let doc = self.read_document(package)?.map(Arc::new);
-            // Stamped before the read: a change in between is seen next time.
-            if let (Some(doc), Some(s), Ok(mut m)) = (&doc, before, self.docs.lock()) {
-                m.insert(package.to_owned(), (s, doc.clone()));
-            }
-            Ok(doc)
-        }
-        .boxed()
+        async move { self.kept(&self.docs, package, || self.read_document(package)) }.boxed()
+    }
+
+    fn versions<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<VersionList>>, RegistryError>> {
+        async move { self.kept(&self.lists, package, || self.read_versions(package)) }.boxed()
     }
 
     fn download<'a>(

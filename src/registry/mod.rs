@@ -8,6 +8,8 @@
 //! - [`http`]: an HTTP registry (fm's server or FlowMason Studio's).
 //! - [`search`]: `fm search` over either kind.
 //! - [`transport`]: the deadline and byte caps of every HTTP read.
+//! - [`versions`]: a package's versions as resolution reads them, each
+//!   record parsed only when asked for.
 //!
 //! Every registry a client reads implements [`Registry`]; the resolver and
 //! installer see nothing else. Methods are async so that HTTP registries can
@@ -25,6 +27,7 @@ pub mod search;
 pub mod storage;
 pub mod tlog;
 pub mod transport;
+pub mod versions;
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,6 +37,7 @@ use futures_util::future::BoxFuture;
 pub use directory::DirectoryRegistry;
 pub use document::{PackageDocument, PackageInfo, VersionRecord};
 pub use http::HttpRegistry;
+pub use versions::VersionList;
 // Where registry URLs are parsed, shown and compared (re-exported: every
 // registry message names one).
 pub use crate::location::{redact_url, same_url};
@@ -48,6 +52,16 @@ pub trait Registry: Send + Sync + fmt::Debug {
     /// The `packages/{name}` document, or `None` when the registry does not
     /// have that package.
     fn document<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<PackageDocument>>, RegistryError>>;
+    /// The package's versions as resolution reads them ([`VersionList`]),
+    /// or `None` when the registry does not have that package. By default
+    /// the [`document`](Self::document), parsed whole; a directory
+    /// registry parses a version's full record only when it is asked for.
+    fn versions<'a>(&'a self, package: &'a str) -> BoxFuture<'a, Result<Option<Arc<VersionList>>, RegistryError>> {
+        Box::pin(async move {
+            let doc = self.document(package).await?;
+            Ok(doc.map(|d| Arc::new(VersionList::from_document(self.name(), package, d))))
+        })
+    }
     /// Streams the archive of `package@version` into `sink`; returns the
     /// number of bytes written. The caller verifies the digest.
     fn download<'a>(

@@ -26,14 +26,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use semver::Version;
 
 use super::RegistrySet;
-use crate::registry::{PackageDocument, RegistryError};
+use crate::registry::{RegistryError, VersionList, VersionRecord};
 
 /// One usable version of a package.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub version: Version,
     pub yanked: bool,
-    /// Index of its record in the document's `versions`.
+    /// Index of its record in the document's `versions`
+    /// ([`VersionList::entries`]).
     pub record: usize,
 }
 
@@ -42,22 +43,21 @@ pub struct Candidate {
 pub struct PackageEntry {
     /// Index into [`RegistrySet::entries`].
     pub registry: usize,
-    pub doc: Arc<PackageDocument>,
+    pub doc: Arc<VersionList>,
     /// Versions with a valid semver version, newest first.
     pub candidates: Vec<Candidate>,
 }
 
 impl PackageEntry {
-    fn new(registry: usize, doc: Arc<PackageDocument>) -> PackageEntry {
+    fn new(registry: usize, doc: Arc<VersionList>) -> PackageEntry {
         let mut candidates: Vec<Candidate> = doc
-            .versions
-            .iter()
-            .flatten()
+            .entries()
+            .into_iter()
             .enumerate()
-            .filter_map(|(record, r)| {
-                r.semver().map(|version| Candidate {
+            .filter_map(|(record, (version, yanked))| {
+                Version::parse(version).ok().map(|version| Candidate {
                     version,
-                    yanked: r.yanked,
+                    yanked,
                     record,
                 })
             })
@@ -74,9 +74,10 @@ impl PackageEntry {
         }
     }
 
-    /// The record of a candidate.
-    pub fn record(&self, c: &Candidate) -> Option<&crate::registry::VersionRecord> {
-        self.doc.versions.as_ref()?.get(c.record)
+    /// The full record of a candidate, parsed and checked the first time
+    /// it is asked for: `Err` when the registry's record is not valid.
+    pub fn record(&self, c: &Candidate) -> Result<Option<&VersionRecord>, RegistryError> {
+        self.doc.record(c.record)
     }
 
     /// The candidate with this version.
@@ -261,7 +262,7 @@ fn request_inline(shared: &Arc<Shared>, name: &str) {
 async fn fetch(shared: Arc<Shared>, name: String) -> Result<Option<Arc<PackageEntry>>, RegistryError> {
     for i in candidates_for(&shared, &name) {
         let client = &shared.registries.entries[i].client;
-        if let Some(doc) = client.document(&name).await? {
+        if let Some(doc) = client.versions(&name).await? {
             return Ok(Some(Arc::new(PackageEntry::new(i, doc))));
         }
     }
@@ -273,7 +274,8 @@ async fn fetch(shared: Arc<Shared>, name: String) -> Result<Option<Arc<PackageEn
 fn prefetch_likely(shared: &Arc<Shared>, name: &str, entry: &PackageEntry) {
     let hinted = shared.hints.get(name).and_then(|v| entry.candidate(v));
     let likely = hinted.or_else(|| entry.candidates.iter().find(|c| !c.yanked));
-    let Some(record) = likely.and_then(|c| entry.record(c)) else {
+    // A record that is not valid is the solver's to report, if it tries it.
+    let Some(record) = likely.and_then(|c| entry.record(c).ok().flatten()) else {
         return;
     };
     let mut seen = HashSet::new();

@@ -128,6 +128,16 @@ pub enum ResolveError {
     Runtime(String),
 }
 
+/// What a resolution found: the lock, and which of its versions the
+/// registry marks as yanked (chosen only because a lock preferred them).
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    pub lock: Lockfile,
+    /// Names of the locked packages whose locked version is yanked, as the
+    /// documents the solver read say.
+    pub yanked: std::collections::BTreeSet<String>,
+}
+
 /// Resolves `dependencies` (a project's `[dependencies]`) against
 /// `registries` and returns the new lock.
 pub fn resolve(
@@ -135,6 +145,16 @@ pub fn resolve(
     registries: &RegistrySet,
     prefs: &Preferences,
 ) -> Result<Lockfile, ResolveError> {
+    resolve_full(dependencies, registries, prefs).map(|r| r.lock)
+}
+
+/// [`resolve`], also saying which locked versions are yanked (so that a
+/// caller warning about them need not read the documents again).
+pub fn resolve_full(
+    dependencies: &[Dependency],
+    registries: &RegistrySet,
+    prefs: &Preferences,
+) -> Result<Resolution, ResolveError> {
     if !dependencies.is_empty() && registries.entries.is_empty() {
         return Err(ResolveError::NoRegistries);
     }

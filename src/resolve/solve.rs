@@ -8,12 +8,12 @@ use std::collections::HashMap;
 use pubgrub::PubGrubError;
 
 use super::provider::{self, FmProvider, Pkg};
-use super::{ResolveError, report};
+use super::{Resolution, ResolveError, report};
 use crate::lock::{LockedPackage, Lockfile};
 use crate::registry::RegistryError;
 use crate::req::Requirement;
 
-pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile, ResolveError> {
+pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Resolution, ResolveError> {
     let selected = match pubgrub::resolve(provider, Pkg::Root, provider::root_version()) {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(tree)) => return Err(conflict(provider, tree)),
@@ -30,6 +30,7 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
     let mut packages = Vec::new();
     // The documents' log indexes, proved (or dropped) by `crate::tlog::client`.
     let mut log = crate::lock::LockLog::default();
+    let mut yanked = std::collections::BTreeSet::new();
     for (pkg, version) in selected {
         let Pkg::Named(name) = pkg else { continue };
         let entry = provider
@@ -38,10 +39,15 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
             .ok()
             .flatten()
             .ok_or_else(|| ResolveError::Runtime(format!("{name} vanished from the index")))?;
-        let record = entry
-            .candidate(&version)
-            .and_then(|c| entry.record(c))
-            .ok_or_else(|| ResolveError::Runtime(format!("{name} {version} vanished from the index")))?;
+        let candidate = entry.candidate(&version);
+        if candidate.is_some_and(|c| c.yanked) {
+            yanked.insert(name.to_string());
+        }
+        let record = match candidate {
+            Some(c) => entry.record(c)?,
+            None => None,
+        }
+        .ok_or_else(|| ResolveError::Runtime(format!("{name} {version} vanished from the index")))?;
         let registry = registries.entries[entry.registry].decl.name.clone();
         let corrupt = |reason: String| RegistryError::Corrupt {
             registry: registry.clone(),
@@ -76,12 +82,13 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Lockfile
         });
     }
     packages.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(Lockfile {
+    let lock = Lockfile {
         root,
         registries: registries.locked(),
         packages,
         log,
-    })
+    };
+    Ok(Resolution { lock, yanked })
 }
 
 /// A conflict explained in words, with the help that fits it (a missing
