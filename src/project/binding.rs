@@ -186,17 +186,29 @@ fn shown(lock: &Lockfile, registry: &str, base: &Path) -> String {
 /// (`--upgrade-package`) names it. A registry is its URL: a renamed
 /// registry at the same URL is no move, the same name at another URL is.
 pub fn check_moves(old: &[Lockfile], new: &Lockfile, accepted: &[String], base: &Path) -> Result<(), BindingError> {
+    if old.is_empty() {
+        return Ok(());
+    }
+    // Each lock's registry URLs, parsed once (not once per package).
+    let urls = |lock: &Lockfile| -> std::collections::HashMap<String, Option<url::Url>> {
+        lock.registries
+            .iter()
+            .map(|r| (r.name.clone(), registry_url(lock, &r.name, base)))
+            .collect()
+    };
+    let new_urls = urls(new);
+    let old_urls: Vec<_> = old.iter().map(urls).collect();
     let mut moves = Vec::new();
     for p in &new.packages {
         if accepted.iter().any(|a| *a == p.name) {
             continue;
         }
-        let to = registry_url(new, &p.registry, base);
+        let to = new_urls.get(&p.registry).cloned().flatten();
         let mut from = None;
         let mut kept = false;
-        for side in old {
+        for (side, side_urls) in old.iter().zip(&old_urls) {
             let Some(q) = side.package(&p.name) else { continue };
-            let was = registry_url(side, &q.registry, base);
+            let was = side_urls.get(&q.registry).cloned().flatten();
             let same = match (&was, &to) {
                 (Some(a), Some(b)) => same_url(a, b),
                 _ => q.registry == p.registry,
