@@ -14,20 +14,7 @@ fn mode(path: &Path) -> u32 {
 
 /// `fm ARGS` under `umask 022`.
 fn run_umask(ctx: &TestContext, args: &[&str]) -> std::process::Output {
-    let cmd = ctx.fm();
-    let mut sh = std::process::Command::new("sh");
-    sh.current_dir(&ctx.project)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(
-            cmd.get_envs()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
-        )
-        .arg("-c")
-        .arg("umask 022; exec \"$0\" \"$@\"")
-        .arg(cmd.get_program())
-        .args(args);
-    sh.output().unwrap()
+    run_with_umask(ctx, "022", args)
 }
 
 #[test]
