@@ -379,16 +379,7 @@ impl Project {
         // `--upgrade-package` names it (`--upgrade` alone does not).
         binding::check_moves(&prefs.locks, &lock, &opts.upgrade, self.root())?;
         // And every version is in its registry's transparency log (SPEC §9).
-        let targets: Vec<crate::tlog::client::Target> = registries
-            .entries
-            .iter()
-            .map(|e| crate::tlog::client::Target {
-                name: e.decl.name.clone(),
-                client: e.client.clone(),
-                pin: e.decl.log.clone(),
-                locked_key: old.as_ref().and_then(|l| l.log.keys.get(&e.decl.name).cloned()),
-            })
-            .collect();
+        let targets = log_targets(&registries, old.as_ref());
         let log = crate::tlog::client::prove_lock(&mut lock, &targets, opts.offline)?;
         let changes = crate::lock::changes(old.as_ref(), &lock);
         let text = lock.render();
@@ -547,16 +538,23 @@ pub fn resolve_one(
     // Every version is in its registry's transparency log (SPEC §9), as
     // `fm lock` proves it: keys pinned by the user config or trusted on
     // first use (there is no fm.lock to record them in).
-    let targets: Vec<crate::tlog::client::Target> = registries
+    let targets = log_targets(&registries, None);
+    crate::tlog::client::prove_lock(&mut lock, &targets, offline)?;
+    Ok(lock)
+}
+
+/// What the transparency-log proofs check for each of `registries`: its
+/// client, the key the project pins, and the key `locked` (the existing
+/// fm.lock, if any) recorded for it.
+fn log_targets(registries: &RegistrySet, locked: Option<&Lockfile>) -> Vec<crate::tlog::client::Target> {
+    registries
         .entries
         .iter()
         .map(|e| crate::tlog::client::Target {
             name: e.decl.name.clone(),
             client: e.client.clone(),
             pin: e.decl.log.clone(),
-            locked_key: None,
+            locked_key: locked.and_then(|l| l.log.keys.get(&e.decl.name).cloned()),
         })
-        .collect();
-    crate::tlog::client::prove_lock(&mut lock, &targets, offline)?;
-    Ok(lock)
+        .collect()
 }
