@@ -22,7 +22,7 @@ use semver::Version;
 use crate::registry::RegistryError;
 
 use super::index::{Index, PackageEntry};
-use super::ranges::SemverSet;
+use super::ranges::{Pre, Rel, SemverSet};
 
 /// A package in the solver: the project itself, or a named package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -128,7 +128,7 @@ pub struct FmProvider {
 /// over each interval instead of testing every version (it is called
 /// every time a package's range changes).
 struct Usable {
-    release: Vec<Version>,
+    release: Vec<Rel>,
     pre: Vec<Version>,
 }
 
@@ -139,7 +139,7 @@ impl Usable {
         for c in entry.candidates.iter().rev() {
             if !c.yanked || preferred(&c.version) {
                 if c.version.pre.is_empty() {
-                    release.push(c.version.clone());
+                    release.push(Rel::of(&c.version));
                 } else {
                     pre.push(c.version.clone());
                 }
@@ -150,12 +150,17 @@ impl Usable {
 
     /// How many are in `range`: exactly those `range.contains` admits.
     fn count_in(&self, range: &SemverSet) -> usize {
-        count(&self.release, &range.release) + count(&self.pre, &range.pre)
+        let pre = match &range.pre {
+            Pre::Empty => 0,
+            Pre::Full => self.pre.len(),
+            Pre::Some(r) => count(&self.pre, r),
+        };
+        count(&self.release, &range.release) + pre
     }
 }
 
 /// How many of `sorted` (ascending) lie in `ranges`.
-fn count(sorted: &[Version], ranges: &pubgrub::Ranges<Version>) -> usize {
+fn count<V: Ord + Clone>(sorted: &[V], ranges: &pubgrub::Ranges<V>) -> usize {
     use std::ops::Bound;
     if sorted.is_empty() {
         return 0;
@@ -375,6 +380,7 @@ mod tests {
         .map(|v| Version::parse(v).unwrap())
         .collect();
         let (release, pre): (Vec<Version>, Vec<Version>) = versions.iter().cloned().partition(|v| v.pre.is_empty());
+        let release = release.iter().map(Rel::of).collect();
         let usable = Usable { release, pre };
         let reqs = [
             "*",
