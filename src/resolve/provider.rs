@@ -115,11 +115,16 @@ pub struct FmProvider {
     sets: RefCell<pubgrub::Map<String, SemverSet>>,
     /// Names no registry had.
     missing: RefCell<HashSet<String>>,
-    /// Entries the solver has seen, without the index's lock (the solver
-    /// asks for the same package many times while it backtracks).
-    seen: RefCell<pubgrub::Map<Pkg, Option<Arc<PackageEntry>>>>,
-    /// Per package, its choosable versions sorted for counting.
-    usable: RefCell<pubgrub::Map<Pkg, Arc<Usable>>>,
+    /// Packages the solver has seen, without the index's lock (the solver
+    /// asks for the same package many times while it backtracks): one
+    /// look-up gives the entry and its versions sorted for counting.
+    seen: RefCell<pubgrub::Map<Pkg, Option<Arc<Seen>>>>,
+}
+
+/// A package's entry and its [`Usable`] versions.
+struct Seen {
+    entry: Arc<PackageEntry>,
+    usable: Usable,
 }
 
 /// The versions of a package the solver may choose (not yanked, or yanked
@@ -192,7 +197,6 @@ impl FmProvider {
             sets: RefCell::new(pubgrub::Map::default()),
             missing: RefCell::new(HashSet::new()),
             seen: RefCell::new(pubgrub::Map::default()),
-            usable: RefCell::new(pubgrub::Map::default()),
         }
     }
 
@@ -215,26 +219,24 @@ impl FmProvider {
         self.missing.borrow().clone()
     }
 
-    fn entry(&self, pkg: &Pkg, name: &str) -> Result<Option<Arc<PackageEntry>>, ProviderError> {
-        if let Some(e) = self.seen.borrow().get(pkg) {
-            return Ok(e.clone());
+    /// The package's entry (`None`: no registry has it), with its
+    /// [`Usable`] versions sorted the first time.
+    fn seen(&self, pkg: &Pkg, name: &str) -> Result<Option<Arc<Seen>>, ProviderError> {
+        if let Some(s) = self.seen.borrow().get(pkg) {
+            return Ok(s.clone());
         }
-        let e = self.index.get(name).map_err(ProviderError)?;
-        if e.is_none() {
-            self.missing.borrow_mut().insert(name.to_owned());
-        }
-        self.seen.borrow_mut().insert(pkg.clone(), e.clone());
-        Ok(e)
-    }
-
-    /// The package's [`Usable`] versions, sorted once.
-    fn usable(&self, pkg: &Pkg, name: &str, entry: &PackageEntry) -> Arc<Usable> {
-        if let Some(u) = self.usable.borrow().get(pkg) {
-            return Arc::clone(u);
-        }
-        let u = Arc::new(Usable::new(entry, |v| self.preferred(name, v)));
-        self.usable.borrow_mut().insert(pkg.clone(), Arc::clone(&u));
-        u
+        let s = match self.index.get(name).map_err(ProviderError)? {
+            Some(entry) => Some(Arc::new(Seen {
+                usable: Usable::new(&entry, |v| self.preferred(name, v)),
+                entry,
+            })),
+            None => {
+                self.missing.borrow_mut().insert(name.to_owned());
+                None
+            }
+        };
+        self.seen.borrow_mut().insert(pkg.clone(), s.clone());
+        Ok(s)
     }
 
     fn preferred(&self, name: &str, v: &Version) -> bool {
@@ -264,8 +266,8 @@ impl DependencyProvider for FmProvider {
         let Pkg::Named(name) = package else {
             return (u32::MAX, Reverse(0));
         };
-        let count = match self.entry(package, name) {
-            Ok(Some(e)) => self.usable(package, name, &e).count_in(range),
+        let count = match self.seen(package, name) {
+            Ok(Some(s)) => s.usable.count_in(range),
             // Decide it at once: choosing its version reports the failure.
             _ => 0,
         };
@@ -279,9 +281,10 @@ impl DependencyProvider for FmProvider {
         let Pkg::Named(name) = package else {
             return Ok(Some(root_version()));
         };
-        let Some(entry) = self.entry(package, name)? else {
+        let Some(seen) = self.seen(package, name)? else {
             return Ok(None);
         };
+        let entry = &seen.entry;
         if !self.prefs.is_empty()
             && let Some(prefs) = self.prefs.get(&**name)
         {
@@ -315,9 +318,10 @@ impl DependencyProvider for FmProvider {
             }
             return Ok(Dependencies::Available(self.root.iter().cloned().collect()));
         };
-        let Some(entry) = self.entry(package, name)? else {
+        let Some(seen) = self.seen(package, name)? else {
             return Ok(Dependencies::Unavailable("is in no registry".to_owned()));
         };
+        let entry = &seen.entry;
         let record = match entry.candidate(version) {
             // Its full record is read and checked only now.
             Some(c) => entry.record(c).map_err(|e| ProviderError(Arc::new(e)))?,
