@@ -303,6 +303,11 @@ fn a_version_and_its_build_metadata_twin_are_solved_the_same_in_any_order() {
     ];
     let first = outcome(broken, false);
     assert_eq!(outcome(broken, true), first);
+    eprintln!(
+        "FIGURES build-metadata twins: 2 documents x 2 listing orders, same outcome each: {:?} / {:?}",
+        outcome(plain, false),
+        first.lines().find(|l| l.contains("Because")).unwrap_or(&first)
+    );
 }
 
 /// A registry whose documents fail or arrive late, by package name.
