@@ -22,7 +22,7 @@ use semver::Version;
 use crate::registry::RegistryError;
 
 use super::index::{Index, PackageEntry};
-use super::ranges::SemverSet;
+use super::ranges::{Pre, Rel, SemverSet};
 
 /// A package in the solver: the project itself, or a named package.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,11 +115,16 @@ pub struct FmProvider {
     sets: RefCell<pubgrub::Map<String, SemverSet>>,
     /// Names no registry had.
     missing: RefCell<HashSet<String>>,
-    /// Entries the solver has seen, without the index's lock (the solver
-    /// asks for the same package many times while it backtracks).
-    seen: RefCell<pubgrub::Map<Pkg, Option<Arc<PackageEntry>>>>,
-    /// Per package, its choosable versions sorted for counting.
-    usable: RefCell<pubgrub::Map<Pkg, Arc<Usable>>>,
+    /// Packages the solver has seen, without the index's lock (the solver
+    /// asks for the same package many times while it backtracks): one
+    /// look-up gives the entry and its versions sorted for counting.
+    seen: RefCell<pubgrub::Map<Pkg, Option<Arc<Seen>>>>,
+}
+
+/// A package's entry and its [`Usable`] versions.
+struct Seen {
+    entry: Arc<PackageEntry>,
+    usable: Usable,
 }
 
 /// The versions of a package the solver may choose (not yanked, or yanked
@@ -128,7 +133,7 @@ pub struct FmProvider {
 /// over each interval instead of testing every version (it is called
 /// every time a package's range changes).
 struct Usable {
-    release: Vec<Version>,
+    release: Vec<Rel>,
     pre: Vec<Version>,
 }
 
@@ -139,7 +144,7 @@ impl Usable {
         for c in entry.candidates.iter().rev() {
             if !c.yanked || preferred(&c.version) {
                 if c.version.pre.is_empty() {
-                    release.push(c.version.clone());
+                    release.push(Rel::of(&c.version));
                 } else {
                     pre.push(c.version.clone());
                 }
@@ -150,12 +155,17 @@ impl Usable {
 
     /// How many are in `range`: exactly those `range.contains` admits.
     fn count_in(&self, range: &SemverSet) -> usize {
-        count(&self.release, &range.release) + count(&self.pre, &range.pre)
+        let pre = match &range.pre {
+            Pre::Empty => 0,
+            Pre::Full => self.pre.len(),
+            Pre::Some(r) => count(&self.pre, r),
+        };
+        count(&self.release, &range.release) + pre
     }
 }
 
 /// How many of `sorted` (ascending) lie in `ranges`.
-fn count(sorted: &[Version], ranges: &pubgrub::Ranges<Version>) -> usize {
+fn count<V: Ord + Clone>(sorted: &[V], ranges: &pubgrub::Ranges<V>) -> usize {
     use std::ops::Bound;
     if sorted.is_empty() {
         return 0;
@@ -187,7 +197,6 @@ impl FmProvider {
             sets: RefCell::new(pubgrub::Map::default()),
             missing: RefCell::new(HashSet::new()),
             seen: RefCell::new(pubgrub::Map::default()),
-            usable: RefCell::new(pubgrub::Map::default()),
         }
     }
 
@@ -210,26 +219,24 @@ impl FmProvider {
         self.missing.borrow().clone()
     }
 
-    fn entry(&self, pkg: &Pkg, name: &str) -> Result<Option<Arc<PackageEntry>>, ProviderError> {
-        if let Some(e) = self.seen.borrow().get(pkg) {
-            return Ok(e.clone());
+    /// The package's entry (`None`: no registry has it), with its
+    /// [`Usable`] versions sorted the first time.
+    fn seen(&self, pkg: &Pkg, name: &str) -> Result<Option<Arc<Seen>>, ProviderError> {
+        if let Some(s) = self.seen.borrow().get(pkg) {
+            return Ok(s.clone());
         }
-        let e = self.index.get(name).map_err(ProviderError)?;
-        if e.is_none() {
-            self.missing.borrow_mut().insert(name.to_owned());
-        }
-        self.seen.borrow_mut().insert(pkg.clone(), e.clone());
-        Ok(e)
-    }
-
-    /// The package's [`Usable`] versions, sorted once.
-    fn usable(&self, pkg: &Pkg, name: &str, entry: &PackageEntry) -> Arc<Usable> {
-        if let Some(u) = self.usable.borrow().get(pkg) {
-            return Arc::clone(u);
-        }
-        let u = Arc::new(Usable::new(entry, |v| self.preferred(name, v)));
-        self.usable.borrow_mut().insert(pkg.clone(), Arc::clone(&u));
-        u
+        let s = match self.index.get(name).map_err(ProviderError)? {
+            Some(entry) => Some(Arc::new(Seen {
+                usable: Usable::new(&entry, |v| self.preferred(name, v)),
+                entry,
+            })),
+            None => {
+                self.missing.borrow_mut().insert(name.to_owned());
+                None
+            }
+        };
+        self.seen.borrow_mut().insert(pkg.clone(), s.clone());
+        Ok(s)
     }
 
     fn preferred(&self, name: &str, v: &Version) -> bool {
@@ -259,8 +266,8 @@ impl DependencyProvider for FmProvider {
         let Pkg::Named(name) = package else {
             return (u32::MAX, Reverse(0));
         };
-        let count = match self.entry(package, name) {
-            Ok(Some(e)) => self.usable(package, name, &e).count_in(range),
+        let count = match self.seen(package, name) {
+            Ok(Some(s)) => s.usable.count_in(range),
             // Decide it at once: choosing its version reports the failure.
             _ => 0,
         };
@@ -274,9 +281,10 @@ impl DependencyProvider for FmProvider {
         let Pkg::Named(name) = package else {
             return Ok(Some(root_version()));
         };
-        let Some(entry) = self.entry(package, name)? else {
+        let Some(seen) = self.seen(package, name)? else {
             return Ok(None);
         };
+        let entry = &seen.entry;
         if !self.prefs.is_empty()
             && let Some(prefs) = self.prefs.get(&**name)
         {
@@ -310,9 +318,10 @@ impl DependencyProvider for FmProvider {
             }
             return Ok(Dependencies::Available(self.root.iter().cloned().collect()));
         };
-        let Some(entry) = self.entry(package, name)? else {
+        let Some(seen) = self.seen(package, name)? else {
             return Ok(Dependencies::Unavailable("is in no registry".to_owned()));
         };
+        let entry = &seen.entry;
         let record = match entry.candidate(version) {
             // Its full record is read and checked only now.
             Some(c) => entry.record(c).map_err(|e| ProviderError(Arc::new(e)))?,
@@ -375,6 +384,7 @@ mod tests {
         .map(|v| Version::parse(v).unwrap())
         .collect();
         let (release, pre): (Vec<Version>, Vec<Version>) = versions.iter().cloned().partition(|v| v.pre.is_empty());
+        let release = release.iter().map(Rel::of).collect();
         let usable = Usable { release, pre };
         let reqs = [
             "*",

@@ -4,21 +4,33 @@
 //! Cargo's pre-release rule (SPEC §2) cannot be written as one interval
 //! set: `>=1.0.0, <2.0.0` admits `1.5.0` but not `1.5.0-beta`, whose
 //! neighbours on both sides are admitted. So a [`SemverSet`] holds two
-//! [`Ranges<Version>`]: one consulted for release versions, one for
-//! pre-releases. Both are ordinary interval sets over semver's order, so
-//! complement, intersection and union are done part by part and stay exact.
+//! interval sets: one consulted for release versions, one for
+//! pre-releases. Both are ordinary interval sets, so complement,
+//! intersection and union are done part by part and stay exact.
+//!
+//! The release part is over [`Rel`], a version's `major.minor.patch` (a
+//! `Copy` key: the solver clones, compares and drops these sets millions
+//! of times in a large lock). That loses nothing: among release versions a
+//! bound with a pre-release tag is a release bound (`< 1.5.0-beta` admits
+//! the same releases as `< 1.5.0`, `>= 1.5.0-beta` the same as `>= 1.5.0`).
+//! The pre-release part is over [`Version`], and is most often empty or
+//! full ([`Pre`] keeps those two without an allocation).
 //!
 //! Each comparator becomes the set of versions `matches` accepts for it
 //! (partial versions and per-operator pre-release quirks included); the
 //! pre-release part is then limited to the "windows" `[x.y.z-0, x.y.z)` of
 //! the comparators that name a pre-release of `x.y.z`.
 //!
-//! Build metadata is not modelled (`1.0.0+b` is ordered after `1.0.0`):
-//! registries publish plain versions.
+//! Build metadata is ignored, as `VersionReq::matches` ignores it: `1.0.0`
+//! and `1.0.0+b` are the same release to a set. Registries publish plain
+//! versions; a document listing both is solved deterministically (the
+//! candidates' order picks one, see `index.rs`), never by a panic.
 //!
 //! A set made from a requirement remembers the text (`^1.2`), so
 //! explanations show requirements the way the user wrote them; sets the
 //! solver derives are printed from their intervals, without `-0` artefacts.
+
+mod show;
 
 use std::fmt;
 use std::ops::Bound;
@@ -27,12 +39,135 @@ use std::sync::Arc;
 use pubgrub::{Ranges, VersionSet};
 use semver::{Comparator, Op, Prerelease, Version, VersionReq};
 
+/// A release version's `major.minor.patch`: the key of a set's release part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rel {
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl Rel {
+    /// The triple of `v` (its pre-release tag and build metadata dropped).
+    pub fn of(v: &Version) -> Rel {
+        Rel {
+            major: v.major,
+            minor: v.minor,
+            patch: v.patch,
+        }
+    }
+}
+
+impl fmt::Display for Rel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
+/// The pre-release part of a set: nothing, everything, or intervals
+/// (never empty nor full: [`Pre::from_ranges`] keeps that form unique, so
+/// the derived equality is the sets' equality).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Pre {
+    Empty,
+    Full,
+    Some(Arc<Ranges<Version>>),
+}
+
+impl Pre {
+    fn from_ranges(r: Ranges<Version>) -> Pre {
+        if r.is_empty() {
+            Pre::Empty
+        } else if r == Ranges::full() {
+            Pre::Full
+        } else {
+            Pre::Some(Arc::new(r))
+        }
+    }
+
+    /// The part as intervals over semver's order.
+    pub fn ranges(&self) -> std::borrow::Cow<'_, Ranges<Version>> {
+        use std::borrow::Cow;
+        match self {
+            Pre::Empty => Cow::Owned(Ranges::empty()),
+            Pre::Full => Cow::Owned(Ranges::full()),
+            Pre::Some(r) => Cow::Borrowed(r),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Pre::Empty)
+    }
+
+    /// The one version in the part, if it holds exactly one.
+    pub fn as_singleton(&self) -> Option<&Version> {
+        match self {
+            Pre::Some(r) => r.as_singleton(),
+            _ => None,
+        }
+    }
+
+    fn contains(&self, v: &Version) -> bool {
+        match self {
+            Pre::Empty => false,
+            Pre::Full => true,
+            Pre::Some(r) => r.contains(v),
+        }
+    }
+
+    fn complement(&self) -> Pre {
+        match self {
+            Pre::Empty => Pre::Full,
+            Pre::Full => Pre::Empty,
+            Pre::Some(r) => Pre::from_ranges(r.complement()),
+        }
+    }
+
+    fn intersection(&self, other: &Pre) -> Pre {
+        match (self, other) {
+            (Pre::Empty, _) | (_, Pre::Empty) => Pre::Empty,
+            (Pre::Full, x) | (x, Pre::Full) => x.clone(),
+            (Pre::Some(a), Pre::Some(b)) => Pre::from_ranges(a.intersection(b)),
+        }
+    }
+
+    fn union(&self, other: &Pre) -> Pre {
+        match (self, other) {
+            (Pre::Full, _) | (_, Pre::Full) => Pre::Full,
+            (Pre::Empty, x) | (x, Pre::Empty) => x.clone(),
+            (Pre::Some(a), Pre::Some(b)) => Pre::from_ranges(a.union(b)),
+        }
+    }
+
+    fn is_disjoint(&self, other: &Pre) -> bool {
+        match (self, other) {
+            (Pre::Empty, _) | (_, Pre::Empty) => true,
+            (Pre::Full, _) | (_, Pre::Full) => false,
+            (Pre::Some(a), Pre::Some(b)) => a.is_disjoint(b),
+        }
+    }
+
+    fn subset_of(&self, other: &Pre) -> bool {
+        match (self, other) {
+            (Pre::Empty, _) | (_, Pre::Full) => true,
+            (Pre::Full, _) | (_, Pre::Empty) => false,
+            (Pre::Some(a), Pre::Some(b)) => a.subset_of(b),
+        }
+    }
+}
+
+impl fmt::Display for Pre {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.ranges(), f)
+    }
+}
+
 /// A set of versions: `release` applies to versions without a pre-release
 /// tag, `pre` to versions with one.
 #[derive(Clone)]
 pub struct SemverSet {
-    pub release: Ranges<Version>,
-    pub pre: Ranges<Version>,
+    pub release: Ranges<Rel>,
+    pub pre: Pre,
     /// The requirement text this set was made from, for messages.
     written: Option<Arc<str>>,
 }
@@ -52,7 +187,7 @@ impl fmt::Debug for SemverSet {
 }
 
 impl SemverSet {
-    fn new(release: Ranges<Version>, pre: Ranges<Version>) -> SemverSet {
+    fn new(release: Ranges<Rel>, pre: Pre) -> SemverSet {
         SemverSet {
             release,
             pre,
@@ -82,14 +217,14 @@ impl VersionSet for SemverSet {
     type V = Version;
 
     fn empty() -> Self {
-        SemverSet::new(Ranges::empty(), Ranges::empty())
+        SemverSet::new(Ranges::empty(), Pre::Empty)
     }
 
     fn singleton(v: Version) -> Self {
         if v.pre.is_empty() {
-            SemverSet::new(Ranges::singleton(v), Ranges::empty())
+            SemverSet::new(Ranges::singleton(Rel::of(&v)), Pre::Empty)
         } else {
-            SemverSet::new(Ranges::empty(), Ranges::singleton(v))
+            SemverSet::new(Ranges::empty(), Pre::Some(Arc::new(Ranges::singleton(v))))
         }
     }
 
@@ -106,14 +241,14 @@ impl VersionSet for SemverSet {
 
     fn contains(&self, v: &Version) -> bool {
         if v.pre.is_empty() {
-            self.release.contains(v)
+            self.release.contains(&Rel::of(v))
         } else {
             self.pre.contains(v)
         }
     }
 
     fn full() -> Self {
-        SemverSet::new(Ranges::full(), Ranges::full())
+        SemverSet::new(Ranges::full(), Pre::Full)
     }
 
     fn union(&self, other: &Self) -> Self {
@@ -127,6 +262,27 @@ impl VersionSet for SemverSet {
     fn subset_of(&self, other: &Self) -> bool {
         self.release.subset_of(&other.release) && self.pre.subset_of(&other.pre)
     }
+}
+
+/// The releases of `r` (an interval set over all of semver's order) as an
+/// interval set over [`Rel`]: a bound with a pre-release tag `x.y.z-p` is
+/// the release bound `x.y.z` (included from below, excluded from above),
+/// since no release lies between `x.y.z-p` and `x.y.z`.
+fn releases(r: &Ranges<Version>) -> Ranges<Rel> {
+    let lower = |b: &Bound<Version>| match b {
+        Bound::Included(v) => Bound::Included(Rel::of(v)),
+        Bound::Excluded(v) if v.pre.is_empty() => Bound::Excluded(Rel::of(v)),
+        Bound::Excluded(v) => Bound::Included(Rel::of(v)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    let upper = |b: &Bound<Version>| match b {
+        Bound::Included(v) if v.pre.is_empty() => Bound::Included(Rel::of(v)),
+        Bound::Included(v) | Bound::Excluded(v) => Bound::Excluded(Rel::of(v)),
+        Bound::Unbounded => Bound::Unbounded,
+    };
+    r.iter().fold(Ranges::empty(), |acc, (lo, hi)| {
+        acc.union(&Ranges::from_range_bounds((lower(lo), upper(hi))))
+    })
 }
 
 /// `major.minor.patch-0`: the lowest version with that triple.
@@ -273,87 +429,7 @@ pub fn convert(req: &VersionReq) -> SemverSet {
             )));
         }
     }
-    SemverSet::new(release, pre.intersection(&windows))
-}
-
-/// A version as shown in a bound: `2.0.0-0` is `2.0.0` (the `-0` only
-/// keeps pre-releases of `2.0.0` out, which the release part never holds).
-fn shown(v: &Version) -> String {
-    if v.pre.as_str() == "0" {
-        Version::new(v.major, v.minor, v.patch).to_string()
-    } else {
-        v.to_string()
-    }
-}
-
-/// The caret upper bound of `v`, as [`convert`] builds it.
-fn caret_upper(v: &Version) -> Option<Version> {
-    if v.major > 0 {
-        next_major(v.major)
-    } else if v.minor > 0 {
-        next_minor(0, v.minor)
-    } else {
-        next_patch(0, 0, v.patch)
-    }
-}
-
-fn segment(lo: &Bound<Version>, hi: &Bound<Version>) -> String {
-    match (lo, hi) {
-        (Bound::Unbounded, Bound::Unbounded) => "*".to_owned(),
-        (Bound::Included(a), Bound::Included(b)) if a == b => format!("={}", a),
-        (Bound::Included(a), Bound::Excluded(b)) if Some(b) == caret_upper(a).as_ref() => {
-            format!("^{}", shown(a))
-        }
-        (Bound::Included(a), Bound::Excluded(b))
-            if a.pre.is_empty() && Some(b) == next_minor(a.major, a.minor).as_ref() && a.major > 0 =>
-        {
-            format!("~{}", shown(a))
-        }
-        _ => {
-            let mut parts = Vec::new();
-            match lo {
-                Bound::Included(a) => parts.push(format!(">={}", shown(a))),
-                Bound::Excluded(a) => parts.push(format!(">{}", shown(a))),
-                Bound::Unbounded => {}
-            }
-            match hi {
-                Bound::Included(b) => parts.push(format!("<={}", shown(b))),
-                Bound::Excluded(b) => parts.push(format!("<{}", shown(b))),
-                Bound::Unbounded => {}
-            }
-            parts.join(", ")
-        }
-    }
-}
-
-/// Interval text: `^1.2.0`, `>=1.0.0, <1.5.0`, or segments joined by ` or `.
-fn intervals(r: &Ranges<Version>) -> String {
-    let parts: Vec<String> = r.iter().map(|(lo, hi)| segment(lo, hi)).collect();
-    if parts.is_empty() {
-        "no version".to_owned()
-    } else {
-        parts.join(" or ")
-    }
-}
-
-impl fmt::Display for SemverSet {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(w) = &self.written {
-            return f.write_str(w);
-        }
-        if self.pre.is_empty() || self.pre == self.release {
-            return f.write_str(&intervals(&self.release));
-        }
-        if self.release.is_empty() {
-            return write!(f, "pre-release {}", intervals(&self.pre));
-        }
-        write!(
-            f,
-            "{} (pre-releases: {})",
-            intervals(&self.release),
-            intervals(&self.pre)
-        )
-    }
+    SemverSet::new(releases(&release), Pre::from_ranges(pre.intersection(&windows)))
 }
 
 #[cfg(test)]
@@ -384,12 +460,46 @@ mod tests {
         assert!(s.contains(&v("1.5.0-beta.2")) && !s.contains(&v("1.6.0-beta")) && s.contains(&v("1.6.0")));
     }
 
+    // The release part is keyed on `major.minor.patch`: a bound with a
+    // pre-release tag admits the same releases as the plain bound.
+    #[test]
+    fn pre_release_bounds_are_release_bounds_among_releases() {
+        for (tagged, plain) in [
+            ("<1.5.0-beta", "<1.5.0"),
+            ("<=1.5.0-beta", "<1.5.0"),
+            (">=1.5.0-beta", ">=1.5.0"),
+            (">1.5.0-beta", ">=1.5.0"),
+            ("^1.5.0-beta", "^1.5.0"),
+            ("~1.5.0-beta", "~1.5.0"),
+        ] {
+            assert_eq!(set(tagged).release, set(plain).release, "{tagged} vs {plain}");
+        }
+        // An interval with no release in it is empty, not a sliver.
+        let s = set(">=2.0.0-alpha, <2.0.0");
+        assert!(s.release.is_empty() && !s.pre.is_empty());
+        // Sets are equal when they hold the same versions, whichever bounds
+        // made them (`<2.0.0` against `^1`'s `<2.0.0-0`).
+        assert_eq!(set("<2.0.0"), set("^1").union(&set("<1")));
+    }
+
+    // `VersionReq::matches` ignores build metadata; so does a set.
+    #[test]
+    fn build_metadata_is_ignored_as_matches_ignores_it() {
+        for req in ["=1.0.0", ">1.0.0", "<1.0.0", "<=1.0.0", "^1.0.0", ">=1.0.1", "~0.9"] {
+            let r = VersionReq::parse(req).unwrap();
+            for ver in ["1.0.0", "1.0.0+x", "1.0.0+0", "1.0.0-rc.1+x", "0.9.5+build.7"] {
+                assert_eq!(set(req).contains(&v(ver)), r.matches(&v(ver)), "{req} {ver}");
+            }
+        }
+        assert!(SemverSet::singleton(v("1.0.0+x")).contains(&v("1.0.0")));
+    }
+
     #[test]
     fn derived_sets_print_without_artefacts() {
         let s = set("^1.2");
-        let shown = SemverSet::new(s.release.clone(), Ranges::empty()).to_string();
+        let shown = SemverSet::new(s.release.clone(), Pre::Empty).to_string();
         assert_eq!(shown, "^1.2.0");
-        let c = SemverSet::new(s.release.complement(), Ranges::empty()).to_string();
+        let c = SemverSet::new(s.release.complement(), Pre::Empty).to_string();
         assert_eq!(c, "<1.2.0 or >=2.0.0");
         let w = SemverSet::from_req(&VersionReq::parse(">=1.0, <2.0").unwrap());
         assert_eq!(w.to_string(), ">=1.0, <2.0");

@@ -267,6 +267,49 @@ fn pre_releases_only_when_a_requirement_names_one() {
     );
 }
 
+/// Build metadata is ignored by requirements (`=1.0.0` matches `1.0.0+x`,
+/// as `VersionReq::matches` says): the solver's release sets key on
+/// `major.minor.patch`. A hostile document listing `1.0.0` and `1.0.0+x`
+/// is still solved without a panic, and the answer does not depend on the
+/// order the document lists them in.
+#[test]
+fn a_version_and_its_build_metadata_twin_are_solved_the_same_in_any_order() {
+    let outcome = |pkgs: Pkgs<'_>, reverse: bool| {
+        let u = universe(pkgs, &[("b", "^1")]);
+        let set = RegistrySet {
+            entries: vec![
+                MemoryRegistry::new("main", &u.packages, reverse).entry(fm::location::DEFAULT_PRIORITY, false),
+            ],
+        };
+        match resolve(&u.dependencies(), &set, &Preferences::default()) {
+            Ok(l) => locked(&l),
+            Err(e @ ResolveError::Conflict { .. }) => render(&e),
+            Err(e) => panic!("expected a lock or a conflict, got {e}"),
+        }
+    };
+    let plain: Pkgs<'_> = &[
+        ("a", "1.0.0", &[]),
+        ("a", "1.0.0+x", &[]),
+        ("b", "1.0.0", &[("a", "=1.0.0")]),
+    ];
+    // One of the twins, by semver's order (`+x` sorts after the plain one).
+    assert_eq!(outcome(plain, false), "a 1.0.0+x\nb 1.0.0");
+    assert_eq!(outcome(plain, true), outcome(plain, false));
+    // The twin tried first needs a package no registry has.
+    let broken: Pkgs<'_> = &[
+        ("a", "1.0.0", &[]),
+        ("a", "1.0.0+x", &[("missing", "^1")]),
+        ("b", "1.0.0", &[("a", "^1")]),
+    ];
+    let first = outcome(broken, false);
+    assert_eq!(outcome(broken, true), first);
+    eprintln!(
+        "FIGURES build-metadata twins: 2 documents x 2 listing orders, same outcome each: {:?} / {:?}",
+        outcome(plain, false),
+        first.lines().find(|l| l.contains("Because")).unwrap_or(&first)
+    );
+}
+
 /// A registry whose documents fail or arrive late, by package name.
 #[derive(Debug)]
 struct Flaky {
