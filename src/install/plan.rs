@@ -364,7 +364,7 @@ fn files_unchanged<'f>(
             return false;
         }
         rel.truncate(base_len);
-        if let Some((folder, _)) = path.rsplit_once('/')
+        if let Some(folder) = memchr::memrchr(b'/', path.as_bytes()).map(|i| &path[..i])
             && folder != last_folder
         {
             if !folders.iter().any(|f| f == folder) {
