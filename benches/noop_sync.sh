@@ -63,7 +63,9 @@ if [ "${PERF:-0}" = 1 ]; then
 fi
 
 # The check still works: an edited installed file is noticed and repaired.
-victim=$(find .fm/packages -type f -name '*.py' | sort | head -1)
+# (sed, not head: head's early exit would fail the pipeline under pipefail,
+# ending the script here without a word.)
+victim=$(find .fm/packages -type f -name '*.py' | sort | sed -n 1p)
 printf '# edited\n' >> "$victim"
 out=$("$FM" sync --frozen 2>&1)
 echo "$out" | grep -q "Reinstalled" || { echo "an edited file was not noticed: $out" >&2; exit 1; }

@@ -176,5 +176,8 @@ pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
 
 /// Whether `s` looks like a hex SHA-256 digest (64 lowercase hex digits).
 pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    // No early exit: the loop is vectorized (a no-op sync checks a digest a file).
+    s.len() == 64
+        && s.bytes()
+            .fold(true, |ok, b| ok & (b.is_ascii_digit() | (b'a'..=b'f').contains(&b)))
 }

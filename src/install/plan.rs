@@ -71,7 +71,8 @@ struct Scan {
 }
 
 fn scan(o: &Opened) -> Result<Scan, InstallError> {
-    let mut present = BTreeMap::new();
+    // Collected, then built at once (sorted, not inserted one by one).
+    let mut present = Vec::new();
     let mut leftovers = Vec::new();
     for (name, kind) in o.packages.entries()? {
         let ours = name.starts_with(TMP_PREFIX) || name.starts_with(TRASH_PREFIX);
@@ -83,10 +84,13 @@ fn scan(o: &Opened) -> Result<Scan, InstallError> {
         if ours {
             leftovers.push(name);
         } else if !Layout::is_own_entry(&name) {
-            present.insert(name, kind);
+            present.push((name, kind));
         }
     }
-    Ok(Scan { present, leftovers })
+    Ok(Scan {
+        present: present.into_iter().collect(),
+        leftovers,
+    })
 }
 
 /// Whether a run has nothing to do, proven cheaply: `Some(foreign)` (the
@@ -130,23 +134,31 @@ impl Proven {
         if self.packages.len() != packages.len() {
             return None;
         }
-        let wanted: BTreeMap<&str, &LockedPackage> = packages.iter().map(|p| (p.name.as_str(), p)).collect();
+        // Pairwise, both in name order (the proven ones are, strictly; a
+        // lock fm wrote is too, any other is sorted here): equal lengths
+        // and equal names pair by pair are equal sets.
+        let mut wanted: Vec<&LockedPackage> = packages.iter().collect();
+        if !wanted.is_sorted_by(|a, b| a.name.as_str() < b.name.as_str()) {
+            wanted.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+        }
         let mut version = String::new();
-        for (name, v, sha256) in &self.packages {
-            let p = wanted.get(name.as_str())?;
+        for ((name, v, sha256), p) in self.packages.iter().zip(&wanted) {
             version.clear();
             std::fmt::Write::write_fmt(&mut version, format_args!("{}", p.version)).ok();
-            if *v != version || *sha256 != p.sha256 {
+            if *name != p.name.as_str() || *v != version || *sha256 != p.sha256 {
                 return None;
             }
         }
-        Some(
-            self.present
-                .keys()
-                .filter(|n| !wanted.contains_key(n.as_str()))
-                .cloned()
-                .collect(),
-        )
+        // The present folders the proof does not hold (both in name order).
+        let mut proven = self.packages.iter().map(|(name, _, _)| name.as_str()).peekable();
+        let mut foreign = Vec::new();
+        for name in self.present.keys() {
+            while proven.next_if(|p| *p < name.as_str()).is_some() {}
+            if proven.next_if(|p| *p == name.as_str()).is_none() {
+                foreign.push(name.clone());
+            }
+        }
+        Some(foreign)
     }
 }
 
@@ -335,8 +347,11 @@ fn files_unchanged<'f>(
     rel.push_str(name);
     rel.push('/');
     let base_len = rel.len();
-    // Folders of this package already seen to be folders (not links).
+    // Folders of this package already seen to be folders (not links); the
+    // last file's folder first (files are sorted by path: most files share
+    // the folder of the one before).
     let mut folders: Vec<String> = Vec::new();
+    let mut last_folder = String::new();
     for file in files {
         let Some(file) = file else {
             return false;
@@ -349,22 +364,26 @@ fn files_unchanged<'f>(
             return false;
         }
         rel.truncate(base_len);
-        if let Some((folder, _)) = path.rsplit_once('/')
-            && !folders.iter().any(|f| f == folder)
+        if let Some(folder) = memchr::memrchr(b'/', path.as_bytes()).map(|i| &path[..i])
+            && folder != last_folder
         {
-            for (i, _) in folder.match_indices('/').chain(std::iter::once((folder.len(), ""))) {
-                let prefix = &folder[..i];
-                if folders.iter().any(|f| f == prefix) {
-                    continue;
+            if !folders.iter().any(|f| f == folder) {
+                for (i, _) in folder.match_indices('/').chain(std::iter::once((folder.len(), ""))) {
+                    let prefix = &folder[..i];
+                    if folders.iter().any(|f| f == prefix) {
+                        continue;
+                    }
+                    rel.push_str(prefix);
+                    let is_dir = matches!(packages.meta(&rel), Ok(Some(m)) if m.kind == Kind::Dir);
+                    rel.truncate(base_len);
+                    if !is_dir {
+                        return false;
+                    }
+                    folders.push(prefix.to_owned());
                 }
-                rel.push_str(prefix);
-                let is_dir = matches!(packages.meta(&rel), Ok(Some(m)) if m.kind == Kind::Dir);
-                rel.truncate(base_len);
-                if !is_dir {
-                    return false;
-                }
-                folders.push(prefix.to_owned());
             }
+            last_folder.clear();
+            last_folder.push_str(folder);
         }
         rel.push_str(path);
         let Ok(Some(m)) = packages.meta(&rel) else {

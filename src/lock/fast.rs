@@ -18,7 +18,8 @@ struct Lines<'a> {
 
 impl<'a> Lines<'a> {
     fn next(&mut self) -> Option<&'a str> {
-        let i = self.rest.find('\n')?;
+        // The memchr crate's search (`str::find`'s costs twice as much here).
+        let i = memchr::memchr(b'\n', self.rest.as_bytes())?;
         let line = &self.rest[..i];
         self.rest = &self.rest[i + 1..];
         Some(line)

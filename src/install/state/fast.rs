@@ -17,6 +17,9 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    // Inlined: the literal's length is then known, and the compare is a
+    // few word loads instead of a `memcmp` call.
+    #[inline(always)]
     fn lit(&mut self, l: &str) -> Option<()> {
         self.s = self.s.strip_prefix(l)?;
         Some(())
@@ -27,8 +30,9 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Option<Cow<'a, str>> {
         let rest = self.s.strip_prefix('"')?;
         // The common case: no escape before the closing quote (found with
-        // memchr; the bytes before it checked in one branch-free pass).
-        let end = rest.find('"')?;
+        // the memchr crate, whose search beats `str::find`'s on these short
+        // strings; the bytes before it checked in one branch-free pass).
+        let end = memchr::memchr(b'"', rest.as_bytes())?;
         let head = &rest.as_bytes()[..end];
         if !has_special(head) {
             self.s = &rest[end + 1..];
@@ -64,6 +68,19 @@ impl<'a> Cursor<'a> {
         None
     }
 
+    /// A file's digest: read without a search when it is 64 bytes needing
+    /// no escape, as fm writes it; any other string as [`Cursor::string`]
+    /// reads it (the same result either way).
+    fn digest(&mut self) -> Option<Cow<'a, str>> {
+        let b = self.s.as_bytes();
+        if b.len() > 65 && b[0] == b'"' && b[65] == b'"' && !has_special_or_quote(&b[1..65]) {
+            let digest = &self.s[1..65];
+            self.s = &self.s[66..];
+            return Some(Cow::Borrowed(digest));
+        }
+        self.string()
+    }
+
     /// A string that must need no escape (names, versions, digests).
     fn plain(&mut self) -> Option<&'a str> {
         match self.string()? {
@@ -78,13 +95,27 @@ impl<'a> Cursor<'a> {
         let b = self.s.as_bytes();
         let neg = b.first() == Some(&b'-');
         let digits = &b[neg as usize..];
+        // Eight digits at a time while there are (times have 19; a state
+        // has four integers a file), then one at a time. At most 19 digits
+        // (checked): no overflow.
         let (mut n, mut magnitude) = (0, 0u64);
-        while n < digits.len() && digits[n].is_ascii_digit() {
-            // At most 19 digits (checked below): no overflow.
-            magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(digits[n] - b'0'));
+        while n < 16
+            && let Some(word) = digits.get(n..n + 8)
+            && let Some(v) = eight_digits(word)
+        {
+            magnitude = magnitude * 100_000_000 + v;
+            n += 8;
+        }
+        while let Some(&d) = digits.get(n)
+            && d.is_ascii_digit()
+        {
+            if n == 19 {
+                return None;
+            }
+            magnitude = magnitude * 10 + u64::from(d - b'0');
             n += 1;
         }
-        if n == 0 || n > 19 || (n > 1 && digits[0] == b'0') {
+        if n == 0 || (n > 1 && digits[0] == b'0') {
             return None;
         }
         let v = if neg {
@@ -125,6 +156,34 @@ fn has_special(bytes: &[u8]) -> bool {
         .fold(false, |acc, &b| acc | (b == b'\\') | (b < 0x20) | (b == 0x7f))
 }
 
+/// The value of eight bytes if they are all ASCII digits, in three
+/// multiplications instead of eight (read as one little-endian word, the
+/// first digit in its lowest byte).
+fn eight_digits(bytes: &[u8]) -> Option<u64> {
+    const HIGH: u64 = 0xf0f0_f0f0_f0f0_f0f0;
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(bytes);
+    let w = u64::from_le_bytes(word);
+    // A byte is a digit when it is 0x3_ and adding 6 keeps it 0x3_ (a
+    // carry out of a byte of 0xfa or more only spoils a word refused
+    // for that byte anyway).
+    if w & HIGH != ZEROS || w.wrapping_add(0x0606_0606_0606_0606) & HIGH != ZEROS {
+        return None;
+    }
+    let mut x = w - ZEROS;
+    x = (x * 10 + (x >> 8)) & 0x00ff_00ff_00ff_00ff;
+    x = (x * 100 + (x >> 16)) & 0x0000_ffff_0000_ffff;
+    Some((x * 10_000 + (x >> 32)) & 0xffff_ffff)
+}
+
+/// [`has_special`], or a `"`.
+fn has_special_or_quote(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |acc, &b| {
+        acc | (b == b'"') | (b == b'\\') | (b < 0x20) | (b == 0x7f)
+    })
+}
+
 fn line_value<'a, T>(line: &'a str, key: &str, f: impl FnOnce(&mut Cursor<'a>) -> Option<T>) -> Option<T> {
     let mut c = Cursor {
         s: line.strip_prefix(key)?.strip_prefix(" = ")?,
@@ -143,7 +202,7 @@ struct Lines<'a> {
 impl<'a> Lines<'a> {
     fn next(&mut self) -> Option<&'a str> {
         let s = self.rest?;
-        match s.find('\n') {
+        match memchr::memchr(b'\n', s.as_bytes()) {
             Some(i) => {
                 self.rest = Some(&s[i + 1..]);
                 Some(&s[..i])
@@ -157,20 +216,28 @@ impl<'a> Lines<'a> {
 
     fn peek(&self) -> Option<&'a str> {
         let s = self.rest?;
-        Some(s.find('\n').map_or(s, |i| &s[..i]))
+        Some(memchr::memchr(b'\n', s.as_bytes()).map_or(s, |i| &s[..i]))
     }
 
     /// The remaining text up to (not including) the next empty line (or
     /// to the end of a text that ends in `\n`), each line with its `\n`.
     fn block(&mut self) -> Option<&'a str> {
         let s = self.rest?;
-        // Line by line with memchr: a blank line is found where a `\n` is
-        // followed by another (a two-byte `find` is slower here).
+        // A blank line is a `\n` at the start or a `\n\n` (the memchr
+        // crate's SIMD search: a package's file lines are one block); a
+        // last line without its `\n` is not what fm writes.
         let b = s.as_bytes();
-        let mut at = 0;
-        while at < b.len() && b[at] != b'\n' {
-            at += s[at..].find('\n')? + 1;
-        }
+        let at = if b.first() == Some(&b'\n') {
+            0
+        } else if let Some(i) = memchr::memmem::find(b, b"\n\n") {
+            i + 1
+        } else if b.last() == Some(&b'\n') {
+            b.len()
+        } else if b.is_empty() {
+            0
+        } else {
+            return None;
+        };
         self.rest = Some(&s[at..]);
         Some(&s[..at])
     }
@@ -199,8 +266,18 @@ impl<'a> PackageView<'a> {
     /// Its files, in the file's order; `None` for a line that is not what
     /// fm writes.
     pub fn files(&self) -> impl Iterator<Item = Option<FileView<'a>>> + 'a {
-        let files = self.files;
-        files.split_terminator('\n').map(file_line)
+        let mut rest = self.files;
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let (line, tail) = match memchr::memchr(b'\n', rest.as_bytes()) {
+                Some(i) => (&rest[..i], &rest[i + 1..]),
+                None => (rest, ""),
+            };
+            rest = tail;
+            Some(file_line(line))
+        })
     }
 }
 
@@ -286,16 +363,27 @@ fn file_line(line: &str) -> Option<FileView<'_>> {
     let mut c = Cursor { s: line };
     let path = c.string()?;
     c.lit(" = { sha256 = ")?;
-    let sha256 = c.string()?;
+    let sha256 = c.digest()?;
     let stat = if c.lit(" }").is_some() {
         None
     } else {
         c.lit(", size = ")?;
         let size = c.int()?;
         c.lit(", mtime = ")?;
+        let before = c.s;
         let mtime = c.int()?;
+        let mtime_text = &before[..before.len() - c.s.len()];
         c.lit(", ctime = ")?;
-        let ctime = c.int()?;
+        // Most files' ctime is their mtime, written the same: not read
+        // twice (the same text, not followed by a digit, is the same
+        // integer).
+        let ctime = match c.s.strip_prefix(mtime_text) {
+            Some(rest) if !rest.starts_with(|d: char| d.is_ascii_digit()) => {
+                c.s = rest;
+                mtime
+            }
+            _ => c.int()?,
+        };
         c.lit(", ino = ")?;
         let ino = c.int()?;
         c.lit(" }")?;
@@ -308,4 +396,116 @@ fn file_line(line: &str) -> Option<FileView<'_>> {
     };
     c.end()?;
     Some(FileView { path, sha256, stat })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int(s: &str) -> Option<(i64, &str)> {
+        let mut c = Cursor { s };
+        let v = c.int()?;
+        Some((v, c.s))
+    }
+
+    #[test]
+    fn integers_read_as_write_gives_them() {
+        let mut values = vec![0, 1, -1, 7, 10, 99, i64::MAX, i64::MIN, 1_764_612_345_123_456_789, -5];
+        let mut p = 1i64;
+        for _ in 0..18 {
+            p *= 10;
+            values.extend([p - 1, p, p + 1, -p, 12_345_678 % p + p]);
+        }
+        for v in values {
+            for tail in ["", " }", ", x", "a"] {
+                let text = format!("{v}{tail}");
+                assert_eq!(int(&text), Some((v, tail)), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn integers_write_does_not_give_are_refused() {
+        for text in [
+            "",
+            "-",
+            "+1",
+            "01",
+            "-01",
+            "00000000",
+            "012345678",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "12345678901234567890",
+            " 1",
+            "a1",
+        ] {
+            assert_eq!(int(text), None, "{text:?}");
+        }
+        // A 19-digit number followed by another digit is not one.
+        assert_eq!(int("1000000000000000000"), Some((1_000_000_000_000_000_000, "")));
+        assert_eq!(int("10000000000000000000"), None);
+    }
+
+    #[test]
+    fn digests_read_as_any_string_is() {
+        let hex = "0123456789abcdef".repeat(4);
+        for digest in [
+            format!("\"{hex}\""),
+            format!("\"{}\"", &hex[1..]),
+            format!("\"{hex}0\""),
+            format!("\"{}\\\"\"", &hex[2..]),
+            format!("\"{}\"\"", &hex[1..]),
+            format!("\"{}\t\"", &hex[1..]),
+            "\"\"".to_owned(),
+            format!("\"{hex}"),
+        ] {
+            for tail in ["", " }", &"x".repeat(70)] {
+                let text = format!("{digest}{tail}");
+                let mut fast = Cursor { s: &text };
+                let mut any = Cursor { s: &text };
+                assert_eq!(fast.digest(), any.string(), "{text:?}");
+                assert_eq!(fast.s, any.s, "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_ctime_written_as_the_mtime_is_read_as_any_integer_is() {
+        let hex = "a".repeat(64);
+        for (mtime, ctime) in [
+            ("12", "12"),
+            ("12", "123"),
+            ("123", "12"),
+            ("-5", "-5"),
+            ("0", "0"),
+            ("0", "01"),
+            ("1796185813291703277", "1796185813291703277"),
+            ("1796185813291703277", "17961858132917032770"),
+        ] {
+            let line = format!("\"f\" = {{ sha256 = \"{hex}\", size = 1, mtime = {mtime}, ctime = {ctime}, ino = 2 }}");
+            let want = match (mtime.parse::<i64>(), ctime.parse::<i64>()) {
+                (Ok(m), Ok(c)) if !ctime.starts_with("01") && ctime.len() < 20 => Some((m, c)),
+                _ => None,
+            };
+            let got = file_line(&line).and_then(|f| f.stat).map(|s| (s.mtime, s.ctime));
+            assert_eq!(got, want, "{line}");
+        }
+    }
+
+    #[test]
+    fn blocks_end_at_a_blank_line_or_the_text_end() {
+        for (text, block, rest) in [
+            ("a\nb\n\nc", Some("a\nb\n"), Some("\nc")),
+            ("\nc", Some(""), Some("\nc")),
+            ("a\nb\n", Some("a\nb\n"), Some("")),
+            ("", Some(""), Some("")),
+            ("a\nb", None, Some("a\nb")),
+        ] {
+            let mut lines = Lines { rest: Some(text) };
+            assert_eq!(lines.block(), block, "{text:?}");
+            assert_eq!(lines.rest, rest, "{text:?}");
+        }
+    }
 }
