@@ -27,9 +27,11 @@
 //!    as soon as they did, while other downloads are still under way
 //!    ([`fetch::download_and_unpack`]): steps 2 and 3 overlap.
 //! 4. **Commit** — the state file is rewritten without the entries about to
-//!    change, naming their folders `owned`; each staged folder is renamed
-//!    into place (an old one is first renamed to `.fm-trash-*` and
-//!    removed); owned extras are removed; the final state file is written.
+//!    change, naming their folders `owned`; owned extras are removed; each
+//!    staged folder is renamed into place (`RENAME_NOREPLACE`; an old one
+//!    in the way is first renamed to `.fm-trash-*` and removed) while the
+//!    final state is rendered on the other core; once every rename
+//!    succeeded, the final state file is written.
 //!
 //! Steps 0–1 run first without the project lock, reading the project only
 //! (an offline miss is reported there); then, under the project lock, 0–1
@@ -288,21 +290,10 @@ fn locked_install(
             .meta
             .write_atomic(layout.state_name(), interim.render().as_bytes())?;
     }
-    let mut new_state = interim.clone();
-    for (p, s) in plan.to_install.iter().zip(staged) {
-        if pkgs.meta(&p.name)?.is_some() {
-            let trash = nofollow::unique_name(&format!("{TRASH_PREFIX}{}-", p.name), "");
-            pkgs.rename(&p.name, &trash)?;
-            let _ = pkgs.remove_tree(&trash);
-        }
-        pkgs.rename(&s.tmp, &p.name)?;
-        staging.forget(&s.tmp);
-        if let Some(old) = plan.old_state.packages.get(p.name.as_str()) {
-            report.previous.insert(p.name.to_string(), old.version.clone());
-        }
-        new_state.packages.insert(p.name.to_string(), stage::record(p, s));
-        report.installed.push((p.name.to_string(), p.version.to_string()));
-    }
+    // Then what goes away (owned extras), so that the final state is known
+    // in full before a folder is renamed: it is rendered on the other core
+    // while the renames run (the two are independent), and written only
+    // once every rename succeeded.
     for name in &plan.extras {
         if pkgs.remove_tree(name).is_ok() {
             if let Some(old) = plan.old_state.packages.get(name) {
@@ -311,6 +302,12 @@ fn locked_install(
             report.removed.push(name.clone());
         }
     }
+    let mut new_state = interim.clone();
+    let mut moves = Vec::with_capacity(staged.len());
+    for (p, s) in plan.to_install.iter().zip(staged) {
+        moves.push((p.name.as_str(), s.tmp.clone()));
+        new_state.packages.insert(p.name.to_string(), stage::record(p, s));
+    }
     let still_there = |n: &String| pkgs.meta(n).ok().flatten().is_some();
     new_state.owned = interim
         .owned
@@ -318,11 +315,38 @@ fn locked_install(
         .filter(|n| !new_state.packages.contains_key(*n) && still_there(n))
         .cloned()
         .collect();
-    opened
-        .meta
-        .write_atomic(layout.state_name(), new_state.render().as_bytes())?;
+    let (moved, rendered) = rayon::join(|| rename_into_place(pkgs, &staging, &moves), || new_state.render());
+    moved?;
+    for p in &plan.to_install {
+        if let Some(old) = plan.old_state.packages.get(p.name.as_str()) {
+            report.previous.insert(p.name.to_string(), old.version.clone());
+        }
+        report.installed.push((p.name.to_string(), p.version.to_string()));
+    }
+    opened.meta.write_atomic(layout.state_name(), rendered.as_bytes())?;
     progress.finish();
     Ok(report)
+}
+
+/// Step 4's renames: each staged folder `(name, tmp)` into place, an old
+/// folder there first renamed to `.fm-trash-*` and removed. One
+/// `renameat2(RENAME_NOREPLACE)` per package where nothing is in the way
+/// (the common case), instead of a check and a rename.
+fn rename_into_place(
+    pkgs: &nofollow::Dir,
+    staging: &stage::Staging<'_>,
+    moves: &[(&str, String)],
+) -> Result<(), InstallError> {
+    for (name, tmp) in moves {
+        if !pkgs.rename_new(tmp, name)? {
+            let trash = nofollow::unique_name(&format!("{TRASH_PREFIX}{name}-"), "");
+            pkgs.rename(name, &trash)?;
+            let _ = pkgs.remove_tree(&trash);
+            pkgs.rename(tmp, name)?;
+        }
+        staging.forget(tmp);
+    }
+    Ok(())
 }
 
 /// The archives of `to_install` that are not cached, one per digest; an

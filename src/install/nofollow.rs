@@ -102,14 +102,13 @@ impl Dir {
 
     /// Opens and reads a whole file child, with its metadata; `None` if
     /// there is none.
+    /// The metadata is the `fstat` that proved it a regular file: one per
+    /// file read, and no `statx` or `lseek` to size the buffer.
     pub fn read_file(&self, name: &str) -> Result<Option<(Vec<u8>, Meta)>, DirError> {
-        use std::io::Read as _;
-        let Some(mut file) = self.open_file(name)? else {
+        let Some((file, meta)) = self.open_file_meta(name)? else {
             return Ok(None);
         };
-        let meta = file_meta(&file).map_err(DirError::io(self.join(name)))?;
-        let mut bytes = Vec::with_capacity(meta.size as usize);
-        file.read_to_end(&mut bytes).map_err(DirError::io(self.join(name)))?;
+        let bytes = imp::read_whole(&file, meta.size).map_err(DirError::io(self.join(name)))?;
         Ok(Some((bytes, meta)))
     }
 
@@ -293,5 +292,32 @@ mod tests {
         d.write_atomic("state", b"two").unwrap();
         assert_eq!(d.read_file("state").unwrap().unwrap().0, b"two");
         assert_eq!(d.entries().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn rename_new_never_replaces_and_read_file_reads_all() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = Dir::open_path(tmp.path()).unwrap().unwrap();
+        d.create_new_dir("staged").unwrap();
+        d.create_new_dir("taken").unwrap();
+        std::fs::write(tmp.path().join("taken/keep"), "keep").unwrap();
+        std::os::unix::fs::symlink("taken", tmp.path().join("link")).unwrap();
+        // Something in the way (a folder, a link): nothing changes.
+        assert!(!d.rename_new("staged", "taken").unwrap());
+        assert!(!d.rename_new("staged", "link").unwrap());
+        assert_eq!(std::fs::read_to_string(tmp.path().join("taken/keep")).unwrap(), "keep");
+        assert!(tmp.path().join("staged").is_dir());
+        assert!(d.rename_new("staged", "free").unwrap());
+        assert!(!tmp.path().join("staged").exists() && tmp.path().join("free").is_dir());
+
+        // A file larger than one read buffer, and an empty one, whole.
+        let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        std::fs::write(tmp.path().join("big"), &big).unwrap();
+        std::fs::write(tmp.path().join("empty"), b"").unwrap();
+        let (bytes, meta) = d.read_file("big").unwrap().unwrap();
+        assert_eq!((bytes, meta.size, meta.kind), (big, 100_000, Kind::File));
+        assert!(d.read_file("empty").unwrap().unwrap().0.is_empty());
+        assert!(d.read_file("absent").unwrap().is_none());
+        assert!(matches!(d.read_file("link"), Err(DirError::Link(_))));
     }
 }

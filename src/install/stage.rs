@@ -33,7 +33,7 @@ use crate::lock::LockedPackage;
 /// Staged folders not yet renamed into place; removed on drop.
 pub(super) struct Staging<'a> {
     dir: &'a Dir,
-    names: Mutex<Vec<String>>,
+    names: Mutex<std::collections::HashSet<String>>,
 }
 
 impl<'a> Staging<'a> {
@@ -43,20 +43,20 @@ impl<'a> Staging<'a> {
         dir.spread_new_folders();
         Staging {
             dir,
-            names: Mutex::new(Vec::new()),
+            names: Mutex::new(Default::default()),
         }
     }
 
     fn add(&self, name: &str) {
         if let Ok(mut v) = self.names.lock() {
-            v.push(name.to_owned());
+            v.insert(name.to_owned());
         }
     }
 
     /// `name` was renamed into place: no longer to remove.
     pub fn forget(&self, name: &str) {
         if let Ok(mut v) = self.names.lock() {
-            v.retain(|n| n != name);
+            v.remove(name);
         }
     }
 }

@@ -37,6 +37,13 @@ pub(super) fn file_meta(file: &File) -> io::Result<Meta> {
     Ok(meta_of(&file.metadata()?))
 }
 
+pub(super) fn read_whole(mut file: &File, size: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
 pub(super) fn set_mode(_: &File, _: u32) -> io::Result<()> {
     Ok(())
 }
@@ -130,6 +137,14 @@ impl Dir {
         }
     }
 
+    pub(super) fn open_file_meta(&self, name: &str) -> Result<Option<(File, Meta)>, DirError> {
+        let Some(file) = self.open_file(name)? else {
+            return Ok(None);
+        };
+        let meta = file_meta(&file).map_err(DirError::io(self.join(name)))?;
+        Ok(Some((file, meta)))
+    }
+
     pub(crate) fn create_file(&self, name: &str, new: bool) -> Result<File, DirError> {
         self.create_file_mode(name, new, 0o644)
     }
@@ -153,6 +168,13 @@ impl Dir {
 
     pub fn rename(&self, from: &str, to: &str) -> Result<(), DirError> {
         std::fs::rename(self.join(from), self.join(to)).map_err(DirError::io(self.join(to)))
+    }
+
+    pub fn rename_new(&self, from: &str, to: &str) -> Result<bool, DirError> {
+        if lmeta(&self.join(to))?.is_some() {
+            return Ok(false);
+        }
+        self.rename(from, to).map(|()| true)
     }
 
     pub fn remove_dir(&self, name: &str) -> Result<(), DirError> {

@@ -47,6 +47,24 @@ pub(super) fn file_meta(file: &File) -> io::Result<Meta> {
     Ok(meta_of(&rustix::fs::fstat(file)?))
 }
 
+/// The whole of `file`, whose size `fstat` said was `size`: one `read`
+/// of that many bytes and one that finds the end (a file that grew
+/// meanwhile is read on), without the `statx` and `lseek` that
+/// `File::read_to_end` spends on sizing its buffer.
+pub(super) fn read_whole(file: &File, size: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(usize::MAX - 1).saturating_add(1));
+    loop {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(bytes.capacity().max(8192));
+        }
+        match rustix::io::read(file, rustix::buffer::spare_capacity(&mut bytes)) {
+            Ok(0) => return Ok(bytes),
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 pub(super) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::fchmod(file, Mode::from_raw_mode(mode as _))?)
 }
@@ -199,12 +217,18 @@ impl Dir {
     /// Opens the child file `name` for reading, never through a link
     /// (a link is [`DirError::Link`]); `None` if absent.
     pub fn open_file(&self, name: &str) -> Result<Option<File>, DirError> {
+        Ok(self.open_file_meta(name)?.map(|(file, _)| file))
+    }
+
+    /// [`Dir::open_file`], with the metadata of the file opened (the one
+    /// `fstat` that proved it a regular file).
+    pub(super) fn open_file_meta(&self, name: &str) -> Result<Option<(File, Meta)>, DirError> {
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
         match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
             Ok(fd) => {
                 let file = File::from(fd);
                 match super::file_meta(&file) {
-                    Ok(m) if m.kind == Kind::File => Ok(Some(file)),
+                    Ok(m) if m.kind == Kind::File => Ok(Some((file, m))),
                     Ok(_) => Err(DirError::io(self.join(name))(io::Error::other("not a regular file"))),
                     Err(e) => Err(DirError::io(self.join(name))(e)),
                 }
@@ -239,6 +263,25 @@ impl Dir {
     /// link there is replaced, not followed).
     pub fn rename(&self, from: &str, to: &str) -> Result<(), DirError> {
         rustix::fs::renameat(&self.fd, from, &self.fd, to).map_err(|e| DirError::io(self.join(to))(e.into()))
+    }
+
+    /// Renames the child `from` to `to` only if nothing is at `to`
+    /// (`renameat2(RENAME_NOREPLACE)`, one system call, where a check and
+    /// a rename would be two); `Ok(false)` if something is, and nothing
+    /// changed.
+    pub fn rename_new(&self, from: &str, to: &str) -> Result<bool, DirError> {
+        #[cfg(target_os = "linux")]
+        match rustix::fs::renameat_with(&self.fd, from, &self.fd, to, rustix::fs::RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(true),
+            Err(Errno::EXIST) => return Ok(false),
+            // A filesystem without the flag: check, then rename.
+            Err(Errno::INVAL) | Err(Errno::NOSYS) => {}
+            Err(e) => return Err(DirError::io(self.join(to))(e.into())),
+        }
+        if self.meta(to)?.is_some() {
+            return Ok(false);
+        }
+        self.rename(from, to).map(|()| true)
     }
 
     /// Removes the empty child folder `name`.
