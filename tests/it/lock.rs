@@ -82,13 +82,12 @@ fn linear_error_reporting() {
     assert!(!ctx.project.join("fm.lock").exists(), "a failed lock writes nothing");
 }
 
-/// A broken document fails only a lock that needs it, and that one with
-/// the message of the broken document it needed: `unrelated` is a
-/// dependency of only `top 2.0.0`, the version reading ahead would guess
-/// (the newest), which the project does not allow. (HTTP registries read
-/// ahead so; a directory registry that did would have to keep this.)
+/// Documents are read ahead of the solver, on the runtime's workers: the
+/// dependencies of each package's likely version (here `top 2.0.0`, the
+/// newest). A broken document read ahead fails only a lock that needs it,
+/// and that one with the message of the broken document it needed.
 #[test]
-fn a_broken_document_fails_only_a_lock_that_needs_it() {
+fn a_broken_document_read_ahead_fails_only_a_lock_that_needs_it() {
     let ctx = TestContext::new();
     let reg = setup(
         &ctx,
@@ -119,7 +118,7 @@ fn a_broken_document_fails_only_a_lock_that_needs_it() {
     ");
     assert!(!ctx.project.join("fm.lock").exists(), "a failed lock writes nothing");
     eprintln!(
-        "FIGURES broken-document: 1 broken document never needed: locked; 1 broken document needed: refused with its message, 0 mentions of the other"
+        "FIGURES read-ahead: 1 broken document read ahead, never needed: locked; 1 broken document needed: refused with its message, 0 mentions of the other"
     );
 }
 
