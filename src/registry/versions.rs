@@ -402,6 +402,8 @@ mod tests {
         for odd in [
             r#"{"name": "p", "name": "p"}"#,
             r#"{"name": "p\u0070"}"#,
+            "{\"name\": \"p\tq\"}",
+            "{\"name\": \"p\", \"versions\": [{\"version\": \"1\u{1}\"}]}",
             r#"{"name": "p"} x"#,
             r#"{"name": "p", "versions": [{"version": "1", "yanked": 1}]}"#,
         ] {

@@ -1,17 +1,29 @@
 //! The metadata index: package documents fetched concurrently, ahead of the
 //! synchronous solver.
 //!
+//! Every fetch runs as a task on a tokio runtime owned by the index (its
+//! workers are threads other than the solver's): [`Index::request`] queues
+//! one without waiting; the provider calls it for every dependency of a
+//! version the moment those dependencies are known, and a fetch that
+//! completes requests the dependencies of the version most likely to be
+//! picked (the locked one, else the newest non-yanked), recursively. So an
+//! HTTP resolution costs about as many round trips as the graph is deep, not
+//! one per package, and a directory registry's documents are read and
+//! scanned on another core while the solver works. The lookahead is bounded
+//! by the graph: only names reachable through likely versions are read
+//! ahead.
+//!
 //! The solver thread asks for a document with [`Index::get`], which blocks
-//! until it is there. A fetch started from the solver thread is polled once
-//! right there: a registry that answers at once (directory, memory) costs
-//! no thread hand-off, and one that must wait (HTTP) has its request on the
-//! wire and finishes as a task on a tokio runtime owned by the index.
-//! [`Index::request`] starts one without waiting; the provider calls
-//! it for every dependency of a version the moment those dependencies are
-//! known, and a fetch that completes requests the dependencies of the
-//! version most likely to be picked (the locked one, else the newest
-//! non-yanked). So an HTTP resolution costs about as many round trips as the
-//! graph is deep, not one per package.
+//! until it is there. A name still queued (no worker started it yet) is
+//! taken over by the solver and fetched right there, polled once: a
+//! registry that answers at once (directory, memory) costs no wait behind
+//! the queue, and one that must wait (HTTP) has its request on the wire and
+//! finishes as a task. A name a worker is reading is waited for; the
+//! worker never waits on the solver, so there is no deadlock.
+//!
+//! A fetch that fails is kept as a failure and reported only to a caller
+//! that asks for the name with [`Index::get`]: a prefetched name the solver
+//! never needs cannot fail a resolution.
 //!
 //! Registry choice is made here (SPEC §2): a name pinned by the project to
 //! a registry comes from that registry only; any other name comes from the
@@ -90,6 +102,10 @@ impl PackageEntry {
 }
 
 enum Slot {
+    /// Claimed, waiting for a worker to start it, or for the solver to take
+    /// it over ([`Index::get`]).
+    Queued,
+    /// Being fetched.
     Pending,
     Ready(Option<Arc<PackageEntry>>),
     /// The registry's error, handed to every caller asking for the name.
@@ -139,23 +155,36 @@ impl Index {
     }
 
     /// Starts fetching `name` unless it is fetched or being fetched. Call
-    /// from the solver thread.
+    /// from the solver thread: a name first looked up in a registry that
+    /// must wait (HTTP) is polled once right here, so its request is on the
+    /// wire at once, without a hand-off to a worker; any other (a
+    /// directory, whose read is the work itself) is queued for a worker.
     pub fn request(&self, name: &str) {
-        request_inline(&self.shared, name);
+        let first = candidates_for(&self.shared, name).into_iter().next();
+        let local = first.is_none_or(|i| self.shared.registries.entries[i].client.local_root().is_some());
+        if local {
+            request(&self.shared, name);
+        } else if claim(&self.shared, name) && start(&self.shared, name) {
+            fetch_here(&self.shared, name);
+        }
     }
 
     /// The package `name`, waiting for its fetch; `Ok(None)` when no
     /// registry it may come from has it; `Err` with the registry's error
     /// when one could not be read.
     pub fn get(&self, name: &str) -> Result<Option<Arc<PackageEntry>>, Arc<RegistryError>> {
-        request_inline(&self.shared, name);
         let mut state = lock(&self.shared.state);
         loop {
             match state.slots.get(name) {
                 Some(Slot::Ready(e)) => return Ok(e.clone()),
                 Some(Slot::Failed(e)) => return Err(Arc::clone(e)),
-                // Claimed by request_inline above; never left empty.
-                None => return Ok(None),
+                // Not started: fetched here rather than waited for.
+                None | Some(Slot::Queued) => {
+                    state.slots.insert(name.to_owned(), Slot::Pending);
+                    drop(state);
+                    fetch_here(&self.shared, name);
+                    state = lock(&self.shared.state);
+                }
                 Some(Slot::Pending) => {
                     state = self.shared.ready.wait(state).unwrap_or_else(|p| p.into_inner());
                 }
@@ -192,13 +221,26 @@ fn candidates_for(shared: &Shared, name: &str) -> Vec<usize> {
     }
 }
 
+/// Marks `name` queued unless it is known already.
 fn claim(shared: &Shared, name: &str) -> bool {
     let mut state = lock(&shared.state);
     if state.slots.contains_key(name) {
         return false;
     }
-    state.slots.insert(name.to_owned(), Slot::Pending);
+    state.slots.insert(name.to_owned(), Slot::Queued);
     true
+}
+
+/// Moves a queued `name` to pending; `false` when the solver took it over.
+fn start(shared: &Shared, name: &str) -> bool {
+    let mut state = lock(&shared.state);
+    match state.slots.get_mut(name) {
+        Some(slot @ Slot::Queued) => {
+            *slot = Slot::Pending;
+            true
+        }
+        _ => false,
+    }
 }
 
 fn finish(
@@ -220,7 +262,8 @@ fn finish(
     shared.ready.notify_all();
 }
 
-/// Starts a fetch on the runtime (prefetching, from fetch tasks).
+/// Queues a fetch on the runtime (from the solver, and prefetching from
+/// fetch tasks).
 fn request(shared: &Arc<Shared>, name: &str) {
     if !claim(shared, name) {
         return;
@@ -228,25 +271,24 @@ fn request(shared: &Arc<Shared>, name: &str) {
     let task_shared = Arc::clone(shared);
     let name = name.to_owned();
     shared.handle.spawn(async move {
+        if !start(&task_shared, &name) {
+            return;
+        }
         let outcome = fetch(Arc::clone(&task_shared), name.clone()).await;
         finish(&task_shared, name, outcome, true);
     });
 }
 
-/// Starts a fetch from the solver thread: polls it once right here, so a
-/// registry that answers at once (a directory, memory) costs no thread
-/// hand-off; one that has to wait (HTTP) has its request sent and goes on
-/// on the runtime.
-fn request_inline(shared: &Arc<Shared>, name: &str) {
-    if !claim(shared, name) {
-        return;
-    }
+/// Fetches a name marked pending from the solver thread: polls it once
+/// right here, so a registry that answers at once (a directory, memory)
+/// costs no thread hand-off; one that has to wait (HTTP) has its request
+/// sent and goes on on the runtime.
+fn fetch_here(shared: &Arc<Shared>, name: &str) {
     let _entered = shared.handle.enter();
     let mut fut: futures_util::future::BoxFuture<'static, _> = Box::pin(fetch(Arc::clone(shared), name.to_owned()));
     let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
     match fut.as_mut().poll(&mut cx) {
-        // It answered without waiting: prefetching would gain nothing.
-        std::task::Poll::Ready(outcome) => finish(shared, name.to_owned(), outcome, false),
+        std::task::Poll::Ready(outcome) => finish(shared, name.to_owned(), outcome, true),
         std::task::Poll::Pending => {
             let task_shared = Arc::clone(shared);
             let name = name.to_owned();

@@ -82,6 +82,46 @@ fn linear_error_reporting() {
     assert!(!ctx.project.join("fm.lock").exists(), "a failed lock writes nothing");
 }
 
+/// Documents are read ahead of the solver, on the runtime's workers: the
+/// dependencies of each package's likely version (here `top 2.0.0`, the
+/// newest). A broken document read ahead fails only a lock that needs it,
+/// and that one with the message of the broken document it needed.
+#[test]
+fn a_broken_document_read_ahead_fails_only_a_lock_that_needs_it() {
+    let ctx = TestContext::new();
+    let reg = setup(
+        &ctx,
+        &[
+            ("unrelated", "1.0.0", &[]),
+            ("needed", "1.0.0", &[]),
+            ("top", "1.0.0", &[("needed", "^1")]),
+            ("top", "2.0.0", &[("unrelated", "^1")]),
+        ],
+        &[("top", "^1")],
+    );
+    std::fs::write(reg.root.join("index/unrelated.json"), "{\"name\": \"unrelated\", oops").unwrap();
+    let out = ctx.run(&["lock"]);
+    assert_code(&out, 0);
+    let got = locked(&ctx);
+    assert!(got.contains("needed 1.0.0") && got.contains("top 1.0.0"), "{got}");
+    assert!(!got.contains("unrelated"), "{got}");
+
+    std::fs::remove_file(ctx.project.join("fm.lock")).unwrap();
+    std::fs::write(reg.root.join("index/needed.json"), "{\"name\": \"needed\", oops").unwrap();
+    let err = lock_err(&ctx, 1);
+    assert!(!err.contains("unrelated"), "{err}");
+    insta::assert_snapshot!(err, @r"
+    fm::registry::corrupt
+
+      x registry main served an invalid document for needed: [ROOT]/registries/main/
+      | index/needed.json: key must be a string at line 1 column 20
+    ");
+    assert!(!ctx.project.join("fm.lock").exists(), "a failed lock writes nothing");
+    eprintln!(
+        "FIGURES read-ahead: 1 broken document read ahead, never needed: locked; 1 broken document needed: refused with its message, 0 mentions of the other"
+    );
+}
+
 /// The lock with digests and sizes replaced (they depend on the archive
 /// format, not on resolution).
 fn lock_text(ctx: &TestContext) -> String {

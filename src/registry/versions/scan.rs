@@ -1,7 +1,9 @@
 //! The fast partial read of a document: one pass over its bytes that finds
 //! `name`, and for each entry of `versions` its `version`, its `yanked`
 //! flag and where its text is, skipping everything else without parsing it
-//! (strings by `memchr`, containers by depth).
+//! (strings by `memchr`, containers by depth; whitespace, keys and the
+//! bytes between a container's strings by a table of byte classes, one
+//! lookup a byte).
 //!
 //! It is lax on purpose about what it skips (a number or a literal is not
 //! checked) and strict about what it returns; anything it does not expect
@@ -54,6 +56,36 @@ pub(super) fn document(text: &str) -> Option<(String, Vec<Scanned>)> {
     Some((name?.to_owned(), versions.unwrap_or_default()))
 }
 
+/// Byte classes, looked up once a byte instead of compared several times.
+const WS: u8 = 1;
+/// Ends the plain reading of a string: a quote, an escape, a control byte.
+const STR_STOP: u8 = 2;
+/// Matters when skipping a container: a quote or a bracket.
+const NEST: u8 = 4;
+/// Ends a number or a literal.
+const DELIM: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = STR_STOP;
+        c += 1;
+    }
+    t[b' ' as usize] |= WS | DELIM;
+    t[b'\t' as usize] |= WS | DELIM;
+    t[b'\n' as usize] |= WS | DELIM;
+    t[b'\r' as usize] |= WS | DELIM;
+    t[b'"' as usize] |= STR_STOP | NEST;
+    t[b'\\' as usize] |= STR_STOP;
+    t[b'{' as usize] |= NEST;
+    t[b'[' as usize] |= NEST;
+    t[b'}' as usize] |= NEST | DELIM;
+    t[b']' as usize] |= NEST | DELIM;
+    t[b',' as usize] |= DELIM;
+    t
+};
+
 struct Scanner<'a> {
     s: &'a str,
     b: &'a [u8],
@@ -62,9 +94,29 @@ struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.b.get(self.i) {
-            self.i += 1;
-        }
+        self.i = self.next_not(WS);
+    }
+
+    /// The index of the first byte from `self.i` on whose class has no bit
+    /// of `class`, or the end.
+    fn next_not(&self, class: u8) -> usize {
+        let rest = self.b.get(self.i..).unwrap_or_default();
+        self.i
+            + rest
+                .iter()
+                .position(|&c| CLASS[c as usize] & class == 0)
+                .unwrap_or(rest.len())
+    }
+
+    /// The index of the first byte from `self.i` on whose class has a bit
+    /// of `class`, or the end.
+    fn next_of(&self, class: u8) -> usize {
+        let rest = self.b.get(self.i..).unwrap_or_default();
+        self.i
+            + rest
+                .iter()
+                .position(|&c| CLASS[c as usize] & class != 0)
+                .unwrap_or(rest.len())
     }
 
     /// Skips whitespace; consumes `c` if it is next.
@@ -83,17 +135,14 @@ impl<'a> Scanner<'a> {
     }
 
     /// A string without escapes or control characters, its contents
-    /// borrowed. (Keys, names and versions are short: a plain loop beats
-    /// `memchr`'s set-up here.)
+    /// borrowed. (Keys, names and versions are short: a table lookup a
+    /// byte beats `memchr`'s set-up here.)
     fn plain_string(&mut self) -> Option<&'a str> {
         self.expect(b'"')?;
         let start = self.i;
-        loop {
-            match *self.b.get(self.i)? {
-                b'"' => break,
-                b'\\' | 0..0x20 => return None,
-                _ => self.i += 1,
-            }
+        self.i = self.next_of(STR_STOP);
+        if *self.b.get(self.i)? != b'"' {
+            return None;
         }
         self.i += 1;
         // Between two ASCII quotes: on char boundaries.
@@ -122,6 +171,7 @@ impl<'a> Scanner<'a> {
             b'{' | b'[' => {
                 let mut depth = 0usize;
                 loop {
+                    self.i = self.next_of(NEST);
                     match *self.b.get(self.i)? {
                         b'"' => {
                             self.skip_string()?;
@@ -143,12 +193,7 @@ impl<'a> Scanner<'a> {
             // A number or a literal: up to the next delimiter.
             _ => {
                 let start = self.i;
-                while let Some(&c) = self.b.get(self.i) {
-                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
-                        break;
-                    }
-                    self.i += 1;
-                }
+                self.i = self.next_of(DELIM);
                 (self.i > start).then_some(())
             }
         }
