@@ -19,6 +19,7 @@ mod hostile;
 mod http_registry;
 mod install_safety;
 mod lock;
+mod lock_reads;
 mod manifest;
 mod outdated;
 mod portable;
