@@ -16,7 +16,7 @@
 //! mismatch leaves the cache as it was.
 //! Downloads run concurrently on the process's tokio runtime, at most
 //! [`crate::registry::transport::concurrency`] at a time
-//! (`FM_CONCURRENT_DOWNLOADS`, default 50).
+//! (`FM_CONCURRENT_DOWNLOADS`, default 128).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;

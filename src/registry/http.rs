@@ -20,7 +20,7 @@
 //!   cache alone. In one process each document is fetched at most once, and
 //!   concurrent callers of [`Registry::document`] for the same name share
 //!   one request, so a resolver can prefetch freely.
-//! - **At most `FM_CONCURRENT_DOWNLOADS` (50) requests wait for answers at
+//! - **At most `FM_CONCURRENT_DOWNLOADS` (128) requests wait for answers at
 //!   once** per client ([`super::transport::concurrency`]), however many
 //!   documents a resolver prefetches or archives a sync downloads.
 //! - **Every read has a deadline and a byte cap** ([`super::transport`]):

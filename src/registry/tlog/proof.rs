@@ -64,7 +64,7 @@ impl Tiles {
     }
 
     /// Fetches every file noted as missing, as many at a time as the HTTP
-    /// client lets wait for answers (`FM_CONCURRENT_DOWNLOADS`, default 50):
+    /// client lets wait for answers (`FM_CONCURRENT_DOWNLOADS`, default 128):
     /// a cold lock of hundreds of packages pays a few round trips.
     pub async fn fetch_missing(&self, registry: &dyn Registry) -> Result<usize, RegistryError> {
         let paths: Vec<String> = match self.missing.lock() {
