@@ -30,6 +30,24 @@ impl Requirement {
     }
 }
 
+/// A [`Requirement`]'s `Display`, written once: the resolver keeps one per
+/// requirement text it met, so a lock of thousands of dependencies formats
+/// each distinct requirement once (only a [`Requirement`] makes one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shown(String);
+
+impl Shown {
+    /// `req`, written out.
+    pub fn of(req: &Requirement) -> Shown {
+        Shown(req.to_string())
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for Requirement {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.0, f)

@@ -254,6 +254,17 @@ impl LockedDep {
         LockedDep(format!("{name} {req}"), name.len())
     }
 
+    /// A dependency from its name and a requirement already written out
+    /// ([`crate::req::Shown`]): the same text as [`LockedDep::new`], without
+    /// formatting the requirement again.
+    pub fn shown(name: &PackageName, req: &crate::req::Shown) -> LockedDep {
+        let mut text = String::with_capacity(name.len() + 1 + req.as_str().len());
+        text.push_str(name);
+        text.push(' ');
+        text.push_str(req.as_str());
+        LockedDep(text, name.len())
+    }
+
     /// The package depended on.
     pub fn name(&self) -> &str {
         &self.0[..self.1]

@@ -33,6 +33,7 @@
 //! (dependency confusion), while different names are fetched in parallel.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use semver::Version;
@@ -126,6 +127,9 @@ struct Shared {
     state: Mutex<State>,
     ready: Condvar,
     handle: crate::runtime::Spawner,
+    /// Set by [`Index::stop`]: no queued fetch starts after, none reads
+    /// ahead.
+    stopped: AtomicBool,
 }
 
 /// Documents, fetched ahead of the solver.
@@ -150,6 +154,7 @@ impl Index {
             state: Mutex::new(State { slots: HashMap::new() }),
             ready: Condvar::new(),
             handle,
+            stopped: AtomicBool::new(false),
         });
         Ok(Index { shared, _tasks: tasks })
     }
@@ -190,6 +195,15 @@ impl Index {
                 }
             }
         }
+    }
+
+    /// Stops reading ahead: a queued fetch no worker started stays queued
+    /// ([`Index::get`] still fetches it when asked), and fetches that finish
+    /// request nothing more. The solver calls it when it is done, so that
+    /// documents nobody will read stop taking the cores the lock is built
+    /// and written on.
+    pub fn stop(&self) {
+        self.shared.stopped.store(true, Ordering::Relaxed);
     }
 
     /// The registries.
@@ -251,7 +265,10 @@ fn finish(
 ) {
     let slot = match outcome {
         Ok(entry) => {
-            if prefetch && let Some(e) = &entry {
+            if prefetch
+                && !shared.stopped.load(Ordering::Relaxed)
+                && let Some(e) = &entry
+            {
                 prefetch_likely(shared, &name, e);
             }
             Slot::Ready(entry)
@@ -271,7 +288,7 @@ fn request(shared: &Arc<Shared>, name: &str) {
     let task_shared = Arc::clone(shared);
     let name = name.to_owned();
     shared.handle.spawn(async move {
-        if !start(&task_shared, &name) {
+        if task_shared.stopped.load(Ordering::Relaxed) || !start(&task_shared, &name) {
             return;
         }
         let outcome = fetch(Arc::clone(&task_shared), name.clone()).await;

@@ -20,6 +20,7 @@ use pubgrub::{Dependencies, DependencyProvider, PackageResolutionStatistics, Ver
 use semver::Version;
 
 use crate::registry::RegistryError;
+use crate::req::Shown;
 
 use super::index::{Index, PackageEntry};
 use super::ranges::{Pre, Rel, SemverSet};
@@ -111,8 +112,9 @@ pub struct FmProvider {
     root: Vec<(Pkg, SemverSet)>,
     /// name → preferred versions (several after a merge conflict).
     prefs: HashMap<String, Vec<Version>>,
-    /// Requirement text → set, so each text is parsed once.
-    sets: RefCell<pubgrub::Map<String, SemverSet>>,
+    /// Requirement text → set and canonical text, so each text is parsed
+    /// (and written out for fm.lock) once.
+    sets: RefCell<pubgrub::Map<String, (SemverSet, Shown)>>,
     /// Names no registry had.
     missing: RefCell<HashSet<String>>,
     /// Packages the solver has seen, without the index's lock (the solver
@@ -206,6 +208,7 @@ impl FmProvider {
             .sets
             .borrow()
             .values()
+            .map(|(s, _)| s)
             .chain(self.root.iter().map(|(_, s)| s))
             .filter_map(|s| s.written().map(|w| (s.clone(), w.to_owned())))
             .collect();
@@ -244,13 +247,24 @@ impl FmProvider {
     }
 
     fn set_for(&self, text: &str) -> Result<SemverSet, semver::Error> {
-        if let Some(s) = self.sets.borrow().get(text) {
-            return Ok(s.clone());
+        self.parsed(text, |(set, _)| set.clone())
+    }
+
+    /// A dependency's requirement text as fm.lock writes it (canonical:
+    /// `1.0.4` is `^1.0.4`); parsed once per text, with [`Self::set_for`].
+    pub fn shown(&self, text: &str) -> Result<Shown, semver::Error> {
+        self.parsed(text, |(_, shown)| shown.clone())
+    }
+
+    fn parsed<T>(&self, text: &str, f: impl Fn(&(SemverSet, Shown)) -> T) -> Result<T, semver::Error> {
+        if let Some(p) = self.sets.borrow().get(text) {
+            return Ok(f(p));
         }
         let req = crate::req::Requirement::parse(text)?;
-        let set = SemverSet::from_req(&req.0);
-        self.sets.borrow_mut().insert(text.to_owned(), set.clone());
-        Ok(set)
+        let p = (SemverSet::from_req(&req.0), Shown::of(&req));
+        let out = f(&p);
+        self.sets.borrow_mut().insert(text.to_owned(), p);
+        Ok(out)
     }
 }
 

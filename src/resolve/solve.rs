@@ -11,10 +11,12 @@ use super::provider::{self, FmProvider, Pkg};
 use super::{Resolution, ResolveError, report};
 use crate::lock::{LockedPackage, Lockfile};
 use crate::registry::RegistryError;
-use crate::req::Requirement;
 
 pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Resolution, ResolveError> {
-    let selected = match pubgrub::resolve(provider, Pkg::Root, provider::root_version()) {
+    let result = pubgrub::resolve(provider, Pkg::Root, provider::root_version());
+    // Every document the answer (or its explanation) needs is read.
+    provider.index.stop();
+    let selected = match result {
         Ok(s) => s,
         Err(PubGrubError::NoSolution(tree)) => return Err(conflict(provider, tree)),
         // The registry's own error, carried through the solver.
@@ -55,19 +57,21 @@ pub(super) fn solve(provider: &FmProvider, root: Vec<String>) -> Result<Resoluti
             reason,
         };
         let sha256 = record.checksum.clone();
-        // The provider made every version with an invalid dependency name or
-        // requirement unavailable, so these parse.
+        // The provider made every version with an invalid requirement
+        // unavailable, so these parse (and were parsed once already, when
+        // the solver asked for the version's dependencies).
         let mut dependencies = record
             .dependencies
             .iter()
             .map(|(d, r)| {
-                let text = match Requirement::parse(r) {
-                    Ok(r) => format!("{d} {r}"),
-                    Err(_) => format!("{d} {r}"),
-                };
-                crate::values::LockedDep::try_from(text).map_err(|e| corrupt(format!("version {version}: {e}")))
+                let req = provider.shown(r).map_err(|e| {
+                    corrupt(format!(
+                        "version {version}: dependency {d} {r:?}: invalid requirement: {e}"
+                    ))
+                })?;
+                Ok(crate::values::LockedDep::shown(d, &req))
             })
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, RegistryError>>()?;
         dependencies.sort();
         if let Some(index) = record.log_index {
             log.indexes.insert(name.to_string(), index);
