@@ -468,6 +468,27 @@ fn a_registry_without_a_log_works_with_one_notice_unless_a_log_is_required() {
     // Said once per machine, not on every lock.
     let e = ok(&run(&ctx, &["lock", "--upgrade"]));
     assert!(!e.contains("keeps no transparency log"), "{e}");
+    // The memo is a plain file; a link planted in its place is neither
+    // written through nor taken for the memo: the notice is said again.
+    #[cfg(unix)]
+    {
+        let noticed = ctx.cache.join("tlog").join("noticed");
+        let memos: Vec<_> = std::fs::read_dir(&noticed)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(memos.len(), 1, "{memos:?}");
+        let elsewhere = ctx.root.join("elsewhere");
+        std::fs::write(&elsewhere, "mine").unwrap();
+        std::fs::remove_file(&memos[0]).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &memos[0]).unwrap();
+        let e = ok(&run(&ctx, &["lock", "--upgrade"]));
+        assert_eq!(e.matches("keeps no transparency log").count(), 1, "{e}");
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "mine");
+        std::fs::remove_file(&memos[0]).unwrap();
+        ok(&run(&ctx, &["lock", "--upgrade"]));
+        assert!(std::fs::symlink_metadata(&memos[0]).unwrap().is_file());
+    }
     assert!(lock_lines(&ctx, "log-key").is_empty());
     assert!(lock_lines(&ctx, "log-index").is_empty());
     manifest(&ctx, &reg.url(), "a = \"^1\"\n", "require-log = true\n");
