@@ -244,13 +244,13 @@ proptest! {
 }
 
 #[test]
-fn the_synthetic_universe_resolves_like_pubgrubs_offline_provider() {
+fn the_synthetic_universe_resolves_like_pubgrubs_offline_provider_deciding_in_the_same_order() {
     let u = universe(7, Shape::SMALL);
     let lock = run(&u, false).expect("the small universe has a solution");
     check(&u, &lock).unwrap();
     assert_eq!(lock.render(), run(&u, true).unwrap().render());
     let offline = pubgrub::resolve(
-        &u.offline_provider(),
+        &crate::synthetic::InFmOrder::new(u.offline_provider()),
         fm::resolve::provider::Pkg::Root,
         fm::resolve::provider::root_version(),
     )

@@ -203,6 +203,65 @@ impl Universe {
     }
 }
 
+/// pubgrub's [`OfflineDependencyProvider`] deciding in fm's order
+/// ([`fm::resolve::provider::priority`]): the reference fm's provider must
+/// agree with, version for version.
+pub struct InFmOrder {
+    offline: OfflineDependencyProvider<Pkg, SemverSet>,
+    /// Package → how many packages were prioritized before it.
+    order: std::cell::RefCell<HashMap<Pkg, usize>>,
+}
+
+impl InFmOrder {
+    pub fn new(offline: OfflineDependencyProvider<Pkg, SemverSet>) -> InFmOrder {
+        InFmOrder {
+            offline,
+            order: Default::default(),
+        }
+    }
+}
+
+impl pubgrub::DependencyProvider for InFmOrder {
+    type P = Pkg;
+    type V = Version;
+    type VS = SemverSet;
+    type M = String;
+    type Err = std::convert::Infallible;
+    type Priority = fm::resolve::provider::Priority;
+
+    fn prioritize(
+        &self,
+        package: &Pkg,
+        range: &SemverSet,
+        stats: &pubgrub::PackageResolutionStatistics,
+    ) -> Self::Priority {
+        use pubgrub::VersionSet;
+        if *package == Pkg::Root {
+            return fm::resolve::provider::priority(0, 0, 0);
+        }
+        let mut order = self.order.borrow_mut();
+        let next = order.len();
+        let seen = *order.entry(package.clone()).or_insert(next);
+        let count = self
+            .offline
+            .versions(package)
+            .map_or(0, |vs| vs.filter(|v| range.contains(v)).count());
+        fm::resolve::provider::priority(count, stats.conflict_count(), seen)
+    }
+
+    fn choose_version(&self, package: &Pkg, range: &SemverSet) -> Result<Option<Version>, Self::Err> {
+        self.offline.choose_version(package, range)
+    }
+
+    fn get_dependencies(
+        &self,
+        package: &Pkg,
+        version: &Version,
+    ) -> Result<pubgrub::Dependencies<Pkg, SemverSet, String>, Self::Err> {
+        self.offline.get_dependencies(package, version)
+    }
+}
+
 /// A small deterministic generator (splitmix64).
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
