@@ -409,7 +409,7 @@ mod tests {
             ("conflicted a little", priority(3, MANY_CONFLICTS - 1, 3)),
             ("no candidate", priority(0, 0, 0)),
         ];
-        ps.sort_by(|a, b| b.1.cmp(&a.1));
+        ps.sort_by_key(|p| Reverse(p.1));
         let order: Vec<&str> = ps.iter().map(|p| p.0).collect();
         assert_eq!(
             order,
