@@ -110,11 +110,12 @@ fn ok(out: &std::process::Output) -> String {
 }
 
 /// The error, its lines joined again (miette wraps at 100 columns, at
-/// spaces, or after a `/` or `-`, which it keeps).
+/// spaces, or after a `/`, `-` or `+`, which it keeps: a log key, base64
+/// with `+` and `/` in it, can be cut after either, depending on the key).
 fn fails(out: &std::process::Output) -> String {
     let (_, e) = text(out);
     assert_code(out, 1);
-    let wrap = regex::Regex::new(r"([/-]?)\n\s*(\|\s*)?").unwrap();
+    let wrap = regex::Regex::new(r"([/+-]?)\n\s*(\|\s*)?").unwrap();
     let joined = wrap
         .replace_all(&e, |c: &regex::Captures| {
             if c[1].is_empty() {
